@@ -1,0 +1,586 @@
+//! Driver mode: one process per (framework, scenario, round), interleaved rounds, markdown
+//! report on stdout and in `<target>/bench-results/actors.md`.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::common::{BenchError, Framework, Outcome, Sample, Scenario, err, parse_result};
+
+/// Driver settings.
+#[derive(Debug, Clone)]
+pub struct DriverOptions {
+    /// Rounds per scenario; round `r` starts the framework rotation at position `r`.
+    pub rounds: usize,
+    /// N/10 operations per run.
+    pub quick: bool,
+    /// Scenarios to run, in order.
+    pub scenarios: Vec<Scenario>,
+    /// Frameworks to run.
+    pub frameworks: Vec<Framework>,
+    /// A worker running longer than this is killed and reported as failed.
+    pub timeout: Duration,
+    /// Pin workers to CPU 1 with `taskset -c 1` when available.
+    pub pin: bool,
+}
+
+impl Default for DriverOptions {
+    fn default() -> Self {
+        Self {
+            rounds: 5,
+            quick: false,
+            scenarios: Scenario::ALL.to_vec(),
+            frameworks: Framework::ALL.to_vec(),
+            timeout: Duration::from_secs(120),
+            pin: true,
+        }
+    }
+}
+
+/// What one worker process produced.
+#[derive(Debug, Clone)]
+enum Run {
+    Ok(Sample),
+    Skipped(String),
+    Failed(String),
+}
+
+/// Runs every scenario, prints the report and writes it; returns the report path.
+pub fn run(opts: &DriverOptions) -> Result<PathBuf, BenchError> {
+    let exe = std::env::current_exe()?;
+    let pinned = opts.pin && taskset_works();
+    if opts.pin && !pinned {
+        eprintln!("note: `taskset -c 1` unavailable; workers run unpinned");
+    }
+    let mut results: HashMap<(Scenario, Framework), Vec<Run>> = HashMap::new();
+    let started = Instant::now();
+    let nfw = opts.frameworks.len();
+    for &scenario in &opts.scenarios {
+        for round in 0..opts.rounds {
+            for k in 0..nfw {
+                let framework = opts.frameworks[(k + round) % nfw];
+                let run = run_worker(&exe, pinned, framework, scenario, opts);
+                eprintln!(
+                    "[{} round {}/{}] {:<6} {}",
+                    scenario.name(),
+                    round + 1,
+                    opts.rounds,
+                    framework.name(),
+                    match &run {
+                        Run::Ok(s) => format!("{} {}", fmt_value(s.value), scenario.unit()),
+                        Run::Skipped(r) => format!("skipped: {r}"),
+                        Run::Failed(e) => format!("FAILED: {e}"),
+                    }
+                );
+                results.entry((scenario, framework)).or_default().push(run);
+            }
+        }
+    }
+    let report = render(opts, pinned, &results, started.elapsed());
+    print!("{report}");
+    let dir = results_dir(&exe);
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("actors.md");
+    std::fs::write(&path, &report)?;
+    eprintln!("report written to {}", path.display());
+    Ok(path)
+}
+
+fn taskset_works() -> bool {
+    Command::new("taskset")
+        .args(["-c", "1", "true"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn run_worker(
+    exe: &Path,
+    pinned: bool,
+    framework: Framework,
+    scenario: Scenario,
+    opts: &DriverOptions,
+) -> Run {
+    let mut cmd = if pinned {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "1"]).arg(exe);
+        c
+    } else {
+        Command::new(exe)
+    };
+    cmd.args(["--worker", framework.name(), scenario.name()]);
+    if opts.quick {
+        cmd.arg("--quick");
+    }
+    match spawn_with_timeout(cmd, opts.timeout) {
+        Err(e) => Run::Failed(e.to_string()),
+        Ok((None, _, stderr)) => Run::Failed(format!(
+            "killed after {} s{}",
+            opts.timeout.as_secs(),
+            tail(&stderr)
+        )),
+        Ok((Some(status), stdout, stderr)) if status.success() => match parse_result(&stdout) {
+            Ok(Outcome::Measured(s)) => Run::Ok(s),
+            Ok(Outcome::Skipped(r)) => Run::Skipped(r),
+            Err(e) => Run::Failed(format!("{e}{}", tail(&stderr))),
+        },
+        Ok((Some(status), _, stderr)) => Run::Failed(format!("{status}{}", tail(&stderr))),
+    }
+}
+
+/// Last stderr line, for failure messages.
+fn tail(stderr: &str) -> String {
+    stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| format!(": {}", l.trim()))
+        .unwrap_or_default()
+}
+
+/// Spawns `cmd`, collects stdout/stderr, kills it after `timeout`.
+/// Returns `(None, ..)` when it was killed.
+fn spawn_with_timeout(
+    mut cmd: Command,
+    timeout: Duration,
+) -> Result<(Option<ExitStatus>, String, String), BenchError> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_string(&mut s);
+            }
+            s
+        })
+    };
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let errs = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    let stdout = out.join().map_err(|_| err("stdout reader panicked"))?;
+    let stderr = errs.join().map_err(|_| err("stderr reader panicked"))?;
+    Ok((status, stdout, stderr))
+}
+
+/// `<target>/bench-results`: `$CARGO_TARGET_DIR` if absolute, else derived from the binary's
+/// path (`<target>/<profile>/deps/actors-<hash>`).
+fn results_dir(exe: &Path) -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from)
+        && dir.is_absolute()
+    {
+        return dir.join("bench-results");
+    }
+    let mut dir = exe.parent().unwrap_or(Path::new("."));
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir = dir.parent().unwrap_or(dir);
+    }
+    dir.parent().unwrap_or(dir).join("bench-results")
+}
+
+/// Aggregate of one (scenario, framework) cell over rounds.
+struct Cell {
+    median: Option<f64>,
+    min: f64,
+    max: f64,
+    p50: Option<f64>,
+    p99: Option<f64>,
+    ok: usize,
+    runs: usize,
+    note: String,
+    skipped: Option<String>,
+    failure: Option<String>,
+}
+
+fn median(values: &mut [f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let m = values.len() / 2;
+    Some(if values.len() % 2 == 1 {
+        values[m]
+    } else {
+        (values[m - 1] + values[m]) / 2.0
+    })
+}
+
+fn aggregate(runs: &[Run]) -> Cell {
+    let mut values: Vec<f64> = Vec::new();
+    let mut p50s: Vec<f64> = Vec::new();
+    let mut p99s: Vec<f64> = Vec::new();
+    let mut note = String::new();
+    let mut skipped = None;
+    let mut failure = None;
+    for run in runs {
+        match run {
+            Run::Ok(s) => {
+                values.push(s.value);
+                p50s.extend(s.p50);
+                p99s.extend(s.p99);
+                if note.is_empty() {
+                    note.clone_from(&s.note);
+                }
+            }
+            Run::Skipped(r) => skipped = Some(r.clone()),
+            Run::Failed(e) => failure = failure.or_else(|| Some(e.clone())),
+        }
+    }
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    Cell {
+        ok: values.len(),
+        runs: runs.len(),
+        median: median(&mut values),
+        min,
+        max,
+        p50: median(&mut p50s),
+        p99: median(&mut p99s),
+        note,
+        skipped,
+        failure,
+    }
+}
+
+fn fmt_value(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1000.0 {
+        let whole = v.round() as i64;
+        let s = whole.unsigned_abs().to_string();
+        let mut out = String::new();
+        for (i, ch) in s.chars().enumerate() {
+            if i > 0 && (s.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(ch);
+        }
+        if whole < 0 { format!("-{out}") } else { out }
+    } else if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn ratio(value: Option<f64>, base: Option<f64>) -> String {
+    match (value, base) {
+        (Some(v), Some(b)) if b > 0.0 => format!("{:.2}×", v / b),
+        _ => "–".to_string(),
+    }
+}
+
+/// Target for psvc from research section 14.a, and whether a measurement meets it.
+fn target(
+    scenario: Scenario,
+    psvc: f64,
+    actix: Option<f64>,
+    tokio: Option<f64>,
+) -> (String, String) {
+    let verdict = |ok: Option<bool>| match ok {
+        Some(true) => "met".to_string(),
+        Some(false) => "MISSED".to_string(),
+        None => "–".to_string(),
+    };
+    match scenario {
+        Scenario::Tell | Scenario::Ask => (
+            "≤ 1.15× actix".to_string(),
+            verdict(actix.filter(|b| *b > 0.0).map(|b| psvc / b <= 1.15)),
+        ),
+        Scenario::SpawnStop => ("≤ 2 µs".to_string(), verdict(Some(psvc <= 2.0))),
+        Scenario::RestartStop => ("≤ 1 µs".to_string(), verdict(Some(psvc <= 1.0))),
+        Scenario::RestartPanic => (
+            "≤ 4 µs and ≤ 1.7× tokio floor".to_string(),
+            verdict(Some(
+                psvc <= 4.0 && tokio.filter(|b| *b > 0.0).is_none_or(|b| psvc / b <= 1.7),
+            )),
+        ),
+        Scenario::HeapIdle => ("≤ 1,536 B".to_string(), verdict(Some(psvc <= 1536.0))),
+    }
+}
+
+fn render(
+    opts: &DriverOptions,
+    pinned: bool,
+    results: &HashMap<(Scenario, Framework), Vec<Run>>,
+    elapsed: Duration,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# psvc actor-layer benchmarks\n");
+    out.push_str(&environment(opts, pinned, elapsed));
+
+    let mut summary = Vec::new();
+    for &scenario in &opts.scenarios {
+        let cells: Vec<(Framework, Cell)> = opts
+            .frameworks
+            .iter()
+            .map(|&f| {
+                let runs = results.get(&(scenario, f)).map_or(&[][..], Vec::as_slice);
+                (f, aggregate(runs))
+            })
+            .collect();
+        let base = |fw: Framework| {
+            cells
+                .iter()
+                .find(|(f, _)| *f == fw)
+                .and_then(|(_, c)| c.median)
+        };
+        let (actix, tokio) = (base(Framework::Actix), base(Framework::Tokio));
+        let with_pct = cells.iter().any(|(_, c)| c.p50.is_some());
+        let unit = scenario.unit();
+
+        let _ = writeln!(
+            out,
+            "\n## {} — {unit}, N = {} per run (lower is better)\n\n{}\n",
+            scenario.name(),
+            fmt_value(scenario.n(opts.quick) as f64),
+            scenario.describe()
+        );
+        out.push_str("| framework | median | min–max | ÷ actix | ÷ tokio |");
+        if with_pct {
+            let _ = write!(out, " p50 ({unit}) | p99 ({unit}) |");
+        }
+        out.push_str(" runs ok | notes |\n|---|---:|---:|---:|---:|");
+        if with_pct {
+            out.push_str("---:|---:|");
+        }
+        out.push_str("---:|---|\n");
+        for (f, c) in &cells {
+            let (med, range) = match c.median {
+                Some(m) => (
+                    format!("**{}**", fmt_value(m)),
+                    format!("{}–{}", fmt_value(c.min), fmt_value(c.max)),
+                ),
+                None if c.skipped.is_some() && c.failure.is_none() => {
+                    ("n/a".to_string(), "–".to_string())
+                }
+                None => ("FAILED".to_string(), "–".to_string()),
+            };
+            let mut notes = vec![];
+            if !c.note.is_empty() {
+                notes.push(c.note.clone());
+            }
+            if let Some(r) = &c.skipped {
+                notes.push(r.clone());
+            }
+            if let Some(e) = &c.failure {
+                notes.push(format!("failure: {e}"));
+            }
+            let _ = write!(
+                out,
+                "| {} | {med} | {range} | {} | {} |",
+                f.name(),
+                ratio(c.median, actix),
+                ratio(c.median, tokio)
+            );
+            if with_pct {
+                let p = |v: Option<f64>| v.map_or("–".to_string(), fmt_value);
+                let _ = write!(out, " {} | {} |", p(c.p50), p(c.p99));
+            }
+            let _ = writeln!(
+                out,
+                " {}/{} | {} |",
+                c.ok,
+                c.runs,
+                notes.join("; ").replace('|', "/")
+            );
+            if *f == Framework::Psvc {
+                summary.push((scenario, c.median, actix, tokio, c.skipped.clone()));
+            }
+        }
+    }
+
+    if !summary.is_empty() {
+        out.push_str(
+            "\n## psvc against its targets (research §14.a; ratios of medians from this run)\n\n\
+             | scenario | psvc | ÷ actix | ÷ tokio | target | verdict |\n\
+             |---|---:|---:|---:|---|---|\n",
+        );
+        for (scenario, psvc, actix, tokio, skipped) in summary {
+            let (tgt, verdict) = match psvc {
+                Some(v) => target(scenario, v, actix, tokio),
+                None => (
+                    target(scenario, 0.0, None, None).0,
+                    skipped.unwrap_or_else(|| "failed".to_string()),
+                ),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {tgt} | {verdict} |",
+                scenario.name(),
+                psvc.map_or("–".to_string(), |v| format!(
+                    "{} {}",
+                    fmt_value(v),
+                    scenario.unit()
+                )),
+                ratio(psvc, actix),
+                ratio(psvc, tokio),
+            );
+        }
+    }
+    out
+}
+
+fn command_line(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !s.is_empty()).then_some(s)
+}
+
+fn read_trimmed(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// Version of `name` in the workspace `Cargo.lock` this binary was built with.
+fn locked_version(name: &str) -> String {
+    const LOCK: &str = include_str!("../../Cargo.lock");
+    let needle = format!("name = \"{name}\"\nversion = \"");
+    LOCK.find(&needle)
+        .and_then(|i| {
+            let rest = &LOCK[i + needle.len()..];
+            rest.find('"').map(|j| rest[..j].to_string())
+        })
+        .unwrap_or_else(|| "?".to_string())
+}
+
+fn environment(opts: &DriverOptions, pinned: bool, elapsed: Duration) -> String {
+    let unknown = || "unknown".to_string();
+    let cpu = read_trimmed("/proc/cpuinfo")
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(unknown);
+    let nproc = thread::available_parallelism().map_or(0, usize::from);
+    let kernel = read_trimmed("/proc/sys/kernel/osrelease")
+        .or_else(|| command_line("uname", &["-r"]))
+        .unwrap_or_else(unknown);
+    let rustc = std::env::var("RUSTC")
+        .ok()
+        .and_then(|r| command_line(&r, &["--version"]))
+        .or_else(|| command_line("rustc", &["--version"]))
+        .unwrap_or_else(|| "unavailable".to_string());
+    let date = command_line("date", &["-u", "+%Y-%m-%d %H:%M:%S UTC"]).unwrap_or_else(unknown);
+    let cpuidle =
+        read_trimmed("/sys/devices/system/cpu/cpuidle/current_driver").unwrap_or_else(unknown);
+    let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let git = command_line("git", &["-C", workspace, "rev-parse", "--short", "HEAD"])
+        .unwrap_or_else(|| "no commit".to_string());
+    let v = locked_version;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "- date: {date}; git: {git}; wall time {:.0} s",
+        elapsed.as_secs_f64()
+    );
+    let _ = writeln!(
+        s,
+        "- host: nproc {nproc}; CPU {cpu}; kernel {kernel}; cpuidle {cpuidle}"
+    );
+    let _ = writeln!(s, "- rustc: {rustc}; profile: bench (release)");
+    let _ = writeln!(
+        s,
+        "- crates: actix {} (actix-rt {}), tokio {}, ractor {} (no default features: \
+         tokio_runtime, no span propagation), kameo {} (default features: macros, tracing); \
+         psvc feature {}",
+        v("actix"),
+        v("actix-rt"),
+        v("tokio"),
+        v("ractor"),
+        v("kameo"),
+        if cfg!(feature = "psvc") { "on" } else { "off" }
+    );
+    let _ = writeln!(
+        s,
+        "- runs: {} rounds, order rotated each round, one process per run; {}; {}; \
+         every framework single-threaded (actix System / tokio current_thread); worker \
+         timeout {} s; warmup N/10 before each timed pass",
+        opts.rounds,
+        if opts.quick { "quick (N/10)" } else { "full N" },
+        if pinned {
+            "pinned with `taskset -c 1`"
+        } else {
+            "UNPINNED (taskset unavailable or disabled)"
+        },
+        opts.timeout.as_secs()
+    );
+    let _ = writeln!(
+        s,
+        "- ratios are ratios of medians measured in this run: ÷ actix = framework ÷ raw actix, \
+         ÷ tokio = framework ÷ raw tokio floor"
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_format() {
+        assert_eq!(median(&mut []), None);
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(fmt_value(1234567.4), "1,234,567");
+        assert_eq!(fmt_value(345.6), "346");
+        assert_eq!(fmt_value(12.34), "12.3");
+        assert_eq!(fmt_value(1.234), "1.23");
+        assert_eq!(ratio(Some(3.0), Some(2.0)), "1.50×");
+        assert_eq!(ratio(Some(3.0), None), "–");
+    }
+
+    #[test]
+    fn results_dir_from_exe() {
+        let d = results_dir(Path::new("/w/target/release/deps/actors-abc"));
+        if std::env::var_os("CARGO_TARGET_DIR").is_none() {
+            assert_eq!(d, PathBuf::from("/w/target/bench-results"));
+        }
+    }
+
+    #[test]
+    fn lock_versions_found() {
+        assert_eq!(locked_version("ractor"), "0.16.5");
+        assert_eq!(locked_version("kameo"), "0.22.2");
+    }
+}

@@ -1,0 +1,22 @@
+//! Benchmark harness for the psvc actor layer.
+//!
+//! The `actors` bench binary (`benches/actors.rs`) is a thin entry point; everything else
+//! lives here:
+//! - [`common`]: scenario and framework names, parameters, results and the worker protocol;
+//! - one module per framework ([`fw_actix`], [`fw_tokio`], [`fw_ractor`], [`fw_kameo`] and,
+//!   with the `psvc` feature, `psvc_fw`), each with one function per scenario;
+//! - [`driver`]: runs every framework in its own process, interleaved over rounds, and writes
+//!   the markdown report;
+//! - [`cli`]: argument parsing shared by driver and worker modes.
+//!
+//! Run with `cargo bench -p psvc-benches --bench actors [-- --rounds 5 --quick]`.
+
+pub mod cli;
+pub mod common;
+pub mod driver;
+pub mod fw_actix;
+pub mod fw_kameo;
+pub mod fw_ractor;
+pub mod fw_tokio;
+#[cfg(feature = "psvc")]
+pub mod psvc_fw;

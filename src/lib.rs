@@ -1,0 +1,36 @@
+//! psvc: an actor-model framework for long-running services, on actix.
+//!
+//! # Layout
+//! - [`supervisor`]: supervision trees with the OTP contract (strategies,
+//!   restart types, intensity with escalation, backoff, ordered shutdown,
+//!   panic containment) and stable [`ChildRef`] handles.
+//! - [`service`]: the [`Service`] lifecycle (init / run / destroy) run by a
+//!   [`ServiceSystem`] that loads the configuration, sets up logging, handles
+//!   signals and owns the root supervisor.
+//! - [`config`]: `psvc.conf` (INI or TOML) with embedded defaults and
+//!   `PSVC_*` environment overrides.
+//! - [`logging`]: `tracing` to the console and to `logs/<Name>.log`.
+//!
+//! The [`prelude`] brings the names most services use.
+
+pub mod config;
+pub mod error;
+pub mod logging;
+pub mod service;
+pub mod supervisor;
+
+pub use error::{Error, Result};
+pub use service::{ExitStatus, Service, ServiceContext, ServiceSystem};
+pub use supervisor::{ChildRef, ChildSpec, SupervisorRef, SupervisorSpec};
+
+/// The names most services use.
+pub mod prelude {
+    pub use crate::config::Config;
+    pub use crate::service::{ConfigReloaded, ExitStatus, Service, ServiceContext, ServiceSystem};
+    pub use crate::supervisor::{
+        AskError, Backoff, ChildRef, ChildSpec, Directive, DynamicSupervisor, ExitReason, Failure,
+        OneForAll, OneForOne, Overflow, RestForOne, Restart, Scope, SendError, Shutdown, Strategy,
+        SupervisedContext, SupervisorRef, SupervisorSpec,
+    };
+    pub use actix::prelude::*;
+}

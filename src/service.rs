@@ -1,0 +1,580 @@
+//! The service lifecycle: a [`Service`] (init / run / destroy, as in
+//! PyService) run by a [`ServiceSystem`] that owns the configuration, the
+//! logging, the signals and the root supervisor.
+//!
+//! Order of events:
+//! 1. load the configuration (embedded defaults, file, environment, code);
+//!    an error ends the process with [`ExitStatus::Config`] (78);
+//! 2. set up logging, start the actix `System` and the root supervisor;
+//! 3. `init`; if it fails, `run` is skipped;
+//! 4. `run`, until it returns, the root supervisor escalates, or a
+//!    shutdown is requested (SIGTERM, SIGINT, [`ServiceContext::request_shutdown`])
+//!    and `run` returns or the shutdown deadline passes;
+//! 5. `destroy`, always, while the actors still run;
+//! 6. the supervision tree stops, children in reverse order;
+//! 7. the process exits with an [`ExitStatus`].
+//!
+//! The whole graceful shutdown (4–6) must fit in `[PSVC] shutdown_timeout`;
+//! past it, or on a second SIGTERM/SIGINT, the tree is killed at once.
+//! SIGHUP reloads the configuration and tells subscribers
+//! ([`ServiceContext::subscribe_reload`]); a bad file is logged and the running
+//! configuration kept.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use actix::{Actor, Context, Message, Recipient};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::config::{Config, ConfigLoader};
+use crate::logging::{self, LogFilter};
+use crate::supervisor::{self, ChildRef, ChildSpec, ExitReason, SupervisorRef, SupervisorSpec};
+
+/// The error type of service steps: anything that is an error.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A failed service step.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// `init` failed.
+    #[error("init failed: {0}")]
+    Init(BoxError),
+    /// `run` failed.
+    #[error("run failed: {0}")]
+    Run(BoxError),
+    /// `destroy` failed.
+    #[error("destroy failed: {0}")]
+    Destroy(BoxError),
+}
+
+/// A long-running service.
+///
+/// All three steps have defaults: `init` and `destroy` do nothing, `run`
+/// waits for a shutdown request. The futures need not be `Send`: the
+/// service runs on the system arbiter's thread, beside its actors.
+#[allow(async_fn_in_trait)]
+pub trait Service: 'static {
+    /// Prepares the service: start actors with [`ServiceContext::spawn`].
+    /// An error skips `run` (but not `destroy`).
+    async fn init(&mut self, ctx: &mut ServiceContext) -> Result<(), BoxError> {
+        let _ = ctx;
+        Ok(())
+    }
+
+    /// The service's main work. Return to stop the service; watch
+    /// [`ServiceContext::shutdown_requested`] to stop when asked.
+    async fn run(&mut self, ctx: &mut ServiceContext) -> Result<(), BoxError> {
+        ctx.shutdown_requested().await;
+        Ok(())
+    }
+
+    /// Cleans up; always runs, even when `init` or `run` failed. Actors are
+    /// still running; they stop after `destroy` returns.
+    async fn destroy(&mut self, ctx: &mut ServiceContext) -> Result<(), BoxError> {
+        let _ = ctx;
+        Ok(())
+    }
+}
+
+/// How the service ended; converts to the process exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExitStatus {
+    /// Clean stop (exit code 0).
+    Success,
+    /// `init`, `run` or `destroy` returned an error (1).
+    Failed,
+    /// The graceful shutdown did not finish within the deadline; the tree was
+    /// killed (2).
+    DeadlineExceeded,
+    /// The root supervisor escalated: restart intensity exceeded (70, EX_SOFTWARE).
+    Escalated,
+    /// The configuration could not be loaded, or logging set up (78, EX_CONFIG).
+    Config,
+    /// A second SIGTERM/SIGINT forced the stop (128 + signal number).
+    Forced(i32),
+}
+
+impl ExitStatus {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Success => 0,
+            Self::Failed => 1,
+            Self::DeadlineExceeded => 2,
+            Self::Escalated => 70,
+            Self::Config => 78,
+            Self::Forced(sig) => u8::try_from(128 + sig).unwrap_or(255),
+        }
+    }
+
+    /// Keeps the more serious of two statuses.
+    fn worst(self, other: Self) -> Self {
+        let rank = |s: Self| match s {
+            Self::Success => 0,
+            Self::Failed => 1,
+            Self::DeadlineExceeded => 2,
+            Self::Escalated => 3,
+            Self::Config => 4,
+            Self::Forced(_) => 5,
+        };
+        if rank(other) > rank(self) { other } else { self }
+    }
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        ExitCode::from(status.code())
+    }
+}
+
+impl std::process::Termination for ExitStatus {
+    fn report(self) -> ExitCode {
+        self.into()
+    }
+}
+
+/// Delivered to subscribers after SIGHUP reloaded the configuration.
+#[derive(Clone, Debug, Message)]
+#[rtype(result = "()")]
+pub struct ConfigReloaded(pub Arc<Config>);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Running,
+    Stopping,
+    Forced(i32),
+}
+
+/// What a service sees of its system: configuration, the root supervisor,
+/// shutdown and reload.
+pub struct ServiceContext {
+    name: Arc<str>,
+    config: watch::Sender<Arc<Config>>,
+    root: SupervisorRef,
+    phase: watch::Sender<Phase>,
+    reload_subscribers: Rc<RefCell<Vec<Recipient<ConfigReloaded>>>>,
+}
+
+impl ServiceContext {
+    /// The service name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The current configuration (replaced on reload).
+    pub fn config(&self) -> Arc<Config> {
+        self.config.borrow().clone()
+    }
+
+    /// A receiver that sees every reloaded configuration.
+    pub fn config_updates(&self) -> watch::Receiver<Arc<Config>> {
+        self.config.subscribe()
+    }
+
+    /// The root supervisor.
+    pub fn root(&self) -> &SupervisorRef {
+        &self.root
+    }
+
+    /// Starts `spec` under the root supervisor.
+    pub async fn spawn<A: Actor<Context = Context<A>>>(
+        &self,
+        spec: ChildSpec<A>,
+    ) -> Result<ChildRef<A>, supervisor::Error> {
+        self.root.start_child(spec).await
+    }
+
+    /// Starts a nested supervisor under the root and returns its handle.
+    pub async fn spawn_supervisor(&self, spec: SupervisorSpec) -> Result<SupervisorRef, supervisor::Error> {
+        let child = self.root.start_child(spec.into_child()).await?;
+        Ok(SupervisorRef::from_child(child))
+    }
+
+    /// Resolves when a shutdown has been requested.
+    pub fn shutdown_requested(&self) -> impl Future<Output = ()> + 'static {
+        let mut rx = self.phase.subscribe();
+        async move {
+            // An error means the system is gone: that is a shutdown too.
+            let _ = rx.wait_for(|p| *p != Phase::Running).await;
+        }
+    }
+
+    /// Whether a shutdown has been requested.
+    pub fn is_shutting_down(&self) -> bool {
+        *self.phase.borrow() != Phase::Running
+    }
+
+    /// Requests a graceful shutdown, as SIGTERM does.
+    pub fn request_shutdown(&self) {
+        self.phase.send_if_modified(|p| {
+            let start = *p == Phase::Running;
+            if start {
+                *p = Phase::Stopping;
+            }
+            start
+        });
+    }
+
+    /// Delivers [`ConfigReloaded`] to `recipient` after every reload.
+    pub fn subscribe_reload(&self, recipient: Recipient<ConfigReloaded>) {
+        self.reload_subscribers.borrow_mut().push(recipient);
+    }
+}
+
+/// Builds and runs a service: configuration, logging, signals, the root
+/// supervisor and the [`Service`] lifecycle.
+///
+/// ```no_run
+/// use psvc::prelude::*;
+///
+/// struct Hello;
+/// impl Service for Hello {}
+///
+/// fn main() -> ExitStatus {
+///     ServiceSystem::new("hello").run(Hello)
+/// }
+/// ```
+pub struct ServiceSystem {
+    loader: ConfigLoader,
+    root: SupervisorSpec,
+    signals: bool,
+    logging: bool,
+}
+
+impl ServiceSystem {
+    /// A system for the service `name`, with a one_for_one root supervisor.
+    pub fn new(name: impl Into<String>) -> Self {
+        let name = name.into();
+        Self {
+            loader: ConfigLoader::new(name.clone()),
+            root: SupervisorSpec::new("root"),
+            signals: true,
+            logging: true,
+        }
+    }
+
+    /// Uses this configuration loader (file, environment, overrides).
+    pub fn config(mut self, loader: ConfigLoader) -> Self {
+        self.loader = loader;
+        self
+    }
+
+    /// Reads this config file (it must exist).
+    pub fn config_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.loader = self.loader.file(path);
+        self
+    }
+
+    /// Sets the root supervisor (strategy, intensity, backoff, static children).
+    pub fn root(mut self, spec: SupervisorSpec) -> Self {
+        self.root = spec;
+        self
+    }
+
+    /// Does not install signal handlers (for embedding and tests).
+    pub fn without_signals(mut self) -> Self {
+        self.signals = false;
+        self
+    }
+
+    /// Does not set up logging (for embedding and tests that set their own).
+    pub fn without_logging(mut self) -> Self {
+        self.logging = false;
+        self
+    }
+
+    /// Runs `service` to the end on a new actix `System` on this thread.
+    pub fn run<S: Service>(self, service: S) -> ExitStatus {
+        let config = match self.loader.load() {
+            Ok(config) => config,
+            Err(err) => {
+                eprintln!("psvc: {err}");
+                return ExitStatus::Config;
+            }
+        };
+        let logging = if self.logging {
+            match logging::init(&config.psvc) {
+                Ok(guard) => Some(guard),
+                Err(err) => {
+                    eprintln!("psvc: {err}");
+                    return ExitStatus::Config;
+                }
+            }
+        } else {
+            None
+        };
+        let system = actix_rt::System::new();
+        let status = system.block_on(lifecycle(
+            service,
+            config,
+            self.loader,
+            self.root,
+            self.signals,
+            logging.as_ref().map(|g| g.filter()),
+        ));
+        actix_rt::System::current().stop();
+        drop(system);
+        status
+    }
+
+    /// Runs `service` inside an already running actix `System` (no logging
+    /// set-up), with the configuration loaded here.
+    pub async fn run_local<S: Service>(self, service: S) -> ExitStatus {
+        match self.loader.load() {
+            Ok(config) => {
+                lifecycle(service, config, self.loader, self.root, self.signals, None).await
+            }
+            Err(err) => {
+                tracing::error!("{err}");
+                ExitStatus::Config
+            }
+        }
+    }
+}
+
+async fn lifecycle<S: Service>(
+    mut service: S,
+    config: Config,
+    loader: ConfigLoader,
+    root_spec: SupervisorSpec,
+    signals: bool,
+    log_filter: Option<LogFilter>,
+) -> ExitStatus {
+    let name: Arc<str> = Arc::from(config.psvc.name.as_str());
+    let timeout = config.psvc.shutdown_timeout;
+    let root = root_spec.start_root();
+    let (phase, _) = watch::channel(Phase::Running);
+    let (config_tx, _) = watch::channel(Arc::new(config));
+    let mut ctx = ServiceContext {
+        name: name.clone(),
+        config: config_tx,
+        root: root.handle(),
+        phase,
+        reload_subscribers: Rc::default(),
+    };
+    tracing::info!(service = %name, "starting");
+    if signals {
+        let reloader = Reloader {
+            loader,
+            config: ctx.config.clone(),
+            subscribers: ctx.reload_subscribers.clone(),
+            log_filter,
+        };
+        match watch_signals(ctx.phase.clone(), reloader) {
+            Ok(task) => {
+                actix_rt::spawn(task);
+            }
+            Err(err) => tracing::warn!("signal handlers not installed: {err}"),
+        }
+    }
+
+    let mut status = ExitStatus::Success;
+    let mut phase_rx = ctx.phase.subscribe();
+
+    // init, then run: each raced against the root escalating, and run against
+    // the shutdown deadline as well.
+    let init = race(service.init(&mut ctx), root.exited(), &mut phase_rx, None).await;
+    let mut run_it = true;
+    match init {
+        Step::Done(Ok(())) => tracing::info!(service = %name, "initialized"),
+        Step::Done(Err(err)) => {
+            tracing::error!(service = %name, "{}", ServiceError::Init(err));
+            status = status.worst(ExitStatus::Failed);
+            run_it = false;
+        }
+        other => {
+            status = status.worst(other.status());
+            run_it = false;
+        }
+    }
+    if run_it && !ctx.is_shutting_down() {
+        let deadline = shutdown_deadline(ctx.phase.subscribe(), timeout);
+        match race(service.run(&mut ctx), root.exited(), &mut phase_rx, Some(Box::pin(deadline))).await {
+            Step::Done(Ok(())) => tracing::info!(service = %name, "run finished"),
+            Step::Done(Err(err)) => {
+                tracing::error!(service = %name, "{}", ServiceError::Run(err));
+                status = status.worst(ExitStatus::Failed);
+            }
+            other => status = status.worst(other.status()),
+        }
+    }
+    ctx.request_shutdown();
+    let deadline = Instant::now() + timeout;
+
+    if let Phase::Forced(sig) = *ctx.phase.borrow() {
+        root.kill();
+        return status.worst(ExitStatus::Forced(sig));
+    }
+    let destroy = race(
+        service.destroy(&mut ctx),
+        std::future::pending(),
+        &mut phase_rx,
+        Some(Box::pin(tokio::time::sleep_until(deadline))),
+    )
+    .await;
+    match destroy {
+        Step::Done(Ok(())) => {}
+        Step::Done(Err(err)) => {
+            tracing::error!(service = %name, "{}", ServiceError::Destroy(err));
+            status = status.worst(ExitStatus::Failed);
+        }
+        other => status = status.worst(other.status()),
+    }
+
+    // Stop the tree in reverse order within what is left of the deadline.
+    if root.exit_reason().is_none() {
+        tokio::select! {
+            reason = root.shutdown() => tracing::debug!(%reason, "supervision tree stopped"),
+            () = tokio::time::sleep_until(deadline) => {
+                tracing::error!("shutdown deadline of {timeout:?} passed; killing the supervision tree");
+                root.kill();
+                status = status.worst(ExitStatus::DeadlineExceeded);
+            }
+            sig = forced(&mut phase_rx) => {
+                root.kill();
+                status = status.worst(ExitStatus::Forced(sig));
+            }
+        }
+    } else if let Some(ExitReason::Escalated(esc)) = root.exit_reason() {
+        tracing::error!("root supervisor escalated: {esc}");
+        status = status.worst(ExitStatus::Escalated);
+    }
+    tracing::info!(service = %name, code = status.code(), "stopped");
+    status
+}
+
+enum Step<T> {
+    Done(T),
+    RootExited(ExitReason),
+    Deadline,
+    Forced(i32),
+}
+
+impl<T> Step<T> {
+    fn status(&self) -> ExitStatus {
+        match self {
+            Self::Done(_) => ExitStatus::Success,
+            Self::RootExited(ExitReason::Escalated(_)) => ExitStatus::Escalated,
+            Self::RootExited(_) => ExitStatus::Failed,
+            Self::Deadline => ExitStatus::DeadlineExceeded,
+            Self::Forced(sig) => ExitStatus::Forced(*sig),
+        }
+    }
+}
+
+type BoxedDeadline = std::pin::Pin<Box<dyn Future<Output = ()>>>;
+
+async fn race<T>(
+    step: impl Future<Output = T>,
+    root_exit: impl Future<Output = ExitReason>,
+    phase: &mut watch::Receiver<Phase>,
+    deadline: Option<BoxedDeadline>,
+) -> Step<T> {
+    let deadline = async move {
+        match deadline {
+            Some(d) => d.await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        out = step => Step::Done(out),
+        reason = root_exit => {
+            tracing::error!(%reason, "root supervisor stopped");
+            Step::RootExited(reason)
+        }
+        () = deadline => {
+            tracing::error!("shutdown deadline passed before the service step returned");
+            Step::Deadline
+        }
+        sig = forced(phase) => Step::Forced(sig),
+    }
+}
+
+async fn forced(phase: &mut watch::Receiver<Phase>) -> i32 {
+    loop {
+        if let Phase::Forced(sig) = *phase.borrow_and_update() {
+            return sig;
+        }
+        if phase.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+}
+
+/// Resolves `timeout` after a shutdown starts.
+async fn shutdown_deadline(mut phase: watch::Receiver<Phase>, timeout: std::time::Duration) {
+    if phase.wait_for(|p| *p != Phase::Running).await.is_err() {
+        return std::future::pending().await;
+    }
+    tokio::time::sleep(timeout).await;
+}
+
+struct Reloader {
+    loader: ConfigLoader,
+    config: watch::Sender<Arc<Config>>,
+    subscribers: Rc<RefCell<Vec<Recipient<ConfigReloaded>>>>,
+    log_filter: Option<LogFilter>,
+}
+
+impl Reloader {
+    fn reload(&self) {
+        match self.loader.load() {
+            Ok(config) => {
+                let config = Arc::new(config);
+                self.config.send_replace(config.clone());
+                tracing::info!("configuration reloaded");
+                let mut subs = self.subscribers.borrow_mut();
+                subs.retain(|r| r.connected());
+                for sub in subs.iter() {
+                    if let Err(err) = sub.try_send(ConfigReloaded(config.clone())) {
+                        tracing::warn!("reload notice not delivered: {err}");
+                    }
+                }
+                if let Some(filter) = &self.log_filter
+                    && let Err(err) = filter.set(&config.psvc.log_level)
+                {
+                    tracing::warn!("log level not changed: {err}");
+                }
+            }
+            Err(err) => tracing::error!("reload failed, keeping the running configuration: {err}"),
+        }
+    }
+}
+
+fn watch_signals(
+    phase: watch::Sender<Phase>,
+    reloader: Reloader,
+) -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    Ok(async move {
+        loop {
+            let sig = tokio::select! {
+                Some(()) = term.recv() => 15,
+                Some(()) = int.recv() => 2,
+                Some(()) = hup.recv() => {
+                    reloader.reload();
+                    continue;
+                }
+                else => return,
+            };
+            let first = *phase.borrow() == Phase::Running;
+            if first {
+                tracing::info!(signal = sig, "shutdown requested");
+                phase.send_replace(Phase::Stopping);
+            } else {
+                tracing::warn!(signal = sig, "second signal: forcing the stop");
+                phase.send_replace(Phase::Forced(sig));
+                return;
+            }
+        }
+    })
+}

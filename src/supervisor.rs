@@ -1,0 +1,825 @@
+//! Supervision trees with the Erlang/OTP contract, on actix.
+//!
+//! A [`Supervisor`] is an actor that starts its children in order, watches
+//! them, restarts them according to a pluggable [`Strategy`], the children's
+//! [`Restart`] types, a restart [`Intensity`] and a [`Backoff`], and stops them
+//! in reverse order within each child's [`Shutdown`] policy.
+//!
+//! - Children are any actix actors with `Context<Self>`, described by a
+//!   [`ChildSpec`] whose factory builds a fresh instance at each start.
+//! - A panic in a child's handler is contained (see [`child`]): it becomes
+//!   [`ExitReason::Panic`], handled by policy like any other failure.
+//! - Callers keep a [`ChildRef`], which reaches whichever instance runs now.
+//! - Past the intensity limit, or when the strategy says so, a supervisor
+//!   escalates: it stops its children in reverse order, then exits with
+//!   [`ExitReason::Escalated`], and its parent decides. The root escalating
+//!   ends the service with a non-zero exit code.
+//!
+//! See `docs/supervision.md` for the whole contract with examples.
+
+pub mod backoff;
+pub mod child;
+mod dynamic;
+pub mod exit;
+pub mod spec;
+pub mod strategy;
+
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix::{ActorFutureExt, WrapFuture};
+
+pub use backoff::{Backoff, Intensity, RestartHistory};
+pub use child::{AskError, ChildRef, SendError, SupervisedContext};
+use child::{ChildCell, Reporter};
+pub use dynamic::DynamicSupervisor;
+pub use exit::{Escalation, EscalationCause, ExitReason, SharedError};
+pub use spec::{ChildInfo, ChildKind, ChildSpec, ChildState, Mailbox, Overflow, Restart, Shutdown};
+use spec::ErasedSpec;
+pub use strategy::{Directive, Failure, OneForAll, OneForOne, RestForOne, Scope, Strategy};
+
+/// Errors from supervisor operations.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No child has this id.
+    #[error("supervisor `{supervisor}` has no child `{id}`")]
+    NotFound {
+        /// The supervisor.
+        supervisor: String,
+        /// The id asked for.
+        id: String,
+    },
+    /// A child with this id exists already.
+    #[error("supervisor `{supervisor}` already has a child `{id}`")]
+    DuplicateId {
+        /// The supervisor.
+        supervisor: String,
+        /// The duplicate id.
+        id: String,
+    },
+    /// The child's factory failed.
+    #[error("child `{id}` failed to start: {reason}")]
+    StartFailed {
+        /// The child.
+        id: String,
+        /// Why.
+        reason: ExitReason,
+    },
+    /// The supervisor is shutting down and takes no new work.
+    #[error("supervisor `{0}` is shutting down")]
+    ShuttingDown(String),
+    /// The supervisor is not running (or stopped while handling the request).
+    #[error("supervisor is not reachable: {0}")]
+    Unreachable(#[from] AskError),
+}
+
+type StrategyFactory = Arc<dyn Fn() -> Box<dyn Strategy> + Send + Sync>;
+
+/// How to build a supervisor: its strategy, limits and static children.
+#[derive(Clone)]
+pub struct SupervisorSpec {
+    name: Arc<str>,
+    strategy: StrategyFactory,
+    intensity: Intensity,
+    backoff: Backoff,
+    children: Vec<Arc<dyn ErasedSpec>>,
+    seed: Option<u64>,
+}
+
+impl std::fmt::Debug for SupervisorSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SupervisorSpec")
+            .field("name", &self.name)
+            .field("intensity", &self.intensity)
+            .field("backoff", &self.backoff)
+            .field(
+                "children",
+                &self.children.iter().map(|c| c.id().to_string()).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl SupervisorSpec {
+    /// A one_for_one supervisor with OTP's default intensity (1 restart in
+    /// 5 s) and no backoff.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: Arc::from(name.into()),
+            strategy: Arc::new(|| Box::new(OneForOne)),
+            intensity: Intensity::default(),
+            backoff: Backoff::none(),
+            children: Vec::new(),
+            seed: None,
+        }
+    }
+
+    /// Sets the restart strategy (built-in or your own). Each supervisor
+    /// instance gets its own clone, so a stateful strategy starts fresh
+    /// when its supervisor is restarted.
+    pub fn strategy<S: Strategy + Clone + Sync>(mut self, strategy: S) -> Self {
+        self.strategy = Arc::new(move || Box::new(strategy.clone()));
+        self
+    }
+
+    /// At most `max_restarts` restarts within `within`, else escalate.
+    pub fn intensity(mut self, max_restarts: u32, within: Duration) -> Self {
+        self.intensity = Intensity::new(max_restarts, within);
+        self
+    }
+
+    /// Delays between consecutive restarts of a child.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Seeds the jitter generator (for reproducible schedules in tests).
+    pub fn jitter_seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Adds a static child; children start in the order they are added.
+    pub fn child<A: Actor<Context = Context<A>>>(mut self, spec: ChildSpec<A>) -> Self {
+        self.children.push(Arc::new(spec));
+        self
+    }
+
+    /// The supervisor's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// This supervisor as a child of another one (shutdown `Infinity`).
+    pub fn into_child(self) -> ChildSpec<Supervisor> {
+        let name = self.name.to_string();
+        ChildSpec::new(name, move || Supervisor::new(self.clone()))
+            .kind(ChildKind::Supervisor)
+            .shutdown(Shutdown::Infinity)
+            .mailbox_capacity(1024)
+            .prepare(Supervisor::start_children)
+    }
+
+    /// Starts this supervisor as the root of a tree on the current arbiter.
+    /// Must be called inside a running actix `System`.
+    pub fn start_root(self) -> RootSupervisor {
+        let spec = self.into_child();
+        let handle = SupervisorRef(spec.handle());
+        // The factory of a supervisor cannot fail.
+        let cell = match spec.start(None) {
+            Ok(cell) => cell,
+            Err(reason) => unreachable_start(reason),
+        };
+        RootSupervisor { handle, cell }
+    }
+}
+
+#[cold]
+fn unreachable_start(reason: ExitReason) -> ! {
+    // `SupervisorSpec::into_child` uses an infallible factory (`ChildSpec::new`).
+    panic!("infallible supervisor factory failed: {reason}")
+}
+
+/// The root of a supervision tree, as started by [`SupervisorSpec::start_root`].
+pub struct RootSupervisor {
+    handle: SupervisorRef,
+    cell: Rc<ChildCell>,
+}
+
+impl RootSupervisor {
+    /// A handle to the root supervisor.
+    pub fn handle(&self) -> SupervisorRef {
+        self.handle.clone()
+    }
+
+    /// Resolves with the root's exit reason when it has stopped.
+    pub fn exited(&self) -> impl Future<Output = ExitReason> + 'static {
+        self.cell.exited()
+    }
+
+    /// The exit reason if the root has already stopped.
+    pub fn exit_reason(&self) -> Option<ExitReason> {
+        self.cell.exit_reason()
+    }
+
+    /// Stops the tree: children in reverse order, each within its shutdown
+    /// policy. Resolves with the root's exit reason.
+    pub fn shutdown(&self) -> impl Future<Output = ExitReason> + 'static {
+        self.cell.shut_down(Shutdown::Infinity, Arc::from("root"))
+    }
+
+    /// Kills the root at once (its children are killed with it).
+    pub fn kill(&self) {
+        self.cell.kill();
+    }
+}
+
+/// A stable handle to a supervisor (valid across its restarts).
+#[derive(Clone, Debug)]
+pub struct SupervisorRef(ChildRef<Supervisor>);
+
+impl SupervisorRef {
+    /// The handle of a nested supervisor started as a child.
+    pub fn from_child(child: ChildRef<Supervisor>) -> Self {
+        Self(child)
+    }
+
+    /// The supervisor's name.
+    pub fn name(&self) -> &str {
+        self.0.id()
+    }
+
+    /// The underlying child handle.
+    pub fn child_ref(&self) -> &ChildRef<Supervisor> {
+        &self.0
+    }
+
+    /// Adds and starts a child at run time.
+    pub async fn start_child<A: Actor<Context = Context<A>>>(
+        &self,
+        spec: ChildSpec<A>,
+    ) -> Result<ChildRef<A>, Error> {
+        let handle = spec.handle();
+        self.0.ask(StartChild(Arc::new(spec))).await??;
+        Ok(handle)
+    }
+
+    /// Stops a child (within its shutdown policy); it stays in the tree,
+    /// stopped, until restarted or deleted.
+    pub async fn stop_child(&self, id: &str) -> Result<(), Error> {
+        self.0.ask(StopChild(id.to_owned())).await?
+    }
+
+    /// Restarts a child: stops it if it runs, then starts a new instance.
+    pub async fn restart_child(&self, id: &str) -> Result<(), Error> {
+        self.0.ask(RestartChild(id.to_owned())).await?
+    }
+
+    /// Stops a child and removes it from the tree.
+    pub async fn delete_child(&self, id: &str) -> Result<(), Error> {
+        self.0.ask(DeleteChild(id.to_owned())).await?
+    }
+
+    /// The children in start order.
+    pub async fn which_children(&self) -> Result<Vec<ChildInfo>, Error> {
+        Ok(self.0.ask(WhichChildren).await?)
+    }
+}
+
+/// Adds and starts a child at run time (see [`SupervisorRef::start_child`]).
+#[derive(Message)]
+#[rtype(result = "Result<(), Error>")]
+pub struct StartChild(Arc<dyn ErasedSpec>);
+
+/// Stops a child by id (see [`SupervisorRef::stop_child`]).
+#[derive(Message)]
+#[rtype(result = "Result<(), Error>")]
+pub struct StopChild(pub String);
+
+/// Restarts a child by id (see [`SupervisorRef::restart_child`]).
+#[derive(Message)]
+#[rtype(result = "Result<(), Error>")]
+pub struct RestartChild(pub String);
+
+/// Stops and removes a child by id (see [`SupervisorRef::delete_child`]).
+#[derive(Message)]
+#[rtype(result = "Result<(), Error>")]
+pub struct DeleteChild(pub String);
+
+/// Lists the children (see [`SupervisorRef::which_children`]).
+#[derive(Message)]
+#[rtype(result = "Vec<ChildInfo>")]
+pub struct WhichChildren;
+
+/// An instance exited without being asked to (internal).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct ChildExited {
+    pub(crate) key: u64,
+    pub(crate) generation: u64,
+    pub(crate) reason: ExitReason,
+}
+
+/// A live instance reported a fault (internal).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct ChildFault {
+    pub(crate) key: u64,
+    pub(crate) generation: u64,
+    pub(crate) reason: ExitReason,
+}
+
+struct Slot {
+    spec: Arc<dyn ErasedSpec>,
+    key: u64,
+    dynamic: bool,
+    generation: u64,
+    running: Option<Rc<ChildCell>>,
+    started_at: Option<Instant>,
+    restarts: u64,
+    consecutive: u32,
+    pending: Option<SpawnHandle>,
+}
+
+/// The supervisor actor. Build it with [`SupervisorSpec`].
+pub struct Supervisor {
+    name: Arc<str>,
+    strategy: Box<dyn Strategy>,
+    intensity: Intensity,
+    backoff: Backoff,
+    rng: fastrand::Rng,
+    initial: Vec<Arc<dyn ErasedSpec>>,
+    slots: Vec<Slot>,
+    history: RestartHistory,
+    next_key: u64,
+    shutting_down: bool,
+    children_down: bool,
+}
+
+impl Supervisor {
+    fn new(spec: SupervisorSpec) -> Self {
+        Self {
+            strategy: (spec.strategy)(),
+            rng: spec
+                .seed
+                .map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed),
+            name: spec.name,
+            intensity: spec.intensity,
+            backoff: spec.backoff,
+            initial: spec.children,
+            slots: Vec::new(),
+            history: RestartHistory::default(),
+            next_key: 0,
+            shutting_down: false,
+            children_down: false,
+        }
+    }
+
+    fn index_of_key(&self, key: u64) -> Option<usize> {
+        self.slots.iter().position(|s| s.key == key)
+    }
+
+    fn index_of_id(&self, id: &str) -> Option<usize> {
+        self.slots.iter().position(|s| &**s.spec.id() == id)
+    }
+
+    fn not_found(&self, id: &str) -> Error {
+        Error::NotFound {
+            supervisor: self.name.to_string(),
+            id: id.to_owned(),
+        }
+    }
+
+    fn push_slot(&mut self, spec: Arc<dyn ErasedSpec>, dynamic: bool) -> usize {
+        self.next_key += 1;
+        self.slots.push(Slot {
+            spec,
+            key: self.next_key,
+            dynamic,
+            generation: 0,
+            running: None,
+            started_at: None,
+            restarts: 0,
+            consecutive: 0,
+            pending: None,
+        });
+        self.slots.len() - 1
+    }
+
+    fn start_slot(&mut self, idx: usize, ctx: &mut Context<Self>) -> Result<(), ExitReason> {
+        let supervisor = ctx.address();
+        let slot = &mut self.slots[idx];
+        slot.generation += 1;
+        slot.pending = None;
+        let reporter = Reporter {
+            supervisor,
+            key: slot.key,
+            generation: slot.generation,
+        };
+        let cell = slot.spec.start(Some(reporter))?;
+        slot.running = Some(cell);
+        slot.started_at = Some(Instant::now());
+        tracing::debug!(supervisor = %self.name, child = %slot.spec.id(), "child started");
+        Ok(())
+    }
+
+    fn info(&self, idx: usize) -> ChildInfo {
+        let s = &self.slots[idx];
+        ChildInfo {
+            id: s.spec.id().to_string(),
+            index: idx,
+            kind: s.spec.kind(),
+            restart: s.spec.restart(),
+            state: if s.running.is_some() {
+                ChildState::Running
+            } else if s.pending.is_some() {
+                ChildState::Restarting
+            } else {
+                ChildState::Stopped
+            },
+            restarts: s.restarts,
+            consecutive_failures: s.consecutive,
+            started_at: s.started_at.filter(|_| s.running.is_some()),
+            dynamic: s.dynamic,
+        }
+    }
+
+    fn infos(&self) -> Vec<ChildInfo> {
+        (0..self.slots.len()).map(|i| self.info(i)).collect()
+    }
+
+    /// A future that stops the running children with these keys, one at a
+    /// time in reverse start order, each within its shutdown policy.
+    fn stop_keys(&self, keys: &[u64]) -> impl ActorFuture<Self, Output = ()> + use<> {
+        let mut targets: Vec<(usize, Rc<ChildCell>, Shutdown, Arc<str>)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| keys.contains(&s.key))
+            .filter_map(|(i, s)| {
+                s.running
+                    .as_ref()
+                    .map(|c| (i, c.clone(), s.spec.shutdown(), s.spec.id().clone()))
+            })
+            .collect();
+        targets.sort_by_key(|t| std::cmp::Reverse(t.0));
+        let cells: Vec<Rc<ChildCell>> = targets.iter().map(|t| t.1.clone()).collect();
+        async move {
+            for (_, cell, shutdown, id) in targets {
+                let reason = cell.shut_down(shutdown, id.clone()).await;
+                tracing::debug!(child = %id, %reason, "child stopped");
+            }
+        }
+        .into_actor(self)
+        .map(move |(), act: &mut Self, _ctx| {
+            for slot in &mut act.slots {
+                if let Some(running) = &slot.running
+                    && cells.iter().any(|c| Rc::ptr_eq(c, running))
+                {
+                    slot.running = None;
+                }
+            }
+        })
+    }
+
+    fn cancel_pending(&mut self, idx: usize, ctx: &mut Context<Self>) {
+        if let Some(handle) = self.slots[idx].pending.take() {
+            ctx.cancel_future(handle);
+        }
+    }
+
+    fn child_exited(&mut self, idx: usize, reason: ExitReason, ctx: &mut Context<Self>) {
+        let slot = &mut self.slots[idx];
+        slot.running = None;
+        let restart = slot.spec.restart();
+        let id = slot.spec.id().clone();
+        if !restart.restarts_after(&reason) {
+            if reason.is_normal() {
+                tracing::info!(supervisor = %self.name, child = %id, %reason, "child exited");
+            } else {
+                tracing::warn!(supervisor = %self.name, child = %id, %reason, "child exited; not restarted ({restart:?})");
+            }
+            if restart == Restart::Temporary || slot.dynamic {
+                self.slots.remove(idx);
+            }
+            return;
+        }
+        tracing::error!(supervisor = %self.name, child = %id, %reason, "child failed");
+        self.on_failure(idx, reason, false, ctx);
+    }
+
+    fn on_failure(&mut self, idx: usize, reason: ExitReason, alive: bool, ctx: &mut Context<Self>) {
+        if self.shutting_down {
+            return;
+        }
+        let now = Instant::now();
+        let infos = self.infos();
+        let directive = self.strategy.decide(&Failure {
+            child: &infos[idx],
+            reason: &reason,
+            alive,
+            children: &infos,
+            history: &self.history,
+            now,
+        });
+        let key = self.slots[idx].key;
+        tracing::debug!(supervisor = %self.name, child = %infos[idx].id, strategy = self.strategy.name(), ?directive, "decision");
+        match directive {
+            Directive::Resume => {}
+            Directive::Stop => {
+                if alive {
+                    ctx.wait(self.stop_keys(&[key]));
+                }
+            }
+            Directive::Escalate => self.escalate(idx, reason, EscalationCause::Strategy, ctx),
+            Directive::Restart { scope, delay } => {
+                if !self.history.record(self.intensity, now) {
+                    let cause = EscalationCause::Intensity {
+                        max_restarts: self.intensity.max_restarts,
+                        within: self.intensity.within,
+                    };
+                    self.escalate(idx, reason, cause, ctx);
+                    return;
+                }
+                let slot = &mut self.slots[idx];
+                if alive
+                    || slot
+                        .started_at
+                        .is_some_and(|t| now.saturating_duration_since(t) >= self.backoff.stable_after())
+                {
+                    slot.consecutive = 0;
+                }
+                let delay =
+                    delay.unwrap_or_else(|| self.backoff.delay(slot.consecutive, &mut self.rng));
+                slot.consecutive = slot.consecutive.saturating_add(1);
+                let keys = self.resolve(&scope, idx);
+                self.restart_keys(keys, key, delay, ctx);
+            }
+        }
+    }
+
+    fn resolve(&self, scope: &Scope, idx: usize) -> Vec<u64> {
+        let keys = self.slots.iter().enumerate().filter(|(i, s)| match scope {
+            Scope::Child => *i == idx,
+            Scope::All => true,
+            Scope::Rest => *i >= idx,
+            Scope::These(ids) => *i == idx || ids.iter().any(|id| **s.spec.id() == **id),
+        });
+        keys.map(|(_, s)| s.key).collect()
+    }
+
+    /// Stops the running children among `keys` (reverse order), drops the
+    /// temporary ones, and starts the rest in start order after `delay`.
+    fn restart_keys(&mut self, keys: Vec<u64>, failed: u64, delay: Duration, ctx: &mut Context<Self>) {
+        let running: Vec<u64> = self
+            .slots
+            .iter()
+            .filter(|s| keys.contains(&s.key) && s.running.is_some())
+            .map(|s| s.key)
+            .collect();
+        for idx in 0..self.slots.len() {
+            if keys.contains(&self.slots[idx].key) {
+                self.cancel_pending(idx, ctx);
+            }
+        }
+        let after_stop = move |act: &mut Self, ctx: &mut Context<Self>| {
+            if act.shutting_down {
+                return;
+            }
+            // Temporary siblings are never restarted.
+            act.slots
+                .retain(|s| !(keys.contains(&s.key) && s.key != failed && s.spec.restart() == Restart::Temporary));
+            if delay.is_zero() {
+                act.start_keys(&keys, ctx);
+            } else {
+                let handle = ctx.run_later(delay, {
+                    let keys = keys.clone();
+                    move |act, ctx| act.start_keys(&keys, ctx)
+                });
+                for slot in &mut act.slots {
+                    if keys.contains(&slot.key) {
+                        slot.pending = Some(handle);
+                    }
+                }
+            }
+        };
+        if running.is_empty() {
+            after_stop(self, ctx);
+        } else {
+            ctx.wait(
+                self.stop_keys(&running)
+                    .map(move |(), act, ctx| after_stop(act, ctx)),
+            );
+        }
+    }
+
+    fn start_keys(&mut self, keys: &[u64], ctx: &mut Context<Self>) {
+        if self.shutting_down {
+            return;
+        }
+        let mut failed = None;
+        for idx in 0..self.slots.len() {
+            let slot = &mut self.slots[idx];
+            if !keys.contains(&slot.key) || slot.running.is_some() {
+                continue;
+            }
+            slot.restarts += 1;
+            let id = slot.spec.id().clone();
+            match self.start_slot(idx, ctx) {
+                Ok(()) => tracing::info!(supervisor = %self.name, child = %id, "child restarted"),
+                Err(reason) => {
+                    tracing::error!(supervisor = %self.name, child = %id, %reason, "restart failed");
+                    self.slots[idx].pending = None;
+                    failed.get_or_insert((self.slots[idx].key, reason));
+                }
+            }
+        }
+        if let Some((key, reason)) = failed
+            && let Some(idx) = self.index_of_key(key)
+        {
+            self.on_failure(idx, reason, false, ctx);
+        }
+    }
+
+    fn escalate(&mut self, idx: usize, reason: ExitReason, cause: EscalationCause, ctx: &mut Context<Self>) {
+        let escalation = Escalation {
+            supervisor: self.name.to_string(),
+            child: self.slots[idx].spec.id().to_string(),
+            reason,
+            cause,
+        };
+        tracing::error!(supervisor = %self.name, "{escalation}");
+        child::record_failure(ExitReason::Escalated(Arc::new(escalation)));
+        ctx.stop();
+    }
+}
+
+impl Supervisor {
+    /// Starts the static children in order, before the supervisor's own task
+    /// runs (see `child::spawn`).
+    fn start_children(&mut self, ctx: &mut Context<Self>) {
+        let initial = std::mem::take(&mut self.initial);
+        for spec in initial {
+            let idx = self.push_slot(spec, false);
+            if let Err(reason) = self.start_slot(idx, ctx) {
+                let id = self.slots[idx].spec.id().to_string();
+                tracing::error!(supervisor = %self.name, child = %id, %reason, "child failed to start");
+                self.escalate(idx, reason, EscalationCause::StartFailed, ctx);
+                return;
+            }
+        }
+        tracing::debug!(supervisor = %self.name, children = self.slots.len(), strategy = self.strategy.name(), "supervisor started");
+    }
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+
+    fn stopping(&mut self, ctx: &mut Context<Self>) -> Running {
+        if self.children_down {
+            return Running::Stop;
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            // The runtime is going away: no timers to stop children with.
+            for slot in &mut self.slots {
+                if let Some(cell) = slot.running.take() {
+                    cell.kill();
+                }
+            }
+            return Running::Stop;
+        }
+        if !self.shutting_down {
+            self.shutting_down = true;
+            for idx in 0..self.slots.len() {
+                self.cancel_pending(idx, ctx);
+            }
+            let keys: Vec<u64> = self.slots.iter().map(|s| s.key).collect();
+            ctx.wait(self.stop_keys(&keys).map(|(), act, ctx| {
+                act.children_down = true;
+                ctx.stop();
+            }));
+        }
+        Running::Continue
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        tracing::debug!(supervisor = %self.name, "supervisor stopped");
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        // Killed (or crashed) before its children stopped: take them along, so
+        // no orphan outlives its supervisor.
+        for slot in &self.slots {
+            if let Some(cell) = &slot.running {
+                cell.kill();
+            }
+        }
+    }
+}
+
+impl Handler<ChildExited> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ChildExited, ctx: &mut Context<Self>) {
+        let Some(idx) = self.index_of_key(msg.key) else {
+            return;
+        };
+        let slot = &self.slots[idx];
+        if slot.generation != msg.generation || slot.running.is_none() {
+            return; // a report from an instance already replaced
+        }
+        self.child_exited(idx, msg.reason, ctx);
+    }
+}
+
+impl Handler<ChildFault> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ChildFault, ctx: &mut Context<Self>) {
+        let Some(idx) = self.index_of_key(msg.key) else {
+            return;
+        };
+        let slot = &self.slots[idx];
+        let Some(cell) = slot.running.clone() else {
+            return;
+        };
+        if slot.generation != msg.generation {
+            return;
+        }
+        cell.fault_handled();
+        tracing::warn!(supervisor = %self.name, child = %slot.spec.id(), reason = %msg.reason, "child reported a fault");
+        self.on_failure(idx, msg.reason, true, ctx);
+    }
+}
+
+impl Handler<StartChild> for Supervisor {
+    type Result = Result<(), Error>;
+
+    fn handle(&mut self, msg: StartChild, ctx: &mut Context<Self>) -> Self::Result {
+        if self.shutting_down {
+            return Err(Error::ShuttingDown(self.name.to_string()));
+        }
+        let id = msg.0.id().clone();
+        if self.index_of_id(&id).is_some() {
+            return Err(Error::DuplicateId {
+                supervisor: self.name.to_string(),
+                id: id.to_string(),
+            });
+        }
+        let idx = self.push_slot(msg.0, true);
+        self.start_slot(idx, ctx).map_err(|reason| {
+            self.slots.remove(idx);
+            Error::StartFailed {
+                id: id.to_string(),
+                reason,
+            }
+        })
+    }
+}
+
+impl Handler<StopChild> for Supervisor {
+    type Result = ResponseActFuture<Self, Result<(), Error>>;
+
+    fn handle(&mut self, msg: StopChild, ctx: &mut Context<Self>) -> Self::Result {
+        let Some(idx) = self.index_of_id(&msg.0) else {
+            return Box::pin(fut::ready(Err(self.not_found(&msg.0))));
+        };
+        self.cancel_pending(idx, ctx);
+        let key = self.slots[idx].key;
+        Box::pin(self.stop_keys(&[key]).map(|(), _, _| Ok(())))
+    }
+}
+
+impl Handler<RestartChild> for Supervisor {
+    type Result = ResponseActFuture<Self, Result<(), Error>>;
+
+    fn handle(&mut self, msg: RestartChild, ctx: &mut Context<Self>) -> Self::Result {
+        if self.shutting_down {
+            return Box::pin(fut::ready(Err(Error::ShuttingDown(self.name.to_string()))));
+        }
+        let Some(idx) = self.index_of_id(&msg.0) else {
+            return Box::pin(fut::ready(Err(self.not_found(&msg.0))));
+        };
+        self.cancel_pending(idx, ctx);
+        let key = self.slots[idx].key;
+        Box::pin(self.stop_keys(&[key]).map(move |(), act, ctx| {
+            let idx = act.index_of_key(key).ok_or_else(|| act.not_found(&msg.0))?;
+            act.slots[idx].restarts += 1;
+            act.start_slot(idx, ctx).map_err(|reason| Error::StartFailed {
+                id: msg.0.clone(),
+                reason,
+            })
+        }))
+    }
+}
+
+impl Handler<DeleteChild> for Supervisor {
+    type Result = ResponseActFuture<Self, Result<(), Error>>;
+
+    fn handle(&mut self, msg: DeleteChild, ctx: &mut Context<Self>) -> Self::Result {
+        let Some(idx) = self.index_of_id(&msg.0) else {
+            return Box::pin(fut::ready(Err(self.not_found(&msg.0))));
+        };
+        self.cancel_pending(idx, ctx);
+        let key = self.slots[idx].key;
+        Box::pin(self.stop_keys(&[key]).map(move |(), act, _| {
+            act.slots.retain(|s| s.key != key);
+            Ok(())
+        }))
+    }
+}
+
+impl Handler<WhichChildren> for Supervisor {
+    type Result = MessageResult<WhichChildren>;
+
+    fn handle(&mut self, _: WhichChildren, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.infos())
+    }
+}

@@ -1,0 +1,602 @@
+//! One supervised child at run time: the task that runs an actor instance
+//! with panic containment, the cell the supervisor steers it through, and
+//! the [`ChildRef`] handle that survives restarts.
+//!
+//! actix runs an actor as a `ContextFut` future. psvc spawns that future
+//! inside its own small task ([`ChildTask`]) that
+//! - polls it under `catch_unwind`, so a panicking handler ends only this
+//!   instance: the panic message becomes [`ExitReason::Panic`], the pending
+//!   callers get an error when the instance is dropped, and the arbiter and
+//!   every other actor run on;
+//! - obeys stop and kill commands from the supervisor (graceful stop through
+//!   the actor's own `stopping()`, or a brutal drop);
+//! - records the exit reason and, when the exit was not asked for, reports it
+//!   to the supervisor.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use actix::dev::{ContextFut, ToEnvelope};
+use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, MailboxError, Message};
+use arc_swap::ArcSwapOption;
+use tokio::sync::Notify;
+
+use super::exit::{ExitReason, panic_message};
+use super::spec::Overflow;
+use super::{ChildExited, ChildFault, Supervisor};
+
+tokio::task_local! {
+    /// The cell of the child whose instance is being polled.
+    static CURRENT: Rc<ChildCell>;
+}
+
+/// Where an instance reports an exit or a fault it was not asked for.
+#[derive(Clone)]
+pub(crate) struct Reporter {
+    pub(crate) supervisor: Addr<Supervisor>,
+    pub(crate) key: u64,
+    pub(crate) generation: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Command {
+    Stop,
+    Kill,
+}
+
+/// Shared between a running instance's task and its supervisor (same thread).
+pub(crate) struct ChildCell {
+    command: Cell<Option<Command>>,
+    task: RefCell<Option<Waker>>,
+    solicited: Cell<bool>,
+    fault_pending: Cell<bool>,
+    failure: RefCell<Option<ExitReason>>,
+    exit: RefCell<Option<ExitReason>>,
+    exit_waiter: RefCell<Option<Waker>>,
+    reporter: Option<Reporter>,
+}
+
+impl ChildCell {
+    fn new(reporter: Option<Reporter>) -> Self {
+        Self {
+            command: Cell::new(None),
+            task: RefCell::new(None),
+            solicited: Cell::new(false),
+            fault_pending: Cell::new(false),
+            failure: RefCell::new(None),
+            exit: RefCell::new(None),
+            exit_waiter: RefCell::new(None),
+            reporter,
+        }
+    }
+
+    fn command(&self, cmd: Command) {
+        self.solicited.set(true);
+        // a kill overrides a pending stop, never the reverse
+        if self.command.get() != Some(Command::Kill) {
+            self.command.set(Some(cmd));
+        }
+        if let Some(waker) = self.task.borrow_mut().take() {
+            waker.wake();
+        }
+    }
+
+    /// Asks the instance to stop through its own `stopping()`.
+    pub(crate) fn stop(&self) {
+        self.command(Command::Stop);
+    }
+
+    /// Drops the instance at its next poll: no more messages are handled.
+    pub(crate) fn kill(&self) {
+        self.command(Command::Kill);
+    }
+
+    /// The exit reason, once the instance has ended.
+    pub(crate) fn exit_reason(&self) -> Option<ExitReason> {
+        self.exit.borrow().clone()
+    }
+
+    /// Marks a fault report as handled, so the next one is sent.
+    pub(crate) fn fault_handled(&self) {
+        self.fault_pending.set(false);
+    }
+
+    /// Resolves with the exit reason when the instance has ended.
+    pub(crate) fn exited(self: &Rc<Self>) -> impl Future<Output = ExitReason> + 'static {
+        let cell = self.clone();
+        std::future::poll_fn(move |cx| {
+            if let Some(reason) = cell.exit.borrow().clone() {
+                return Poll::Ready(reason);
+            }
+            *cell.exit_waiter.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        })
+    }
+
+    /// Stops the instance as `shutdown` says and resolves when it has ended.
+    pub(crate) fn shut_down(
+        self: &Rc<Self>,
+        shutdown: super::Shutdown,
+        id: Arc<str>,
+    ) -> impl Future<Output = ExitReason> + 'static {
+        let cell = self.clone();
+        async move {
+            match shutdown {
+                super::Shutdown::BrutalKill => cell.kill(),
+                super::Shutdown::Infinity => cell.stop(),
+                super::Shutdown::Timeout(limit) => {
+                    cell.stop();
+                    let exited = cell.exited();
+                    match tokio::time::timeout(limit, exited).await {
+                        Ok(reason) => return reason,
+                        Err(_) => {
+                            tracing::warn!(child = %id, ?limit, "child ignored stop; killing it");
+                            cell.kill();
+                        }
+                    }
+                }
+            }
+            cell.exited().await
+        }
+    }
+}
+
+/// What the handle of a child shares with its running instances.
+pub(crate) struct Shared<A: Actor> {
+    id: Arc<str>,
+    addr: ArcSwapOption<Addr<A>>,
+    generation: AtomicU64,
+    overflow: Overflow,
+    space: Notify,
+    waiters: AtomicUsize,
+    dropped: AtomicU64,
+}
+
+impl<A: Actor> Shared<A> {
+    fn notify_space(&self) {
+        if self.waiters.load(Ordering::Acquire) != 0 {
+            self.space.notify_waiters();
+        }
+    }
+}
+
+/// Runs one actor instance; see the module docs.
+struct ChildTask<A: Actor<Context = Context<A>>> {
+    fut: Option<ContextFut<A, Context<A>>>,
+    cell: Rc<ChildCell>,
+    shared: Arc<Shared<A>>,
+    generation: u64,
+}
+
+enum Outcome {
+    Exited,
+    Killed,
+    Panicked(Arc<str>),
+}
+
+/// Creates the context for `actor`, publishes its address in `shared` and
+/// spawns its task on the current arbiter.
+///
+/// `prepare` runs before the task is spawned, with the new context: a
+/// supervisor starts its own children there, so that they run (and their
+/// handles work) as soon as the supervisor has been started.
+pub(crate) fn spawn<A: Actor<Context = Context<A>>>(
+    mut actor: A,
+    capacity: usize,
+    shared: Arc<Shared<A>>,
+    reporter: Option<Reporter>,
+    prepare: Option<fn(&mut A, &mut Context<A>)>,
+) -> Rc<ChildCell> {
+    let mut ctx = Context::<A>::new();
+    ctx.set_mailbox_capacity(capacity);
+    let addr = ctx.address();
+    let generation = shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
+    shared.addr.store(Some(Arc::new(addr)));
+    let cell = Rc::new(ChildCell::new(reporter));
+    if let Some(prepare) = prepare {
+        CURRENT.sync_scope(cell.clone(), || prepare(&mut actor, &mut ctx));
+    }
+    let task = ChildTask {
+        fut: Some(ctx.into_future(actor)),
+        cell: cell.clone(),
+        shared,
+        generation,
+    };
+    actix_rt::spawn(task);
+    cell
+}
+
+impl<A: Actor<Context = Context<A>>> ChildTask<A> {
+    fn step(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Outcome> {
+        let Some(fut) = self.fut.as_mut() else {
+            return Poll::Ready(Outcome::Exited);
+        };
+        match self.cell.command.take() {
+            Some(Command::Kill) => return Poll::Ready(Outcome::Killed),
+            Some(Command::Stop) => fut.ctx().stop(),
+            None => {}
+        }
+        {
+            let mut task = self.cell.task.borrow_mut();
+            match task.as_ref() {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => *task = Some(cx.waker().clone()),
+            }
+        }
+        let cell = self.cell.clone();
+        let polled = catch_unwind(AssertUnwindSafe(|| {
+            CURRENT.sync_scope(cell, || Pin::new(fut).poll(cx))
+        }));
+        self.shared.notify_space();
+        match polled {
+            Ok(Poll::Ready(())) => Poll::Ready(Outcome::Exited),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Outcome::Panicked(panic_message(payload.as_ref()))),
+        }
+    }
+
+    fn finish(&mut self, outcome: Outcome) {
+        // The instance is gone: callers must not reach it any more.
+        if self.shared.generation.load(Ordering::Acquire) == self.generation {
+            self.shared.addr.store(None);
+        }
+        self.shared.space.notify_waiters();
+        // Dropping the context runs the actor's `stopping`/`stopped` hooks if it
+        // was still alive; contain a panic there too.
+        let fut = self.fut.take();
+        let dropped = catch_unwind(AssertUnwindSafe(move || drop(fut)));
+        let cell = &self.cell;
+        let reason = match outcome {
+            Outcome::Killed => ExitReason::Killed,
+            Outcome::Panicked(msg) => ExitReason::Panic(msg),
+            Outcome::Exited => match cell.failure.borrow_mut().take() {
+                Some(reason) => reason,
+                None if cell.solicited.get() => ExitReason::Shutdown,
+                None => ExitReason::Normal,
+            },
+        };
+        let reason = match (dropped, reason) {
+            (Err(payload), ExitReason::Normal | ExitReason::Shutdown) => {
+                ExitReason::Panic(panic_message(payload.as_ref()))
+            }
+            (_, reason) => reason,
+        };
+        *cell.exit.borrow_mut() = Some(reason.clone());
+        if let Some(waker) = cell.exit_waiter.borrow_mut().take() {
+            waker.wake();
+        }
+        if !cell.solicited.get()
+            && let Some(rep) = &cell.reporter
+        {
+            // System message, at most one per instance: bounded by the number of
+            // children, so it may bypass the mailbox capacity.
+            #[allow(clippy::disallowed_methods)]
+            rep.supervisor.do_send(ChildExited {
+                key: rep.key,
+                generation: rep.generation,
+                reason,
+            });
+        }
+    }
+}
+
+impl<A: Actor<Context = Context<A>>> Drop for ChildTask<A> {
+    fn drop(&mut self) {
+        // Dropped unfinished: the runtime is shutting down. The context's own
+        // drop still runs the actor's stop hooks; keep a panic there contained.
+        if let Some(fut) = self.fut.take() {
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(fut)));
+        }
+    }
+}
+
+impl<A: Actor<Context = Context<A>>> Future for ChildTask<A> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        match this.step(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(outcome) => {
+                this.finish(outcome);
+                Poll::Ready(())
+            }
+        }
+    }
+}
+
+/// Failure reporting for actors run by a psvc supervisor.
+///
+/// Outside a supervisor, `fail` still stops the actor and `fault` only logs.
+pub trait SupervisedContext {
+    /// Stops this actor with an error: the supervisor sees
+    /// [`ExitReason::Error`] and applies its restart policy.
+    fn fail<E: std::error::Error + Send + Sync + 'static>(&mut self, err: E);
+
+    /// Reports a fault while the actor keeps running: the supervisor's
+    /// strategy may resume it, restart it, stop it or escalate.
+    fn fault<E: std::error::Error + Send + Sync + 'static>(&mut self, err: E);
+}
+
+impl<A: Actor<Context = Context<A>>> SupervisedContext for Context<A> {
+    fn fail<E: std::error::Error + Send + Sync + 'static>(&mut self, err: E) {
+        let reason = ExitReason::error(err);
+        let recorded = CURRENT.try_with(|cell| {
+            *cell.failure.borrow_mut() = Some(reason.clone());
+        });
+        if recorded.is_err() {
+            tracing::error!(%reason, "actor failed outside a psvc supervisor");
+        }
+        self.stop();
+    }
+
+    fn fault<E: std::error::Error + Send + Sync + 'static>(&mut self, err: E) {
+        let reason = ExitReason::error(err);
+        let sent = CURRENT.try_with(|cell| match &cell.reporter {
+            Some(rep) if !cell.fault_pending.get() => {
+                cell.fault_pending.set(true);
+                // At most one fault in flight per instance (see `fault_pending`).
+                #[allow(clippy::disallowed_methods)]
+                rep.supervisor.do_send(ChildFault {
+                    key: rep.key,
+                    generation: rep.generation,
+                    reason: reason.clone(),
+                });
+                true
+            }
+            _ => false,
+        });
+        if sent != Ok(true) {
+            tracing::warn!(%reason, "fault not reported (no supervisor, or one already pending)");
+        }
+    }
+}
+
+/// Why a message could not be queued.
+#[derive(thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError<M> {
+    /// The mailbox is full; the message is handed back.
+    #[error("mailbox of child `{0}` is full")]
+    Full(Arc<str>, M),
+    /// No instance is running (stopped, or between a crash and its restart).
+    #[error("child `{0}` is not running")]
+    NotRunning(Arc<str>, M),
+}
+
+impl<M> SendError<M> {
+    /// The message that was not sent.
+    pub fn into_inner(self) -> M {
+        match self {
+            Self::Full(_, m) | Self::NotRunning(_, m) => m,
+        }
+    }
+}
+
+impl<M> std::fmt::Debug for SendError<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Full(id, _) => f.debug_tuple("Full").field(id).finish(),
+            Self::NotRunning(id, _) => f.debug_tuple("NotRunning").field(id).finish(),
+        }
+    }
+}
+
+/// Why an `ask` got no reply.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AskError {
+    /// No instance is running.
+    #[error("child `{0}` is not running")]
+    NotRunning(Arc<str>),
+    /// The instance stopped or crashed before it replied.
+    #[error("child `{0}` stopped or crashed before replying")]
+    Lost(Arc<str>),
+    /// No reply within the timeout.
+    #[error("child `{0}` did not reply within {1:?}")]
+    Timeout(Arc<str>, Duration),
+}
+
+/// A handle to a supervised child that stays valid across restarts.
+///
+/// An `Addr` dies with the instance it points to; a `ChildRef` always reaches
+/// the instance currently running. Messages sent to an instance that
+/// crashes are lost with it (the caller of an `ask` gets [`AskError::Lost`]),
+/// as in OTP.
+pub struct ChildRef<A: Actor> {
+    shared: Arc<Shared<A>>,
+}
+
+impl<A: Actor> Clone for ChildRef<A> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<A: Actor> std::fmt::Debug for ChildRef<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildRef")
+            .field("id", &self.shared.id)
+            .field("running", &self.is_running())
+            .finish()
+    }
+}
+
+impl<A: Actor> ChildRef<A> {
+    pub(crate) fn new(id: Arc<str>, overflow: Overflow) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                id,
+                addr: ArcSwapOption::empty(),
+                generation: AtomicU64::new(0),
+                overflow,
+                space: Notify::new(),
+                waiters: AtomicUsize::new(0),
+                dropped: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    pub(crate) fn with_overflow(self, overflow: Overflow) -> Self {
+        Self::new(self.shared.id.clone(), overflow)
+    }
+
+    pub(crate) fn shared(&self) -> Arc<Shared<A>> {
+        self.shared.clone()
+    }
+
+    /// The child's id.
+    pub fn id(&self) -> &str {
+        &self.shared.id
+    }
+
+    /// Whether an instance is running now.
+    pub fn is_running(&self) -> bool {
+        self.shared.addr.load().is_some()
+    }
+
+    /// How many times an instance has been started (1 after the first start).
+    pub fn starts(&self) -> u64 {
+        self.shared.generation.load(Ordering::Acquire)
+    }
+
+    /// The address of the running instance. It dies with that instance;
+    /// keep the `ChildRef` to reach restarted ones.
+    pub fn addr(&self) -> Option<Addr<A>> {
+        self.shared.addr.load_full().map(|a| (*a).clone())
+    }
+
+    /// Messages dropped by [`Overflow::DropNewest`].
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Queues `msg` without waiting. When the mailbox is full the child's
+    /// [`Overflow`] policy applies.
+    pub fn tell<M>(&self, msg: M) -> Result<(), SendError<M>>
+    where
+        A: Handler<M>,
+        A::Context: ToEnvelope<A, M>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        match self.try_tell(msg) {
+            Err(SendError::Full(id, msg)) if self.shared.overflow == Overflow::DropNewest => {
+                drop(msg);
+                let n = self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                if n % 1000 == 0 {
+                    tracing::warn!(child = %id, dropped = n + 1, "mailbox full: message dropped");
+                }
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    fn try_tell<M>(&self, msg: M) -> Result<(), SendError<M>>
+    where
+        A: Handler<M>,
+        A::Context: ToEnvelope<A, M>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        let guard = self.shared.addr.load();
+        let Some(addr) = guard.as_ref() else {
+            return Err(SendError::NotRunning(self.shared.id.clone(), msg));
+        };
+        addr.try_send(msg).map_err(|e| match e {
+            actix::prelude::SendError::Full(m) => SendError::Full(self.shared.id.clone(), m),
+            actix::prelude::SendError::Closed(m) => {
+                SendError::NotRunning(self.shared.id.clone(), m)
+            }
+        })
+    }
+
+    /// Queues `msg`, waiting while the mailbox is full (backpressure). Fails
+    /// only if no instance is running.
+    pub async fn tell_wait<M>(&self, mut msg: M) -> Result<(), SendError<M>>
+    where
+        A: Handler<M>,
+        A::Context: ToEnvelope<A, M>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        loop {
+            let notified = self.shared.space.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            self.shared.waiters.fetch_add(1, Ordering::AcqRel);
+            let _waiting = Waiting(&self.shared.waiters);
+            match self.try_tell(msg) {
+                Err(SendError::Full(_, m)) => {
+                    msg = m;
+                    notified.await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Sends `msg` and waits for the reply (waiting for mailbox space first).
+    pub async fn ask<M>(&self, msg: M) -> Result<M::Result, AskError>
+    where
+        A: Handler<M>,
+        A::Context: ToEnvelope<A, M>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        let request = {
+            let guard = self.shared.addr.load();
+            match guard.as_ref() {
+                Some(addr) => addr.send(msg),
+                None => return Err(AskError::NotRunning(self.shared.id.clone())),
+            }
+        };
+        request.await.map_err(|_| AskError::Lost(self.shared.id.clone()))
+    }
+
+    /// [`ChildRef::ask`] with a deadline.
+    pub async fn ask_timeout<M>(&self, msg: M, limit: Duration) -> Result<M::Result, AskError>
+    where
+        A: Handler<M>,
+        A::Context: ToEnvelope<A, M>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        let request = {
+            let guard = self.shared.addr.load();
+            match guard.as_ref() {
+                Some(addr) => addr.send(msg).timeout(limit),
+                None => return Err(AskError::NotRunning(self.shared.id.clone())),
+            }
+        };
+        request.await.map_err(|e| match e {
+            MailboxError::Timeout => AskError::Timeout(self.shared.id.clone(), limit),
+            MailboxError::Closed => AskError::Lost(self.shared.id.clone()),
+        })
+    }
+}
+
+/// Records the exit reason of the instance being polled (used by a
+/// supervisor that escalates).
+pub(crate) fn record_failure(reason: ExitReason) {
+    let recorded = CURRENT.try_with(|cell| *cell.failure.borrow_mut() = Some(reason));
+    if recorded.is_err() {
+        tracing::debug!("exit reason recorded outside a supervised task");
+    }
+}

@@ -1,0 +1,69 @@
+//! A panic in a supervised actor's handler is a crash of that actor only:
+//! the caller gets an error, the supervisor restarts it, everything else lives.
+
+mod common;
+
+use common::*;
+use psvc::prelude::*;
+
+#[test]
+fn panic_is_contained_reported_and_restarted() {
+    quiet_panics();
+    let log = Log::default();
+    run(async move {
+        let a = probe("a", &log);
+        let b = probe("b", &log);
+        let (ha, hb) = (a.handle(), b.handle());
+        let root = SupervisorSpec::new("root")
+            .intensity(10, std::time::Duration::from_secs(1))
+            .child(a)
+            .child(b)
+            .start_root();
+        assert_eq!(ha.ask(Ping).await.unwrap(), 1);
+        assert_eq!(hb.ask(Ping).await.unwrap(), 1);
+
+        // the pending caller gets an error, not a hang
+        let err = ha.ask(Crash("expected: boom in handler")).await.unwrap_err();
+        assert!(matches!(err, AskError::Lost(_)), "{err:?}");
+
+        // the restarted instance answers with fresh state; the sibling kept its own
+        until(|| ha.starts() == 2).await;
+        assert_eq!(ha.ask(Ping).await.unwrap(), 1);
+        assert_eq!(hb.ask(Ping).await.unwrap(), 2);
+
+        let children = root.handle().which_children().await.unwrap();
+        assert_eq!(children[0].restarts, 1);
+        assert_eq!(children[1].restarts, 0);
+        assert_eq!(log.count("start:a"), 2);
+        assert_eq!(log.count("start:b"), 1);
+        let reason = root.shutdown().await;
+        assert!(reason.is_normal(), "{reason}");
+    });
+}
+
+#[test]
+fn panic_message_reaches_the_strategy() {
+    quiet_panics();
+    #[derive(Clone)]
+    struct Record(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+    impl Strategy for Record {
+        fn decide(&mut self, f: &Failure<'_>) -> Directive {
+            self.0.lock().unwrap().push(format!("{}:{}", f.child.id, f.reason));
+            Directive::Stop
+        }
+    }
+    let seen = Record(Default::default());
+    let seen2 = seen.clone();
+    let log = Log::default();
+    run(async move {
+        let a = probe("a", &log);
+        let ha = a.handle();
+        let root = SupervisorSpec::new("root").strategy(seen2).child(a).start_root();
+        let _ = ha.ask(Crash("expected: sensor overflow")).await;
+        until(|| !seen.0.lock().unwrap().is_empty()).await;
+        assert_eq!(seen.0.lock().unwrap()[0], "a:panic: expected: sensor overflow");
+        // Directive::Stop leaves it down
+        assert!(!ha.is_running());
+        root.shutdown().await;
+    });
+}
