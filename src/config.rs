@@ -116,6 +116,7 @@ pub struct Config {
     pub psvc: PsvcConfig,
     raw: config::Config,
     file: Option<PathBuf>,
+    origins: Origins,
 }
 
 impl Config {
@@ -136,7 +137,73 @@ impl Config {
 
     /// Any key (dotted path, like `device.port`) as your own type.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<T, Error> {
-        self.raw.get::<T>(key).map_err(|e| explain(&self.raw, e, key))
+        typed(&self.raw, &self.origins, key)
+    }
+
+    /// Where a key's value came from: the file path, `environment variable
+    /// PSVC_…`, `code`, or `embedded defaults`.
+    pub fn origin(&self, key: &str) -> String {
+        self.origins.of(key)
+    }
+}
+
+/// Deserializes `key` as `T`; errors name the origin, the full key and the value.
+fn typed<T: DeserializeOwned>(raw: &config::Config, origins: &Origins, key: &str) -> Result<T, Error> {
+    let value: Value = raw.get(key).map_err(|e| match e {
+        config::ConfigError::NotFound(k) => Error::Missing(k),
+        other => Error::Other(other.to_string()),
+    })?;
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        let mut reason = err.into_inner().to_string();
+        let mut full = if path.is_empty() || path == "." {
+            key.to_owned()
+        } else {
+            format!("{key}.{path}")
+        };
+        if let Some(field) = reason
+            .strip_prefix("unknown field `")
+            .and_then(|m| m.split('`').next())
+        {
+            full = format!("{key}.{field}");
+            reason = "unknown key".to_owned();
+        }
+        Error::Invalid {
+            origin: origins.of(&full),
+            value: raw.get::<String>(&full).unwrap_or_default(),
+            key: full,
+            reason,
+        }
+    })
+}
+
+/// Which source set each key, for error messages.
+#[derive(Clone, Debug, Default)]
+struct Origins {
+    /// (key, origin), highest precedence first.
+    entries: Vec<(String, String)>,
+}
+
+impl Origins {
+    fn of(&self, key: &str) -> String {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map_or_else(|| "embedded defaults".to_owned(), |(_, o)| o.clone())
+    }
+
+    fn add_map(&mut self, prefix: &str, map: &Map<String, Value>, origin: &dyn Fn(&Value) -> String) {
+        for (k, v) in map {
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match &v.kind {
+                ValueKind::Table(inner) => self.add_map(&key, inner, origin),
+                _ => self.entries.push((key, origin(v))),
+            }
+        }
     }
 }
 
@@ -231,6 +298,13 @@ impl ConfigLoader {
             .add_source(config::File::from_str(DEFAULTS, FileFormat::Ini))
             .set_default(format!("{SECTION}.name"), self.name.clone())
             .map_err(|e| Error::Other(e.to_string()))?;
+        let mut origins = Origins::default();
+        for (key, _) in self.overrides.iter().rev() {
+            origins.entries.push((key.clone(), "code".to_owned()));
+        }
+        let env_source = EnvSource { vars: env };
+        let env_map = env_source.collect().map_err(|e| Error::Other(e.to_string()))?;
+        origins.add_map("", &env_map, &|v| v.origin().unwrap_or("environment").to_owned());
         if let Some((path, _)) = &file {
             let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
                 path: path.clone(),
@@ -240,34 +314,45 @@ impl ConfigLoader {
                 Some("toml") => FileFormat::Toml,
                 _ => FileFormat::Ini,
             };
-            builder = builder.add_source(Tagged {
+            let source = Tagged {
                 origin: path.display().to_string(),
                 text,
                 format,
-            });
+            };
+            let map = source.collect().map_err(|e| explain_build(e, file.as_ref()))?;
+            origins.add_map("", &map, &|_| path.display().to_string());
+            builder = builder.add_source(source);
         }
-        builder = builder.add_source(EnvSource { vars: env });
+        builder = builder.add_source(env_source);
         for (key, value) in &self.overrides {
             builder = builder
                 .set_override(key.as_str(), value.as_str())
                 .map_err(|e| Error::Other(e.to_string()))?;
         }
         let raw = builder.build().map_err(|e| explain_build(e, file.as_ref()))?;
-        let psvc: PsvcConfig = raw
-            .get(SECTION)
-            .map_err(|e| explain(&raw, e, SECTION))?;
-        validate(&raw, &psvc)?;
+        let psvc: PsvcConfig = typed(&raw, &origins, SECTION)?;
+        validate(&raw, &origins, &psvc)?;
         Ok(Config {
             psvc,
             raw,
             file: file.map(|(p, _)| p),
+            origins,
         })
     }
 }
 
-fn validate(raw: &config::Config, psvc: &PsvcConfig) -> Result<(), Error> {
+fn validate(raw: &config::Config, origins: &Origins, psvc: &PsvcConfig) -> Result<(), Error> {
+    let invalid = |key: &str, reason: String| {
+        let key = format!("{SECTION}.{key}");
+        Error::Invalid {
+            origin: origins.of(&key),
+            value: raw.get::<String>(&key).unwrap_or_default(),
+            key,
+            reason,
+        }
+    };
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&psvc.log_level) {
-        return Err(invalid(raw, &format!("{SECTION}.log_level"), e.to_string()));
+        return Err(invalid("log_level", e.to_string()));
     }
     if psvc.name.trim().is_empty()
         || psvc
@@ -276,84 +361,11 @@ fn validate(raw: &config::Config, psvc: &PsvcConfig) -> Result<(), Error> {
             .any(|c| c == '/' || c == '\\' || c.is_control())
     {
         return Err(invalid(
-            raw,
-            &format!("{SECTION}.name"),
+            "name",
             "must be non-empty and contain no path separators".into(),
         ));
     }
     Ok(())
-}
-
-fn origin_and_value(raw: &config::Config, key: &str) -> (String, String) {
-    match raw.get::<Value>(key) {
-        Ok(v) => (
-            v.origin().unwrap_or("code").to_owned(),
-            match &v.kind {
-                ValueKind::Table(_) | ValueKind::Array(_) => format!("{v:?}"),
-                _ => v.to_string(),
-            },
-        ),
-        Err(_) => ("(unknown source)".to_owned(), String::new()),
-    }
-}
-
-fn invalid(raw: &config::Config, key: &str, reason: String) -> Error {
-    let (origin, value) = origin_and_value(raw, key);
-    Error::Invalid {
-        origin,
-        key: key.to_owned(),
-        value,
-        reason,
-    }
-}
-
-/// Turns a config-library error for `key` into an [`Error`] naming origin, key and value.
-fn explain(raw: &config::Config, err: config::ConfigError, key: &str) -> Error {
-    use config::ConfigError as E;
-    match err {
-        E::NotFound(k) => Error::Missing(k),
-        E::Type {
-            key: Some(k),
-            expected,
-            unexpected,
-            ..
-        } => {
-            let full = qualify(key, &k);
-            let (origin, _) = origin_and_value(raw, &full);
-            Error::Invalid {
-                origin,
-                key: full,
-                value: unexpected.to_string(),
-                reason: format!("expected {expected}"),
-            }
-        }
-        E::At {
-            error, key: Some(k), ..
-        } => {
-            let full = qualify(key, &k);
-            invalid(raw, &full, error.to_string())
-        }
-        E::Message(msg) => {
-            // serde messages for unknown fields name the field but not the path
-            if let Some(field) = msg
-                .strip_prefix("unknown field `")
-                .and_then(|m| m.split('`').next())
-            {
-                let full = qualify(key, field);
-                return invalid(raw, &full, "unknown key".into());
-            }
-            Error::Other(format!("{msg} (in `{key}`)"))
-        }
-        other => Error::Other(other.to_string()),
-    }
-}
-
-fn qualify(prefix: &str, key: &str) -> String {
-    if key == prefix || key.starts_with(&format!("{prefix}.")) {
-        key.to_owned()
-    } else {
-        format!("{prefix}.{key}")
-    }
 }
 
 fn explain_build(err: config::ConfigError, file: Option<&(PathBuf, bool)>) -> Error {

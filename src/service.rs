@@ -144,11 +144,36 @@ impl std::process::Termination for ExitStatus {
 #[rtype(result = "()")]
 pub struct ConfigReloaded(pub Arc<Config>);
 
+/// The shutdown phase of a service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Running,
     Stopping,
     Forced(i32),
+}
+
+/// Requests a shutdown of a running service from anywhere (another task,
+/// another thread, a test). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ShutdownTrigger(watch::Sender<Phase>);
+
+impl ShutdownTrigger {
+    /// Requests a graceful shutdown, as SIGTERM does.
+    pub fn request(&self) {
+        self.0.send_if_modified(|p| {
+            let start = *p == Phase::Running;
+            if start {
+                *p = Phase::Stopping;
+            }
+            start
+        });
+    }
+
+    /// Forces the stop at once, as a second signal does (`sig` is reported
+    /// in the exit code, 128 + `sig`).
+    pub fn force(&self, sig: i32) {
+        self.0.send_replace(Phase::Forced(sig));
+    }
 }
 
 /// What a service sees of its system: configuration, the root supervisor,
@@ -212,13 +237,12 @@ impl ServiceContext {
 
     /// Requests a graceful shutdown, as SIGTERM does.
     pub fn request_shutdown(&self) {
-        self.phase.send_if_modified(|p| {
-            let start = *p == Phase::Running;
-            if start {
-                *p = Phase::Stopping;
-            }
-            start
-        });
+        self.shutdown_trigger().request();
+    }
+
+    /// A handle that requests the shutdown from another task.
+    pub fn shutdown_trigger(&self) -> ShutdownTrigger {
+        ShutdownTrigger(self.phase.clone())
     }
 
     /// Delivers [`ConfigReloaded`] to `recipient` after every reload.
@@ -245,6 +269,7 @@ pub struct ServiceSystem {
     root: SupervisorSpec,
     signals: bool,
     logging: bool,
+    phase: watch::Sender<Phase>,
 }
 
 impl ServiceSystem {
@@ -256,7 +281,13 @@ impl ServiceSystem {
             root: SupervisorSpec::new("root"),
             signals: true,
             logging: true,
+            phase: watch::channel(Phase::Running).0,
         }
+    }
+
+    /// A handle that requests the shutdown of the service this system runs.
+    pub fn shutdown_trigger(&self) -> ShutdownTrigger {
+        ShutdownTrigger(self.phase.clone())
     }
 
     /// Uses this configuration loader (file, environment, overrides).
@@ -317,6 +348,7 @@ impl ServiceSystem {
             self.root,
             self.signals,
             logging.as_ref().map(|g| g.filter()),
+            self.phase,
         ));
         actix_rt::System::current().stop();
         drop(system);
@@ -328,7 +360,16 @@ impl ServiceSystem {
     pub async fn run_local<S: Service>(self, service: S) -> ExitStatus {
         match self.loader.load() {
             Ok(config) => {
-                lifecycle(service, config, self.loader, self.root, self.signals, None).await
+                lifecycle(
+                    service,
+                    config,
+                    self.loader,
+                    self.root,
+                    self.signals,
+                    None,
+                    self.phase,
+                )
+                .await
             }
             Err(err) => {
                 tracing::error!("{err}");
@@ -345,11 +386,11 @@ async fn lifecycle<S: Service>(
     root_spec: SupervisorSpec,
     signals: bool,
     log_filter: Option<LogFilter>,
+    phase: watch::Sender<Phase>,
 ) -> ExitStatus {
     let name: Arc<str> = Arc::from(config.psvc.name.as_str());
     let timeout = config.psvc.shutdown_timeout;
     let root = root_spec.start_root();
-    let (phase, _) = watch::channel(Phase::Running);
     let (config_tx, _) = watch::channel(Arc::new(config));
     let mut ctx = ServiceContext {
         name: name.clone(),

@@ -403,7 +403,7 @@ impl Supervisor {
         };
         let cell = slot.spec.start(Some(reporter))?;
         slot.running = Some(cell);
-        slot.started_at = Some(Instant::now());
+        slot.started_at = Some(now());
         tracing::debug!(supervisor = %self.name, child = %slot.spec.id(), "child started");
         Ok(())
     }
@@ -497,7 +497,7 @@ impl Supervisor {
         if self.shutting_down {
             return;
         }
-        let now = Instant::now();
+        let now = now();
         let infos = self.infos();
         let directive = self.strategy.decide(&Failure {
             child: &infos[idx],
@@ -822,4 +822,10 @@ impl Handler<WhichChildren> for Supervisor {
     fn handle(&mut self, _: WhichChildren, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.infos())
     }
+}
+
+/// The supervisor's clock: tokio's, so that paused time in tests (and the
+/// timers the supervisor sets) agree with the restart history.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
 }

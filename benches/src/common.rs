@@ -51,6 +51,37 @@ pub fn check_eq(what: &str, got: u64, want: u64) -> Result<(), BenchError> {
     }
 }
 
+/// How many operations each run performs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Size {
+    /// The full counts of [`Scenario::full_n`].
+    Full,
+    /// N/10 (`--quick`); `heap_idle` keeps 10,000 actors.
+    Quick,
+    /// N/1000, at least 10 (`--smoke`): checks that everything runs, numbers meaningless.
+    Smoke,
+}
+
+impl Size {
+    /// Worker command-line flag for this size (none for [`Size::Full`]).
+    pub fn flag(self) -> Option<&'static str> {
+        match self {
+            Size::Full => None,
+            Size::Quick => Some("--quick"),
+            Size::Smoke => Some("--smoke"),
+        }
+    }
+
+    /// Description for the report.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Size::Full => "full N",
+            Size::Quick => "quick (N/10)",
+            Size::Smoke => "SMOKE TEST (N/1000, numbers meaningless)",
+        }
+    }
+}
+
 /// The frameworks under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Framework {
@@ -148,7 +179,7 @@ impl Scenario {
         }
     }
 
-    /// Full-size operation count; `--quick` divides it by 10 (except `heap_idle`).
+    /// Full-size operation count (see [`Size`] for the reduced ones).
     pub fn full_n(self) -> u64 {
         match self {
             Scenario::Tell => 1_000_000,
@@ -160,11 +191,12 @@ impl Scenario {
     }
 
     /// Operation count for a run.
-    pub fn n(self, quick: bool) -> u64 {
-        match (self, quick) {
-            // The heap figure is per actor and cheap to get; keep it at 10,000 actors always.
-            (Scenario::HeapIdle, _) | (_, false) => self.full_n(),
-            (_, true) => self.full_n() / 10,
+    pub fn n(self, size: Size) -> u64 {
+        match (self, size) {
+            // The heap figure is per actor and cheap to get; keep it at 10,000 actors.
+            (Scenario::HeapIdle, Size::Quick) | (_, Size::Full) => self.full_n(),
+            (_, Size::Quick) => self.full_n() / 10,
+            (_, Size::Smoke) => (self.full_n() / 1000).max(10),
         }
     }
 
@@ -209,8 +241,8 @@ pub struct Params {
 
 impl Params {
     /// Parameters for `scenario`, with `warmup = n / 10` (none for `heap_idle`).
-    pub fn new(scenario: Scenario, quick: bool, allocated: fn() -> usize) -> Self {
-        let n = scenario.n(quick);
+    pub fn new(scenario: Scenario, size: Size, allocated: fn() -> usize) -> Self {
+        let n = scenario.n(size);
         let warmup = if scenario == Scenario::HeapIdle {
             0
         } else {
@@ -464,7 +496,9 @@ mod tests {
         for s in Scenario::ALL {
             assert_eq!(Scenario::parse(s.name()), Some(s));
         }
-        assert_eq!(Scenario::HeapIdle.n(true), 10_000);
-        assert_eq!(Scenario::Tell.n(true), 100_000);
+        assert_eq!(Scenario::HeapIdle.n(Size::Quick), 10_000);
+        assert_eq!(Scenario::Tell.n(Size::Quick), 100_000);
+        assert_eq!(Scenario::Tell.n(Size::Full), 1_000_000);
+        assert_eq!(Scenario::RestartStop.n(Size::Smoke), 20);
     }
 }

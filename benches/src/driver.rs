@@ -9,15 +9,17 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::common::{BenchError, Framework, Outcome, Sample, Scenario, err, parse_result};
+use crate::common::{BenchError, Framework, Outcome, Sample, Scenario, Size, err, parse_result};
 
 /// Driver settings.
 #[derive(Debug, Clone)]
 pub struct DriverOptions {
     /// Rounds per scenario; round `r` starts the framework rotation at position `r`.
     pub rounds: usize,
-    /// N/10 operations per run.
-    pub quick: bool,
+    /// Operations per run.
+    pub size: Size,
+    /// Write the report to `<target>/bench-results/actors.md` (off for smoke runs).
+    pub write_report: bool,
     /// Scenarios to run, in order.
     pub scenarios: Vec<Scenario>,
     /// Frameworks to run.
@@ -32,7 +34,8 @@ impl Default for DriverOptions {
     fn default() -> Self {
         Self {
             rounds: 5,
-            quick: false,
+            size: Size::Full,
+            write_report: true,
             scenarios: Scenario::ALL.to_vec(),
             frameworks: Framework::ALL.to_vec(),
             timeout: Duration::from_secs(120),
@@ -49,14 +52,24 @@ enum Run {
     Failed(String),
 }
 
-/// Runs every scenario, prints the report and writes it; returns the report path.
-pub fn run(opts: &DriverOptions) -> Result<PathBuf, BenchError> {
+/// What a driver run produced.
+#[derive(Debug, Clone)]
+pub struct DriverSummary {
+    /// Where the report was written, if it was.
+    pub path: Option<PathBuf>,
+    /// Worker runs that failed (error, verification mismatch, crash or timeout).
+    pub failures: usize,
+}
+
+/// Runs every scenario, prints the report and (unless disabled) writes it.
+pub fn run(opts: &DriverOptions) -> Result<DriverSummary, BenchError> {
     let exe = std::env::current_exe()?;
     let pinned = opts.pin && taskset_works();
     if opts.pin && !pinned {
         eprintln!("note: `taskset -c 1` unavailable; workers run unpinned");
     }
     let mut results: HashMap<(Scenario, Framework), Vec<Run>> = HashMap::new();
+    let load_before = load_average();
     let started = Instant::now();
     let nfw = opts.frameworks.len();
     for &scenario in &opts.scenarios {
@@ -80,14 +93,30 @@ pub fn run(opts: &DriverOptions) -> Result<PathBuf, BenchError> {
             }
         }
     }
-    let report = render(opts, pinned, &results, started.elapsed());
+    let load = format!("{load_before} before, {} after", load_average());
+    let report = render(opts, pinned, &results, started.elapsed(), &load);
     print!("{report}");
+    let failures = results
+        .values()
+        .flatten()
+        .filter(|r| matches!(r, Run::Failed(_)))
+        .count();
+    if !opts.write_report {
+        eprintln!("report not written (smoke run)");
+        return Ok(DriverSummary {
+            path: None,
+            failures,
+        });
+    }
     let dir = results_dir(&exe);
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("actors.md");
     std::fs::write(&path, &report)?;
     eprintln!("report written to {}", path.display());
-    Ok(path)
+    Ok(DriverSummary {
+        path: Some(path),
+        failures,
+    })
 }
 
 fn taskset_works() -> bool {
@@ -115,9 +144,7 @@ fn run_worker(
         Command::new(exe)
     };
     cmd.args(["--worker", framework.name(), scenario.name()]);
-    if opts.quick {
-        cmd.arg("--quick");
-    }
+    cmd.args(opts.size.flag());
     match spawn_with_timeout(cmd, opts.timeout) {
         Err(e) => Run::Failed(e.to_string()),
         Ok((None, _, stderr)) => Run::Failed(format!(
@@ -272,19 +299,24 @@ fn aggregate(runs: &[Run]) -> Cell {
     }
 }
 
+/// Integer with thousands separators.
+fn fmt_int(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
 fn fmt_value(v: f64) -> String {
     let a = v.abs();
     if a >= 1000.0 {
-        let whole = v.round() as i64;
-        let s = whole.unsigned_abs().to_string();
-        let mut out = String::new();
-        for (i, ch) in s.chars().enumerate() {
-            if i > 0 && (s.len() - i).is_multiple_of(3) {
-                out.push(',');
-            }
-            out.push(ch);
-        }
-        if whole < 0 { format!("-{out}") } else { out }
+        let whole = fmt_int(a.round() as u64);
+        if v < 0.0 { format!("-{whole}") } else { whole }
     } else if a >= 100.0 {
         format!("{v:.0}")
     } else if a >= 10.0 {
@@ -335,10 +367,11 @@ fn render(
     pinned: bool,
     results: &HashMap<(Scenario, Framework), Vec<Run>>,
     elapsed: Duration,
+    load: &str,
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# psvc actor-layer benchmarks\n");
-    out.push_str(&environment(opts, pinned, elapsed));
+    out.push_str(&environment(opts, pinned, elapsed, load));
 
     let mut summary = Vec::new();
     for &scenario in &opts.scenarios {
@@ -364,7 +397,7 @@ fn render(
             out,
             "\n## {} — {unit}, N = {} per run (lower is better)\n\n{}\n",
             scenario.name(),
-            fmt_value(scenario.n(opts.quick) as f64),
+            fmt_int(scenario.n(opts.size)),
             scenario.describe()
         );
         out.push_str("| framework | median | min–max | ÷ actix | ÷ tokio |");
@@ -482,7 +515,14 @@ fn locked_version(name: &str) -> String {
         .unwrap_or_else(|| "?".to_string())
 }
 
-fn environment(opts: &DriverOptions, pinned: bool, elapsed: Duration) -> String {
+/// 1/5/15-minute load averages: other work on this 2-core box skews absolute numbers.
+fn load_average() -> String {
+    read_trimmed("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+fn environment(opts: &DriverOptions, pinned: bool, elapsed: Duration, load: &str) -> String {
     let unknown = || "unknown".to_string();
     let cpu = read_trimmed("/proc/cpuinfo")
         .and_then(|s| {
@@ -505,8 +545,19 @@ fn environment(opts: &DriverOptions, pinned: bool, elapsed: Duration) -> String 
     let cpuidle =
         read_trimmed("/sys/devices/system/cpu/cpuidle/current_driver").unwrap_or_else(unknown);
     let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let dirty = command_line(
+        "git",
+        &[
+            "-C",
+            workspace,
+            "status",
+            "--porcelain",
+            "--untracked-files=all",
+        ],
+    )
+    .map_or("", |_| " + uncommitted changes");
     let git = command_line("git", &["-C", workspace, "rev-parse", "--short", "HEAD"])
-        .unwrap_or_else(|| "no commit".to_string());
+        .map_or_else(|| "no commit".to_string(), |sha| format!("{sha}{dirty}"));
     let v = locked_version;
     let mut s = String::new();
     let _ = writeln!(
@@ -518,6 +569,7 @@ fn environment(opts: &DriverOptions, pinned: bool, elapsed: Duration) -> String 
         s,
         "- host: nproc {nproc}; CPU {cpu}; kernel {kernel}; cpuidle {cpuidle}"
     );
+    let _ = writeln!(s, "- load average (1/5/15 min): {load}");
     let _ = writeln!(s, "- rustc: {rustc}; profile: bench (release)");
     let _ = writeln!(
         s,
@@ -537,7 +589,7 @@ fn environment(opts: &DriverOptions, pinned: bool, elapsed: Duration) -> String 
          every framework single-threaded (actix System / tokio current_thread); worker \
          timeout {} s; warmup N/10 before each timed pass",
         opts.rounds,
-        if opts.quick { "quick (N/10)" } else { "full N" },
+        opts.size.describe(),
         if pinned {
             "pinned with `taskset -c 1`"
         } else {
@@ -563,6 +615,9 @@ mod tests {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), Some(2.5));
         assert_eq!(fmt_value(1234567.4), "1,234,567");
+        assert_eq!(fmt_value(-1234.0), "-1,234");
+        assert_eq!(fmt_int(10), "10");
+        assert_eq!(fmt_int(1_000_000), "1,000,000");
         assert_eq!(fmt_value(345.6), "346");
         assert_eq!(fmt_value(12.34), "12.3");
         assert_eq!(fmt_value(1.234), "1.23");
@@ -576,6 +631,17 @@ mod tests {
         if std::env::var_os("CARGO_TARGET_DIR").is_none() {
             assert_eq!(d, PathBuf::from("/w/target/bench-results"));
         }
+    }
+
+    #[test]
+    fn worker_timeout_kills() -> Result<(), BenchError> {
+        let mut cmd = Command::new("sleep");
+        cmd.arg("5");
+        let t0 = Instant::now();
+        let (status, _, _) = spawn_with_timeout(cmd, Duration::from_millis(200))?;
+        assert!(status.is_none());
+        assert!(t0.elapsed() < Duration::from_secs(3));
+        Ok(())
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
@@ -153,7 +153,7 @@ pub(crate) struct Shared<A: Actor> {
     id: Arc<str>,
     addr: ArcSwapOption<Addr<A>>,
     generation: AtomicU64,
-    overflow: Overflow,
+    drop_newest: AtomicBool,
     space: Notify,
     waiters: AtomicUsize,
     dropped: AtomicU64,
@@ -248,9 +248,16 @@ impl<A: Actor<Context = Context<A>>> ChildTask<A> {
             self.shared.addr.store(None);
         }
         self.shared.space.notify_waiters();
-        // Dropping the context runs the actor's `stopping`/`stopped` hooks if it
-        // was still alive; contain a panic there too.
-        let fut = self.fut.take();
+        let mut fut = self.fut.take();
+        if !matches!(outcome, Outcome::Exited)
+            && let Some(fut) = fut.as_mut()
+        {
+            // Killed or crashed: no more actor code runs (no `stopping`/`stopped`);
+            // the actor value is simply dropped.
+            fut.ctx().terminate();
+        }
+        // Dropping a context that is still alive runs its stop hooks; contain a
+        // panic there too.
         let dropped = catch_unwind(AssertUnwindSafe(move || drop(fut)));
         let cell = &self.cell;
         let reason = match outcome {
@@ -438,7 +445,7 @@ impl<A: Actor> ChildRef<A> {
                 id,
                 addr: ArcSwapOption::empty(),
                 generation: AtomicU64::new(0),
-                overflow,
+                drop_newest: AtomicBool::new(overflow == Overflow::DropNewest),
                 space: Notify::new(),
                 waiters: AtomicUsize::new(0),
                 dropped: AtomicU64::new(0),
@@ -446,8 +453,10 @@ impl<A: Actor> ChildRef<A> {
         }
     }
 
-    pub(crate) fn with_overflow(self, overflow: Overflow) -> Self {
-        Self::new(self.shared.id.clone(), overflow)
+    pub(crate) fn set_overflow(&self, overflow: Overflow) {
+        self.shared
+            .drop_newest
+            .store(overflow == Overflow::DropNewest, Ordering::Relaxed);
     }
 
     pub(crate) fn shared(&self) -> Arc<Shared<A>> {
@@ -490,7 +499,7 @@ impl<A: Actor> ChildRef<A> {
         M::Result: Send,
     {
         match self.try_tell(msg) {
-            Err(SendError::Full(id, msg)) if self.shared.overflow == Overflow::DropNewest => {
+            Err(SendError::Full(id, msg)) if self.shared.drop_newest.load(Ordering::Relaxed) => {
                 drop(msg);
                 let n = self.shared.dropped.fetch_add(1, Ordering::Relaxed);
                 if n % 1000 == 0 {

@@ -42,7 +42,8 @@ pub enum Shutdown {
     /// Ask it to stop (`stopping()` runs and may delay the stop), and kill it
     /// if it has not stopped after this long. Default for workers: 5 s.
     Timeout(Duration),
-    /// Kill it at once: no more messages are handled.
+    /// Kill it at once: no more messages are handled and no more actor code
+    /// runs (no `stopping`/`stopped`); the actor value is dropped.
     BrutalKill,
     /// Ask it to stop and wait as long as it takes. Default for supervisors,
     /// which stop their own children within their own timeouts.
@@ -247,7 +248,7 @@ impl<A: Actor<Context = Context<A>>> ChildSpec<A> {
     /// Sets what `tell` does when the mailbox is full.
     pub fn overflow(mut self, overflow: Overflow) -> Self {
         self.mailbox.overflow = overflow;
-        self.handle = self.handle.with_overflow(overflow);
+        self.handle.set_overflow(overflow);
         self
     }
 

@@ -1,0 +1,121 @@
+//! Exponential backoff between restarts: the delays follow the configured
+//! schedule within 5 % or 1 ms (paused time), jitter stays within its
+//! fraction, and a stable run resets the schedule.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use common::*;
+use psvc::prelude::*;
+use tokio::time::Instant;
+
+/// Records the instant each instance starts.
+struct Timed(Arc<Mutex<Vec<Instant>>>);
+
+impl Actor for Timed {
+    type Context = Context<Self>;
+    fn started(&mut self, _: &mut Context<Self>) {
+        self.0.lock().unwrap().push(Instant::now());
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Die;
+
+impl Handler<Die> for Timed {
+    type Result = ();
+    fn handle(&mut self, _: Die, ctx: &mut Context<Self>) {
+        ctx.fail(TestError::Glitch);
+    }
+}
+
+fn within(actual: Duration, expected: Duration) -> bool {
+    let tolerance = expected.mul_f64(0.05).max(Duration::from_millis(1));
+    actual.abs_diff(expected) <= tolerance
+}
+
+/// Fails the child `n` times; returns the delay before each restart.
+async fn delays(h: &ChildRef<Timed>, starts: &Arc<Mutex<Vec<Instant>>>, n: usize) -> Vec<Duration> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let before = starts.lock().unwrap().len();
+        let failed_at = Instant::now();
+        h.tell(Die).unwrap();
+        until(|| starts.lock().unwrap().len() == before + 1).await;
+        out.push(starts.lock().unwrap()[before] - failed_at);
+    }
+    out
+}
+
+fn timed_root(backoff: Backoff) -> (ChildRef<Timed>, Arc<Mutex<Vec<Instant>>>, psvc::supervisor::RootSupervisor) {
+    let starts = Arc::new(Mutex::new(Vec::new()));
+    let s = starts.clone();
+    let spec = ChildSpec::new("timed", move || Timed(s.clone()));
+    let h = spec.handle();
+    let root = SupervisorSpec::new("root")
+        .intensity(100, Duration::from_secs(60))
+        .backoff(backoff)
+        .jitter_seed(42)
+        .child(spec)
+        .start_root();
+    (h, starts, root)
+}
+
+#[test]
+fn exponential_schedule_is_followed() {
+    run_paused(async {
+        let (h, starts, root) = timed_root(Backoff::exponential(
+            Duration::from_millis(10),
+            Duration::from_millis(160),
+        ));
+        until(|| starts.lock().unwrap().len() == 1).await;
+        let got = delays(&h, &starts, 7).await;
+        let want = [10, 20, 40, 80, 160, 160, 160].map(Duration::from_millis);
+        for (g, w) in got.iter().zip(want) {
+            assert!(within(*g, w), "delay {g:?}, expected {w:?} (all: {got:?})");
+        }
+        root.shutdown().await;
+    });
+}
+
+#[test]
+fn jitter_adds_at_most_its_fraction() {
+    run_paused(async {
+        let (h, starts, root) = timed_root(
+            Backoff::exponential(Duration::from_millis(100), Duration::from_secs(2)).jitter(0.2),
+        );
+        until(|| starts.lock().unwrap().len() == 1).await;
+        let got = delays(&h, &starts, 5).await;
+        for (n, g) in got.iter().enumerate() {
+            let base = Duration::from_millis(100 * (1 << n));
+            assert!(
+                *g >= base && *g <= base.mul_f64(1.2) + Duration::from_millis(1),
+                "delay {n}: {g:?} not in [{base:?}, 1.2 x {base:?}]"
+            );
+        }
+        assert!(got.iter().enumerate().any(|(n, g)| *g > Duration::from_millis(100 * (1 << n)) + Duration::from_millis(1)), "jitter had no effect: {got:?}");
+        root.shutdown().await;
+    });
+}
+
+#[test]
+fn stable_run_resets_the_schedule() {
+    run_paused(async {
+        let (h, starts, root) = timed_root(
+            Backoff::exponential(Duration::from_millis(10), Duration::from_secs(1))
+                .reset_after(Duration::from_secs(1)),
+        );
+        until(|| starts.lock().unwrap().len() == 1).await;
+        let first = delays(&h, &starts, 3).await;
+        assert!(within(first[2], Duration::from_millis(40)), "{first:?}");
+        tokio::time::sleep(Duration::from_secs(2)).await; // stable
+        let after = delays(&h, &starts, 2).await;
+        assert!(within(after[0], Duration::from_millis(10)), "{after:?}");
+        assert!(within(after[1], Duration::from_millis(20)), "{after:?}");
+        root.shutdown().await;
+    });
+}

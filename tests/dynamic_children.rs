@@ -1,0 +1,102 @@
+//! Children at run time: dynamic children of one template (simple_one_for_one),
+//! and start / stop / restart / delete / list by id.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use psvc::prelude::*;
+use psvc::supervisor::{ChildState, Error};
+
+#[test]
+fn dynamic_children_of_one_template() {
+    quiet_panics();
+    let log = Log::default();
+    run(async move {
+        let root = SupervisorSpec::new("pool")
+            .intensity(10, Duration::from_secs(1))
+            .start_root();
+        let l2 = log.clone();
+        let pool = DynamicSupervisor::new(root.handle(), "conn", move |peer: String| Probe {
+            id: peer,
+            log: l2.clone(),
+            ignore_stop: false,
+            count: 0,
+        })
+        .restart(Restart::Transient);
+        let mut handles = Vec::new();
+        for peer in ["p1", "p2", "p3"] {
+            handles.push(pool.spawn(peer.to_owned()).await.unwrap());
+        }
+        assert_eq!(handles[1].id(), "conn-2");
+        for h in &handles {
+            assert_eq!(h.ask(Ping).await.unwrap(), 1);
+        }
+        // a crash restarts it with the same arguments
+        let _ = handles[1].ask(Crash("expected: dynamic crash")).await;
+        until(|| handles[1].starts() == 2).await;
+        assert_eq!(log.count("start:p2"), 2);
+        // a normal exit of a transient dynamic child removes it
+        handles[0].tell(StopSelf).unwrap();
+        until(|| !handles[0].is_running()).await;
+        let ids: Vec<String> = root
+            .handle()
+            .which_children()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(ids, ["conn-2", "conn-3"]);
+        root.shutdown().await;
+        assert_eq!(log.count("stop:p3"), 1);
+    });
+}
+
+#[test]
+fn children_by_id_at_run_time() {
+    let log = Log::default();
+    run(async move {
+        let root = SupervisorSpec::new("root").child(probe("a", &log)).start_root();
+        let sup = root.handle();
+        let hb = sup.start_child(probe("b", &log)).await.unwrap();
+        assert_eq!(hb.ask(Ping).await.unwrap(), 1);
+
+        let err = sup.start_child(probe("b", &log)).await.unwrap_err();
+        assert!(matches!(err, Error::DuplicateId { .. }), "{err}");
+        let err = sup.stop_child("nope").await.unwrap_err();
+        assert_eq!(err.to_string(), "supervisor `root` has no child `nope`");
+
+        sup.stop_child("b").await.unwrap();
+        let info = sup.which_children().await.unwrap();
+        assert_eq!(info[1].id, "b");
+        assert_eq!(info[1].state, ChildState::Stopped);
+        assert!(info[1].dynamic && !info[0].dynamic);
+
+        sup.restart_child("b").await.unwrap();
+        assert_eq!(hb.ask(Ping).await.unwrap(), 1);
+        assert_eq!(hb.starts(), 2);
+
+        sup.delete_child("b").await.unwrap();
+        assert!(!hb.is_running());
+        let ids: Vec<String> = sup.which_children().await.unwrap().into_iter().map(|c| c.id).collect();
+        assert_eq!(ids, ["a"]);
+        root.shutdown().await;
+    });
+}
+
+#[test]
+fn failing_factory_is_a_start_error() {
+    #[derive(Debug, thiserror::Error)]
+    #[error("port busy")]
+    struct PortBusy;
+    run(async {
+        let root = SupervisorSpec::new("root").start_root();
+        let spec = ChildSpec::try_new("srv", || -> Result<Probe, PortBusy> { Err(PortBusy) });
+        let err = root.handle().start_child(spec).await.unwrap_err();
+        assert_eq!(err.to_string(), "child `srv` failed to start: error: port busy");
+        assert!(root.handle().which_children().await.unwrap().is_empty());
+        root.shutdown().await;
+    });
+}

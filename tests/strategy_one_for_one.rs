@@ -1,0 +1,35 @@
+//! one_for_one: only the failed child is restarted; its siblings keep their
+//! instances and their state.
+
+mod common;
+
+use common::*;
+use psvc::prelude::*;
+
+#[test]
+fn only_the_failed_child_restarts() {
+    quiet_panics();
+    let log = Log::default();
+    run(async move {
+        let (a, b, c) = (probe("a", &log), probe("b", &log), probe("c", &log));
+        let (ha, hb, hc) = (a.handle(), b.handle(), c.handle());
+        let root = SupervisorSpec::new("root")
+            .strategy(OneForOne)
+            .intensity(5, std::time::Duration::from_secs(5))
+            .child(a)
+            .child(b)
+            .child(c)
+            .start_root();
+        for h in [&ha, &hb, &hc] {
+            assert_eq!(h.ask(Ping).await.unwrap(), 1);
+        }
+        log.take();
+        hb.tell(Fail(TestError::Glitch)).unwrap();
+        until(|| hb.starts() == 2).await;
+        assert_eq!(hb.ask(Ping).await.unwrap(), 1, "fresh state after restart");
+        assert_eq!(ha.ask(Ping).await.unwrap(), 2, "sibling untouched");
+        assert_eq!(hc.ask(Ping).await.unwrap(), 2, "sibling untouched");
+        assert_eq!(log.take(), ["stop:b", "start:b"]);
+        root.shutdown().await;
+    });
+}

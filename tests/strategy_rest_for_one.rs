@@ -1,0 +1,42 @@
+//! rest_for_one: the failed child and the children started after it restart;
+//! the ones before it are untouched.
+
+mod common;
+
+use common::*;
+use psvc::prelude::*;
+
+#[test]
+fn failed_child_and_later_ones_restart() {
+    quiet_panics();
+    let log = Log::default();
+    run(async move {
+        let (a, b, c, d) = (
+            probe("a", &log),
+            probe("b", &log),
+            probe("c", &log),
+            probe("d", &log),
+        );
+        let (ha, hb, hc, hd) = (a.handle(), b.handle(), c.handle(), d.handle());
+        let root = SupervisorSpec::new("root")
+            .strategy(RestForOne)
+            .intensity(5, std::time::Duration::from_secs(5))
+            .child(a)
+            .child(b)
+            .child(c)
+            .child(d)
+            .start_root();
+        until(|| log.snapshot().len() == 4).await;
+        log.take();
+        hb.tell(Fail(TestError::Glitch)).unwrap();
+        until(|| hd.starts() == 2).await;
+        assert_eq!(ha.starts(), 1);
+        assert_eq!((hb.starts(), hc.starts()), (2, 2));
+        assert_eq!(
+            log.take(),
+            ["stop:b", "stop:d", "stop:c", "start:b", "start:c", "start:d"]
+        );
+        assert_eq!(ha.ask(Ping).await.unwrap(), 1);
+        root.shutdown().await;
+    });
+}
