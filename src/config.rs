@@ -122,7 +122,10 @@ pub struct Config {
 impl Config {
     /// The configuration with embedded defaults only (no file, no environment).
     pub fn defaults(name: &str) -> Result<Self, Error> {
-        ConfigLoader::new(name).no_file().env_vars(Vec::<(String, String)>::new()).load()
+        ConfigLoader::new(name)
+            .no_file()
+            .env_vars(Vec::<(String, String)>::new())
+            .load()
     }
 
     /// The file this configuration was read from, if any.
@@ -148,7 +151,11 @@ impl Config {
 }
 
 /// Deserializes `key` as `T`; errors name the origin, the full key and the value.
-fn typed<T: DeserializeOwned>(raw: &config::Config, origins: &Origins, key: &str) -> Result<T, Error> {
+fn typed<T: DeserializeOwned>(
+    raw: &config::Config,
+    origins: &Origins,
+    key: &str,
+) -> Result<T, Error> {
     let value: Value = raw.get(key).map_err(|e| match e {
         config::ConfigError::NotFound(k) => Error::Missing(k),
         other => Error::Other(other.to_string()),
@@ -192,7 +199,12 @@ impl Origins {
             .map_or_else(|| "embedded defaults".to_owned(), |(_, o)| o.clone())
     }
 
-    fn add_map(&mut self, prefix: &str, map: &Map<String, Value>, origin: &dyn Fn(&Value) -> String) {
+    fn add_map(
+        &mut self,
+        prefix: &str,
+        map: &Map<String, Value>,
+        origin: &dyn Fn(&Value) -> String,
+    ) {
         for (k, v) in map {
             let key = if prefix.is_empty() {
                 k.clone()
@@ -255,7 +267,11 @@ impl ConfigLoader {
         mut self,
         vars: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
-        self.env = Some(vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect());
+        self.env = Some(
+            vars.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        );
         self
     }
 
@@ -269,7 +285,9 @@ impl ConfigLoader {
     fn env(&self) -> Vec<(String, String)> {
         match &self.env {
             Some(vars) => vars.clone(),
-            None => std::env::vars().filter(|(k, _)| k.starts_with("PSVC_")).collect(),
+            None => std::env::vars()
+                .filter(|(k, _)| k.starts_with("PSVC_"))
+                .collect(),
         }
     }
 
@@ -303,8 +321,12 @@ impl ConfigLoader {
             origins.entries.push((key.clone(), "code".to_owned()));
         }
         let env_source = EnvSource { vars: env };
-        let env_map = env_source.collect().map_err(|e| Error::Other(e.to_string()))?;
-        origins.add_map("", &env_map, &|v| v.origin().unwrap_or("environment").to_owned());
+        let env_map = env_source
+            .collect()
+            .map_err(|e| Error::Other(e.to_string()))?;
+        origins.add_map("", &env_map, &|v| {
+            v.origin().unwrap_or("environment").to_owned()
+        });
         if let Some((path, _)) = &file {
             let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
                 path: path.clone(),
@@ -319,7 +341,9 @@ impl ConfigLoader {
                 text,
                 format,
             };
-            let map = source.collect().map_err(|e| explain_build(e, file.as_ref()))?;
+            let map = source
+                .collect()
+                .map_err(|e| explain_build(e, file.as_ref()))?;
             origins.add_map("", &map, &|_| path.display().to_string());
             builder = builder.add_source(source);
         }
@@ -329,7 +353,9 @@ impl ConfigLoader {
                 .set_override(key.as_str(), value.as_str())
                 .map_err(|e| Error::Other(e.to_string()))?;
         }
-        let raw = builder.build().map_err(|e| explain_build(e, file.as_ref()))?;
+        let raw = builder
+            .build()
+            .map_err(|e| explain_build(e, file.as_ref()))?;
         let psvc: PsvcConfig = typed(&raw, &origins, SECTION)?;
         validate(&raw, &origins, &psvc)?;
         Ok(Config {
@@ -441,7 +467,10 @@ impl Source for EnvSource {
         let mut out: Map<String, Value> = Map::new();
         let env = "environment".to_owned();
         if !psvc.is_empty() {
-            out.insert(SECTION.to_owned(), Value::new(Some(&env), ValueKind::Table(psvc)));
+            out.insert(
+                SECTION.to_owned(),
+                Value::new(Some(&env), ValueKind::Table(psvc)),
+            );
         }
         for (section, table) in sections {
             out.insert(section, Value::new(Some(&env), ValueKind::Table(table)));

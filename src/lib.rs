@@ -34,3 +34,8 @@ pub mod prelude {
     };
     pub use actix::prelude::*;
 }
+
+/// The README's code compiles (checked by `cargo test --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,7 +1,7 @@
 //! Logging with `tracing`: the console (stderr) and `<log_dir>/<name>.log`,
 //! filtered by `RUST_LOG` when set, else by `[PSVC] log_level`.
 //!
-//! The level can be changed at run time ([`LoggingGuard::set_filter`]); the
+//! The level can be changed at run time ([`LogFilter::set`]); the
 //! service system does that when SIGHUP reloads the configuration.
 
 use std::path::PathBuf;
@@ -157,4 +157,24 @@ pub fn init(cfg: &PsvcConfig) -> Result<LoggingGuard, Error> {
         _scoped: scoped,
         file,
     })
+}
+
+/// Routes panic reports through `tracing` (with their location), so that a
+/// contained actor panic appears in the service log like any other error
+/// rather than as raw text on stderr. [`ServiceSystem::run`](crate::ServiceSystem::run)
+/// installs it with logging.
+pub fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("<non-string panic payload>");
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(%location, "panic: {msg}");
+    }));
 }

@@ -123,7 +123,11 @@ impl ExitStatus {
             Self::Config => 4,
             Self::Forced(_) => 5,
         };
-        if rank(other) > rank(self) { other } else { self }
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
     }
 }
 
@@ -216,7 +220,10 @@ impl ServiceContext {
     }
 
     /// Starts a nested supervisor under the root and returns its handle.
-    pub async fn spawn_supervisor(&self, spec: SupervisorSpec) -> Result<SupervisorRef, supervisor::Error> {
+    pub async fn spawn_supervisor(
+        &self,
+        spec: SupervisorSpec,
+    ) -> Result<SupervisorRef, supervisor::Error> {
         let child = self.root.start_child(spec.into_child()).await?;
         Ok(SupervisorRef::from_child(child))
     }
@@ -331,7 +338,10 @@ impl ServiceSystem {
         };
         let logging = if self.logging {
             match logging::init(&config.psvc) {
-                Ok(guard) => Some(guard),
+                Ok(guard) => {
+                    logging::log_panics();
+                    Some(guard)
+                }
                 Err(err) => {
                     eprintln!("psvc: {err}");
                     return ExitStatus::Config;
@@ -436,7 +446,14 @@ async fn lifecycle<S: Service>(
     }
     if run_it && !ctx.is_shutting_down() {
         let deadline = shutdown_deadline(ctx.phase.subscribe(), timeout);
-        match race(service.run(&mut ctx), root.exited(), &mut phase_rx, Some(Box::pin(deadline))).await {
+        match race(
+            service.run(&mut ctx),
+            root.exited(),
+            &mut phase_rx,
+            Some(Box::pin(deadline)),
+        )
+        .await
+        {
             Step::Done(Ok(())) => tracing::info!(service = %name, "run finished"),
             Step::Done(Err(err)) => {
                 tracing::error!(service = %name, "{}", ServiceError::Run(err));

@@ -37,8 +37,8 @@ pub use child::{AskError, ChildRef, SendError, SupervisedContext};
 use child::{ChildCell, Reporter};
 pub use dynamic::DynamicSupervisor;
 pub use exit::{Escalation, EscalationCause, ExitReason, SharedError};
-pub use spec::{ChildInfo, ChildKind, ChildSpec, ChildState, Mailbox, Overflow, Restart, Shutdown};
 use spec::ErasedSpec;
+pub use spec::{ChildInfo, ChildKind, ChildSpec, ChildState, Mailbox, Overflow, Restart, Shutdown};
 pub use strategy::{Directive, Failure, OneForAll, OneForOne, RestForOne, Scope, Strategy};
 
 /// Errors from supervisor operations.
@@ -98,7 +98,11 @@ impl std::fmt::Debug for SupervisorSpec {
             .field("backoff", &self.backoff)
             .field(
                 "children",
-                &self.children.iter().map(|c| c.id().to_string()).collect::<Vec<_>>(),
+                &self
+                    .children
+                    .iter()
+                    .map(|c| c.id().to_string())
+                    .collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
     }
@@ -528,9 +532,9 @@ impl Supervisor {
                 }
                 let slot = &mut self.slots[idx];
                 if alive
-                    || slot
-                        .started_at
-                        .is_some_and(|t| now.saturating_duration_since(t) >= self.backoff.stable_after())
+                    || slot.started_at.is_some_and(|t| {
+                        now.saturating_duration_since(t) >= self.backoff.stable_after()
+                    })
                 {
                     slot.consecutive = 0;
                 }
@@ -555,7 +559,13 @@ impl Supervisor {
 
     /// Stops the running children among `keys` (reverse order), drops the
     /// temporary ones, and starts the rest in start order after `delay`.
-    fn restart_keys(&mut self, keys: Vec<u64>, failed: u64, delay: Duration, ctx: &mut Context<Self>) {
+    fn restart_keys(
+        &mut self,
+        keys: Vec<u64>,
+        failed: u64,
+        delay: Duration,
+        ctx: &mut Context<Self>,
+    ) {
         let running: Vec<u64> = self
             .slots
             .iter()
@@ -572,8 +582,11 @@ impl Supervisor {
                 return;
             }
             // Temporary siblings are never restarted.
-            act.slots
-                .retain(|s| !(keys.contains(&s.key) && s.key != failed && s.spec.restart() == Restart::Temporary));
+            act.slots.retain(|s| {
+                !(keys.contains(&s.key)
+                    && s.key != failed
+                    && s.spec.restart() == Restart::Temporary)
+            });
             if delay.is_zero() {
                 act.start_keys(&keys, ctx);
             } else {
@@ -626,7 +639,13 @@ impl Supervisor {
         }
     }
 
-    fn escalate(&mut self, idx: usize, reason: ExitReason, cause: EscalationCause, ctx: &mut Context<Self>) {
+    fn escalate(
+        &mut self,
+        idx: usize,
+        reason: ExitReason,
+        cause: EscalationCause,
+        ctx: &mut Context<Self>,
+    ) {
         let escalation = Escalation {
             supervisor: self.name.to_string(),
             child: self.slots[idx].spec.id().to_string(),
@@ -792,10 +811,11 @@ impl Handler<RestartChild> for Supervisor {
         Box::pin(self.stop_keys(&[key]).map(move |(), act, ctx| {
             let idx = act.index_of_key(key).ok_or_else(|| act.not_found(&msg.0))?;
             act.slots[idx].restarts += 1;
-            act.start_slot(idx, ctx).map_err(|reason| Error::StartFailed {
-                id: msg.0.clone(),
-                reason,
-            })
+            act.start_slot(idx, ctx)
+                .map_err(|reason| Error::StartFailed {
+                    id: msg.0.clone(),
+                    reason,
+                })
         }))
     }
 }

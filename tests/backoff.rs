@@ -1,6 +1,7 @@
 //! Exponential backoff between restarts: the delays follow the configured
 //! schedule within 5 % or 1 ms (paused time), jitter stays within its
 //! fraction, and a stable run resets the schedule.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
@@ -51,7 +52,13 @@ async fn delays(h: &ChildRef<Timed>, starts: &Arc<Mutex<Vec<Instant>>>, n: usize
     out
 }
 
-fn timed_root(backoff: Backoff) -> (ChildRef<Timed>, Arc<Mutex<Vec<Instant>>>, psvc::supervisor::RootSupervisor) {
+fn timed_root(
+    backoff: Backoff,
+) -> (
+    ChildRef<Timed>,
+    Arc<Mutex<Vec<Instant>>>,
+    psvc::supervisor::RootSupervisor,
+) {
     let starts = Arc::new(Mutex::new(Vec::new()));
     let s = starts.clone();
     let spec = ChildSpec::new("timed", move || Timed(s.clone()));

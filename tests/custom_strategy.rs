@@ -1,5 +1,6 @@
 //! A user-defined strategy has the built-ins' power: restart with a cool-down
 //! on one error kind, escalate on another, resume a live child after a fault.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
@@ -67,7 +68,10 @@ fn cool_down_then_escalate_by_error_kind() {
         };
         assert_eq!(esc.cause, EscalationCause::Strategy);
         assert_eq!(esc.child, "device");
-        assert_eq!(esc.reason.downcast_error::<TestError>(), Some(&TestError::Fatal));
+        assert_eq!(
+            esc.reason.downcast_error::<TestError>(),
+            Some(&TestError::Fatal)
+        );
         assert_eq!(log.take(), ["stop:device", "stop:other"]);
         assert!(!ho.is_running());
     });

@@ -1,5 +1,6 @@
 //! Children at run time: dynamic children of one template (simple_one_for_one),
 //! and start / stop / restart / delete / list by id.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
@@ -58,7 +59,9 @@ fn dynamic_children_of_one_template() {
 fn children_by_id_at_run_time() {
     let log = Log::default();
     run(async move {
-        let root = SupervisorSpec::new("root").child(probe("a", &log)).start_root();
+        let root = SupervisorSpec::new("root")
+            .child(probe("a", &log))
+            .start_root();
         let sup = root.handle();
         let hb = sup.start_child(probe("b", &log)).await.unwrap();
         assert_eq!(hb.ask(Ping).await.unwrap(), 1);
@@ -80,7 +83,13 @@ fn children_by_id_at_run_time() {
 
         sup.delete_child("b").await.unwrap();
         assert!(!hb.is_running());
-        let ids: Vec<String> = sup.which_children().await.unwrap().into_iter().map(|c| c.id).collect();
+        let ids: Vec<String> = sup
+            .which_children()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
         assert_eq!(ids, ["a"]);
         root.shutdown().await;
     });
@@ -95,7 +104,10 @@ fn failing_factory_is_a_start_error() {
         let root = SupervisorSpec::new("root").start_root();
         let spec = ChildSpec::try_new("srv", || -> Result<Probe, PortBusy> { Err(PortBusy) });
         let err = root.handle().start_child(spec).await.unwrap_err();
-        assert_eq!(err.to_string(), "child `srv` failed to start: error: port busy");
+        assert_eq!(
+            err.to_string(),
+            "child `srv` failed to start: error: port busy"
+        );
         assert!(root.handle().which_children().await.unwrap().is_empty());
         root.shutdown().await;
     });

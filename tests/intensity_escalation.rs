@@ -1,5 +1,6 @@
 //! Restart intensity: 6 failures where 5 in 5 s are allowed make the
 //! supervisor stop its children in reverse order and escalate to its parent.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
@@ -15,7 +16,10 @@ struct Recorder(Arc<Mutex<Vec<(String, ExitReason)>>>);
 
 impl Strategy for Recorder {
     fn decide(&mut self, f: &Failure<'_>) -> Directive {
-        self.0.lock().unwrap().push((f.child.id.clone(), f.reason.clone()));
+        self.0
+            .lock()
+            .unwrap()
+            .push((f.child.id.clone(), f.reason.clone()));
         Directive::Stop
     }
 }
@@ -35,7 +39,10 @@ fn sixth_failure_in_window_escalates_to_parent() {
             .child(w3)
             .into_child();
         let hsub = sub.handle();
-        let root = SupervisorSpec::new("root").strategy(seen2).child(sub).start_root();
+        let root = SupervisorSpec::new("root")
+            .strategy(seen2)
+            .child(sub)
+            .start_root();
 
         for n in 1..=5u64 {
             h2.tell(Fail(TestError::Glitch)).unwrap();

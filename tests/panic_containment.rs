@@ -1,5 +1,6 @@
 //! A panic in a supervised actor's handler is a crash of that actor only:
 //! the caller gets an error, the supervisor restarts it, everything else lives.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
@@ -23,7 +24,10 @@ fn panic_is_contained_reported_and_restarted() {
         assert_eq!(hb.ask(Ping).await.unwrap(), 1);
 
         // the pending caller gets an error, not a hang
-        let err = ha.ask(Crash("expected: boom in handler")).await.unwrap_err();
+        let err = ha
+            .ask(Crash("expected: boom in handler"))
+            .await
+            .unwrap_err();
         assert!(matches!(err, AskError::Lost(_)), "{err:?}");
 
         // the restarted instance answers with fresh state; the sibling kept its own
@@ -48,7 +52,10 @@ fn panic_message_reaches_the_strategy() {
     struct Record(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
     impl Strategy for Record {
         fn decide(&mut self, f: &Failure<'_>) -> Directive {
-            self.0.lock().unwrap().push(format!("{}:{}", f.child.id, f.reason));
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{}:{}", f.child.id, f.reason));
             Directive::Stop
         }
     }
@@ -58,10 +65,16 @@ fn panic_message_reaches_the_strategy() {
     run(async move {
         let a = probe("a", &log);
         let ha = a.handle();
-        let root = SupervisorSpec::new("root").strategy(seen2).child(a).start_root();
+        let root = SupervisorSpec::new("root")
+            .strategy(seen2)
+            .child(a)
+            .start_root();
         let _ = ha.ask(Crash("expected: sensor overflow")).await;
         until(|| !seen.0.lock().unwrap().is_empty()).await;
-        assert_eq!(seen.0.lock().unwrap()[0], "a:panic: expected: sensor overflow");
+        assert_eq!(
+            seen.0.lock().unwrap()[0],
+            "a:panic: expected: sensor overflow"
+        );
         // Directive::Stop leaves it down
         assert!(!ha.is_running());
         root.shutdown().await;

@@ -1,5 +1,6 @@
 //! Restart types: permanent children always restart, transient ones only after
 //! an abnormal exit, temporary ones never (and leave the tree).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
@@ -38,7 +39,10 @@ fn transient_restarts_only_after_abnormal_exit() {
         ha.tell(StopSelf).unwrap();
         until(|| !ha.is_running()).await;
         // give the supervisor every chance to (wrongly) restart it
-        assert_eq!(ha.ask(Ping).await.unwrap_err(), AskError::NotRunning("a".into()));
+        assert_eq!(
+            ha.ask(Ping).await.unwrap_err(),
+            AskError::NotRunning("a".into())
+        );
         let info = root.handle().which_children().await.unwrap();
         assert_eq!(info.len(), 1, "a stopped transient child stays in the tree");
         assert_eq!(info[0].state, ChildState::Stopped);
@@ -65,7 +69,10 @@ fn temporary_never_restarts_and_is_removed() {
         let sup = root.handle();
         until(|| !ha.is_running()).await;
         let info = sup.which_children().await.unwrap();
-        assert_eq!(info.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(
+            info.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+            ["b"]
+        );
         assert_eq!(hb.starts(), 1, "no restart was needed, so none happened");
         root.shutdown().await;
     });
@@ -89,7 +96,10 @@ fn temporary_sibling_stopped_by_one_for_all_is_not_restarted() {
         assert!(!ha.is_running());
         assert_eq!(ha.starts(), 1);
         let info = root.handle().which_children().await.unwrap();
-        assert_eq!(info.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(
+            info.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+            ["b"]
+        );
         root.shutdown().await;
     });
 }

@@ -2,6 +2,7 @@
 //! destroy always runs; an init failure skips run; the tree stops after
 //! destroy, in reverse order; root escalation and a missed shutdown deadline
 //! end the service with their own exit codes.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
@@ -61,7 +62,12 @@ impl Service for Steps {
 
     async fn destroy(&mut self, ctx: &mut ServiceContext) -> Result<(), BoxError> {
         // actors still run during destroy
-        let alive = ctx.root().which_children().await.map(|c| c.len()).unwrap_or(0);
+        let alive = ctx
+            .root()
+            .which_children()
+            .await
+            .map(|c| c.len())
+            .unwrap_or(0);
         self.log.push(format!("destroy:{alive}"));
         Ok(())
     }
@@ -95,7 +101,16 @@ fn run_to_completion_then_destroy_then_tree_in_reverse() {
     });
     assert_eq!(
         log.take(),
-        ["init", "start:a", "start:b", "run", "shutdown-seen", "destroy:2", "stop:b", "stop:a"]
+        [
+            "init",
+            "start:a",
+            "start:b",
+            "run",
+            "shutdown-seen",
+            "destroy:2",
+            "stop:b",
+            "stop:a"
+        ]
     );
 }
 
@@ -148,7 +163,10 @@ fn root_escalation_ends_the_service_with_70() {
         assert_eq!(status.code(), 70);
     });
     let events = log.take();
-    assert!(events.iter().any(|e| e.starts_with("destroy:")), "{events:?}");
+    assert!(
+        events.iter().any(|e| e.starts_with("destroy:")),
+        "{events:?}"
+    );
     // c failed twice; then the escalation stopped the rest in reverse order
     let stops: Vec<&String> = events.iter().filter(|e| e.starts_with("stop:")).collect();
     assert_eq!(stops, ["stop:c", "stop:c", "stop:b", "stop:a"]);
@@ -175,7 +193,10 @@ fn missed_shutdown_deadline_is_reported() {
         assert_eq!(status, ExitStatus::DeadlineExceeded);
         assert_eq!(status.code(), 2);
         let took = t0.elapsed();
-        assert!(took >= Duration::from_millis(110) && took <= Duration::from_millis(111), "{took:?}");
+        assert!(
+            took >= Duration::from_millis(110) && took <= Duration::from_millis(111),
+            "{took:?}"
+        );
     });
     assert!(log.take().iter().any(|e| e.starts_with("destroy:")));
 }

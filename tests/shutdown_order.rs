@@ -1,6 +1,7 @@
 //! Shutdown: children start in order and stop in reverse order; a child that
 //! ignores its stop is killed when its timeout passes; brutal kill runs no
 //! more actor code; nested supervisors stop their subtree first.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
@@ -63,7 +64,10 @@ fn brutal_kill_runs_no_more_actor_code() {
         until(|| log.snapshot().len() == 1).await;
         log.take();
         root.shutdown().await;
-        assert!(log.take().is_empty(), "no stopping/stopped after a brutal kill");
+        assert!(
+            log.take().is_empty(),
+            "no stopping/stopped after a brutal kill"
+        );
     });
 }
 

@@ -1,5 +1,6 @@
 //! one_for_all: when one child fails, the others are stopped in reverse start
 //! order and all are started again in start order.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
@@ -20,7 +21,10 @@ fn all_children_restart_in_order() {
             .child(b)
             .child(c)
             .start_root();
-        assert_eq!(log_after_start(&log).await, ["start:a", "start:b", "start:c"]);
+        assert_eq!(
+            log_after_start(&log).await,
+            ["start:a", "start:b", "start:c"]
+        );
         let _ = hb.ask(Crash("expected: b crashed")).await;
         until(|| ha.starts() == 2 && hb.starts() == 2 && hc.starts() == 2).await;
         for h in [&ha, &hb, &hc] {

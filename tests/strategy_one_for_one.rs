@@ -1,5 +1,6 @@
 //! one_for_one: only the failed child is restarted; its siblings keep their
 //! instances and their state.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 

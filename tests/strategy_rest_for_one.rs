@@ -1,5 +1,6 @@
 //! rest_for_one: the failed child and the children started after it restart;
 //! the ones before it are untouched.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
@@ -34,7 +35,9 @@ fn failed_child_and_later_ones_restart() {
         assert_eq!((hb.starts(), hc.starts()), (2, 2));
         assert_eq!(
             log.take(),
-            ["stop:b", "stop:d", "stop:c", "start:b", "start:c", "start:d"]
+            [
+                "stop:b", "stop:d", "stop:c", "start:b", "start:c", "start:d"
+            ]
         );
         assert_eq!(ha.ask(Ping).await.unwrap(), 1);
         root.shutdown().await;

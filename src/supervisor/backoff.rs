@@ -179,17 +179,24 @@ mod tests {
 
     #[test]
     fn jitter_stays_within_fraction() {
-        let b = Backoff::exponential(Duration::from_millis(100), Duration::from_secs(1)).jitter(0.2);
+        let b =
+            Backoff::exponential(Duration::from_millis(100), Duration::from_secs(1)).jitter(0.2);
         let mut rng = fastrand::Rng::with_seed(7);
         for _ in 0..1000 {
             let d = b.delay(0, &mut rng);
-            assert!(d >= Duration::from_millis(100) && d < Duration::from_millis(120), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(100) && d < Duration::from_millis(120),
+                "{d:?}"
+            );
         }
     }
 
     #[test]
     fn none_is_immediate() {
-        assert_eq!(Backoff::none().delay(5, &mut fastrand::Rng::new()), Duration::ZERO);
+        assert_eq!(
+            Backoff::none().delay(5, &mut fastrand::Rng::new()),
+            Duration::ZERO
+        );
     }
 
     #[test]

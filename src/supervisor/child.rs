@@ -3,7 +3,7 @@
 //! the [`ChildRef`] handle that survives restarts.
 //!
 //! actix runs an actor as a `ContextFut` future. psvc spawns that future
-//! inside its own small task ([`ChildTask`]) that
+//! inside its own small task (`ChildTask`) that
 //! - polls it under `catch_unwind`, so a panicking handler ends only this
 //!   instance: the panic message becomes [`ExitReason::Panic`], the pending
 //!   callers get an error when the instance is dropped, and the arbiter and
@@ -502,7 +502,7 @@ impl<A: Actor> ChildRef<A> {
             Err(SendError::Full(id, msg)) if self.shared.drop_newest.load(Ordering::Relaxed) => {
                 drop(msg);
                 let n = self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-                if n % 1000 == 0 {
+                if n.is_multiple_of(1000) {
                     tracing::warn!(child = %id, dropped = n + 1, "mailbox full: message dropped");
                 }
                 Ok(())
@@ -539,6 +539,11 @@ impl<A: Actor> ChildRef<A> {
         M: Message + Send + 'static,
         M::Result: Send,
     {
+        // Fast path: room in the mailbox.
+        msg = match self.try_tell(msg) {
+            Err(SendError::Full(_, m)) => m,
+            other => return other,
+        };
         struct Waiting<'a>(&'a AtomicUsize);
         impl Drop for Waiting<'_> {
             fn drop(&mut self) {
@@ -576,7 +581,9 @@ impl<A: Actor> ChildRef<A> {
                 None => return Err(AskError::NotRunning(self.shared.id.clone())),
             }
         };
-        request.await.map_err(|_| AskError::Lost(self.shared.id.clone()))
+        request
+            .await
+            .map_err(|_| AskError::Lost(self.shared.id.clone()))
     }
 
     /// [`ChildRef::ask`] with a deadline.

@@ -1,6 +1,12 @@
 //! Shared helpers for the integration tests: a probe actor that records its
 //! lifecycle, and systems with real or paused time.
-#![allow(dead_code, missing_docs, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    dead_code,
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -15,7 +21,9 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// Runs `f` on a fresh actix System with real time.
 pub fn run<F: Future<Output = ()> + 'static>(f: F) {
     actix_rt::System::new().block_on(async move {
-        tokio::time::timeout(TIMEOUT * 3, f).await.expect("test timed out");
+        tokio::time::timeout(TIMEOUT * 3, f)
+            .await
+            .expect("test timed out");
     });
 }
 
@@ -190,7 +198,10 @@ pub fn stubborn(id: &str, log: &Log) -> ChildSpec<Probe> {
 pub async fn until(mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "condition not met within {TIMEOUT:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within {TIMEOUT:?}"
+        );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
