@@ -413,24 +413,7 @@ impl Supervisor {
     }
 
     fn info(&self, idx: usize) -> ChildInfo {
-        let s = &self.slots[idx];
-        ChildInfo {
-            id: s.spec.id().to_string(),
-            index: idx,
-            kind: s.spec.kind(),
-            restart: s.spec.restart(),
-            state: if s.running.is_some() {
-                ChildState::Running
-            } else if s.pending.is_some() {
-                ChildState::Restarting
-            } else {
-                ChildState::Stopped
-            },
-            restarts: s.restarts,
-            consecutive_failures: s.consecutive,
-            started_at: s.started_at.filter(|_| s.running.is_some()),
-            dynamic: s.dynamic,
-        }
+        slot_info(&self.slots, idx)
     }
 
     fn infos(&self) -> Vec<ChildInfo> {
@@ -502,17 +485,17 @@ impl Supervisor {
             return;
         }
         let now = now();
-        let infos = self.infos();
+        let info = self.info(idx);
         let directive = self.strategy.decide(&Failure {
-            child: &infos[idx],
+            child: &info,
             reason: &reason,
             alive,
-            children: &infos,
             history: &self.history,
             now,
+            siblings: &SlotsView(&self.slots),
         });
         let key = self.slots[idx].key;
-        tracing::debug!(supervisor = %self.name, child = %infos[idx].id, strategy = self.strategy.name(), ?directive, "decision");
+        tracing::debug!(supervisor = %self.name, child = %info.id, strategy = self.strategy.name(), ?directive, "decision");
         match directive {
             Directive::Resume => {}
             Directive::Stop => {
@@ -841,6 +824,39 @@ impl Handler<WhichChildren> for Supervisor {
 
     fn handle(&mut self, _: WhichChildren, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.infos())
+    }
+}
+
+/// Read access to the children for strategies.
+struct SlotsView<'a>(&'a [Slot]);
+
+impl strategy::Siblings for SlotsView<'_> {
+    fn count(&self) -> usize {
+        self.0.len()
+    }
+    fn info(&self, index: usize) -> ChildInfo {
+        slot_info(self.0, index)
+    }
+}
+
+fn slot_info(slots: &[Slot], idx: usize) -> ChildInfo {
+    let s = &slots[idx];
+    ChildInfo {
+        id: s.spec.id().to_string(),
+        index: idx,
+        kind: s.spec.kind(),
+        restart: s.spec.restart(),
+        state: if s.running.is_some() {
+            ChildState::Running
+        } else if s.pending.is_some() {
+            ChildState::Restarting
+        } else {
+            ChildState::Stopped
+        },
+        restarts: s.restarts,
+        consecutive_failures: s.consecutive,
+        started_at: s.started_at.filter(|_| s.running.is_some()),
+        dynamic: s.dynamic,
     }
 }
 

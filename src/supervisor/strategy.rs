@@ -19,7 +19,6 @@ use super::exit::ExitReason;
 use super::spec::{ChildInfo, ChildKind};
 
 /// What a strategy is told about a failure.
-#[derive(Debug)]
 pub struct Failure<'a> {
     /// The failing child.
     pub child: &'a ChildInfo,
@@ -28,12 +27,41 @@ pub struct Failure<'a> {
     /// `true` when the child is still alive and reported a fault
     /// (`ctx.fault(err)`), `false` when it has exited.
     pub alive: bool,
-    /// All children of the supervisor, in start order.
-    pub children: &'a [ChildInfo],
     /// The supervisor's recent restarts (inside the intensity window).
     pub history: &'a RestartHistory,
     /// When the failure was handled.
     pub now: Instant,
+    pub(crate) siblings: &'a dyn Siblings,
+}
+
+/// The supervisor's children, read on demand (a pool of thousands of
+/// children costs nothing per failure unless the strategy looks).
+pub(crate) trait Siblings {
+    fn count(&self) -> usize;
+    fn info(&self, index: usize) -> ChildInfo;
+}
+
+impl Failure<'_> {
+    /// How many children the supervisor has.
+    pub fn child_count(&self) -> usize {
+        self.siblings.count()
+    }
+
+    /// All children of the supervisor, in start order.
+    pub fn children(&self) -> impl Iterator<Item = ChildInfo> + '_ {
+        (0..self.siblings.count()).map(|i| self.siblings.info(i))
+    }
+}
+
+impl std::fmt::Debug for Failure<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Failure")
+            .field("child", &self.child)
+            .field("reason", &self.reason)
+            .field("alive", &self.alive)
+            .field("children", &self.child_count())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Which children a restart covers.
