@@ -107,6 +107,7 @@ impl Service for Demo {
 
 fn main() -> ExitStatus {
     ServiceSystem::new("demo")
+        .args(std::env::args_os())
         .root(
             SupervisorSpec::new("root")
                 .intensity(5, Duration::from_secs(10))

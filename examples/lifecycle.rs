@@ -56,9 +56,8 @@ impl Service for Lifecycle {
                 greeting: greeting.clone(),
             }))
             .await?;
-        if let Some(addr) = greeter.addr() {
-            ctx.subscribe_reload(addr.recipient());
-        }
+        // follows the greeter across restarts
+        ctx.subscribe_reload(greeter.recipient());
         Ok(())
     }
 
@@ -84,5 +83,7 @@ impl Service for Lifecycle {
 }
 
 fn main() -> ExitStatus {
-    ServiceSystem::new("lifecycle").run(Lifecycle)
+    ServiceSystem::new("lifecycle")
+        .args(std::env::args_os())
+        .run(Lifecycle)
 }

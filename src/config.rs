@@ -225,7 +225,8 @@ pub struct ConfigLoader {
     name: String,
     file: FileChoice,
     env: Option<Vec<(String, String)>>,
-    overrides: Vec<(String, String)>,
+    /// (key, value, origin)
+    overrides: Vec<(String, String, String)>,
 }
 
 #[derive(Clone, Debug)]
@@ -277,8 +278,20 @@ impl ConfigLoader {
 
     /// Overrides a key from code (highest precedence), like
     /// `set("PSVC.log_level", "debug")` or `set("device.port", "7")`.
-    pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.overrides.push((key.into(), value.into()));
+    pub fn set(self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.set_from("code", key, value)
+    }
+
+    /// Like [`ConfigLoader::set`], naming where the value came from (for
+    /// error messages), e.g. `"command line"`.
+    pub fn set_from(
+        mut self,
+        origin: impl Into<String>,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Self {
+        self.overrides
+            .push((key.into(), value.into(), origin.into()));
         self
     }
 
@@ -317,8 +330,8 @@ impl ConfigLoader {
             .set_default(format!("{SECTION}.name"), self.name.clone())
             .map_err(|e| Error::Other(e.to_string()))?;
         let mut origins = Origins::default();
-        for (key, _) in self.overrides.iter().rev() {
-            origins.entries.push((key.clone(), "code".to_owned()));
+        for (key, _, origin) in self.overrides.iter().rev() {
+            origins.entries.push((key.clone(), origin.clone()));
         }
         let env_source = EnvSource { vars: env };
         let env_map = env_source
@@ -348,7 +361,7 @@ impl ConfigLoader {
             builder = builder.add_source(source);
         }
         builder = builder.add_source(env_source);
-        for (key, value) in &self.overrides {
+        for (key, value, _) in &self.overrides {
             builder = builder
                 .set_override(key.as_str(), value.as_str())
                 .map_err(|e| Error::Other(e.to_string()))?;

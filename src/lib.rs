@@ -28,9 +28,9 @@ pub mod prelude {
     pub use crate::config::Config;
     pub use crate::service::{ConfigReloaded, ExitStatus, Service, ServiceContext, ServiceSystem};
     pub use crate::supervisor::{
-        AskError, Backoff, ChildRef, ChildSpec, Directive, DynamicSupervisor, ExitReason, Failure,
-        OneForAll, OneForOne, Overflow, RestForOne, Restart, Scope, SendError, Shutdown, Strategy,
-        SupervisedContext, SupervisorRef, SupervisorSpec,
+        AskError, Backoff, ChildRecipient, ChildRef, ChildSpec, Directive, DynamicSupervisor,
+        ExitReason, Failure, OneForAll, OneForOne, Overflow, RestForOne, Restart, Scope, SendError,
+        Shutdown, Strategy, SupervisedContext, SupervisorRef, SupervisorSpec,
     };
     pub use actix::prelude::*;
 }

@@ -20,19 +20,26 @@
 //! ([`ServiceContext::subscribe_reload`]); a bad file is logged and the running
 //! configuration kept.
 
+mod cli;
+mod systemd;
+
+pub use cli::CliError;
+
 use std::cell::RefCell;
 use std::future::Future;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use actix::{Actor, Context, Message, Recipient};
+use actix::{Actor, Context, Message};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::{Config, ConfigLoader};
 use crate::logging::{self, LogFilter};
-use crate::supervisor::{self, ChildRef, ChildSpec, ExitReason, SupervisorRef, SupervisorSpec};
+use crate::supervisor::{
+    self, ChildRecipient, ChildRef, ChildSpec, ExitReason, SendError, SupervisorRef, SupervisorSpec,
+};
 
 /// The error type of service steps: anything that is an error.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -96,6 +103,8 @@ pub enum ExitStatus {
     Escalated,
     /// The configuration could not be loaded, or logging set up (78, EX_CONFIG).
     Config,
+    /// The command line was not understood (64, EX_USAGE).
+    Usage,
     /// A second SIGTERM/SIGINT forced the stop (128 + signal number).
     Forced(i32),
 }
@@ -108,6 +117,7 @@ impl ExitStatus {
             Self::Failed => 1,
             Self::DeadlineExceeded => 2,
             Self::Escalated => 70,
+            Self::Usage => 64,
             Self::Config => 78,
             Self::Forced(sig) => u8::try_from(128 + sig).unwrap_or(255),
         }
@@ -120,7 +130,7 @@ impl ExitStatus {
             Self::Failed => 1,
             Self::DeadlineExceeded => 2,
             Self::Escalated => 3,
-            Self::Config => 4,
+            Self::Usage | Self::Config => 4,
             Self::Forced(_) => 5,
         };
         if rank(other) > rank(self) {
@@ -187,7 +197,7 @@ pub struct ServiceContext {
     config: watch::Sender<Arc<Config>>,
     root: SupervisorRef,
     phase: watch::Sender<Phase>,
-    reload_subscribers: Rc<RefCell<Vec<Recipient<ConfigReloaded>>>>,
+    reload_subscribers: Rc<RefCell<Vec<ChildRecipient<ConfigReloaded>>>>,
 }
 
 impl ServiceContext {
@@ -252,9 +262,11 @@ impl ServiceContext {
         ShutdownTrigger(self.phase.clone())
     }
 
-    /// Delivers [`ConfigReloaded`] to `recipient` after every reload.
-    pub fn subscribe_reload(&self, recipient: Recipient<ConfigReloaded>) {
-        self.reload_subscribers.borrow_mut().push(recipient);
+    /// Delivers [`ConfigReloaded`] to `recipient` after every reload: a
+    /// [`ChildRef::recipient`] (which follows restarts) or a plain actix
+    /// `Recipient` (`.into()`).
+    pub fn subscribe_reload(&self, recipient: impl Into<ChildRecipient<ConfigReloaded>>) {
+        self.reload_subscribers.borrow_mut().push(recipient.into());
     }
 }
 
@@ -272,11 +284,13 @@ impl ServiceContext {
 /// }
 /// ```
 pub struct ServiceSystem {
+    name: String,
     loader: ConfigLoader,
     root: SupervisorSpec,
     signals: bool,
     logging: bool,
     phase: watch::Sender<Phase>,
+    cli: Result<bool, CliError>,
 }
 
 impl ServiceSystem {
@@ -285,6 +299,8 @@ impl ServiceSystem {
         let name = name.into();
         Self {
             loader: ConfigLoader::new(name.clone()),
+            name,
+            cli: Ok(false),
             root: SupervisorSpec::new("root"),
             signals: true,
             logging: true,
@@ -300,6 +316,26 @@ impl ServiceSystem {
     /// Uses this configuration loader (file, environment, overrides).
     pub fn config(mut self, loader: ConfigLoader) -> Self {
         self.loader = loader;
+        self
+    }
+
+    /// Applies the standard service flags from `args` (program name first,
+    /// as from `std::env::args_os()`): `-c FILE`, `-v`/`-vv`, `-q`,
+    /// `--set KEY=VALUE`, `--check-config`, `--help`. They rank above the
+    /// environment. A bad command line makes [`ServiceSystem::run`] print the
+    /// usage and return [`ExitStatus::Usage`] (64).
+    pub fn args<I, T>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        match cli::parse(&self.name, args, self.loader.clone()) {
+            Ok(parsed) => {
+                self.loader = parsed.loader;
+                self.cli = Ok(parsed.check_only);
+            }
+            Err(err) => self.cli = Err(err),
+        }
         self
     }
 
@@ -329,13 +365,32 @@ impl ServiceSystem {
 
     /// Runs `service` to the end on a new actix `System` on this thread.
     pub fn run<S: Service>(self, service: S) -> ExitStatus {
+        let check_only = match &self.cli {
+            Ok(check_only) => *check_only,
+            Err(err) if err.help => {
+                print!("{err}");
+                return ExitStatus::Success;
+            }
+            Err(err) => {
+                eprint!("{err}");
+                return ExitStatus::Usage;
+            }
+        };
         let config = match self.loader.load() {
             Ok(config) => config,
             Err(err) => {
-                eprintln!("psvc: {err}");
+                eprintln!("{}: {err}", self.name);
                 return ExitStatus::Config;
             }
         };
+        if check_only {
+            let source = config.file().map_or_else(
+                || "embedded defaults".to_owned(),
+                |f| f.display().to_string(),
+            );
+            println!("{}: configuration ok ({source})", self.name);
+            return ExitStatus::Success;
+        }
         let logging = if self.logging {
             match logging::init(&config.psvc) {
                 Ok(guard) => {
@@ -343,7 +398,7 @@ impl ServiceSystem {
                     Some(guard)
                 }
                 Err(err) => {
-                    eprintln!("psvc: {err}");
+                    eprintln!("{}: {err}", self.name);
                     return ExitStatus::Config;
                 }
             }
@@ -425,6 +480,9 @@ async fn lifecycle<S: Service>(
         }
     }
 
+    if let Some(watchdog) = systemd::watchdog() {
+        actix_rt::spawn(watchdog);
+    }
     let mut status = ExitStatus::Success;
     let mut phase_rx = ctx.phase.subscribe();
 
@@ -433,7 +491,10 @@ async fn lifecycle<S: Service>(
     let init = race(service.init(&mut ctx), root.exited(), &mut phase_rx, None).await;
     let mut run_it = true;
     match init {
-        Step::Done(Ok(())) => tracing::info!(service = %name, "initialized"),
+        Step::Done(Ok(())) => {
+            tracing::info!(service = %name, "initialized");
+            systemd::ready("running");
+        }
         Step::Done(Err(err)) => {
             tracing::error!(service = %name, "{}", ServiceError::Init(err));
             status = status.worst(ExitStatus::Failed);
@@ -463,6 +524,7 @@ async fn lifecycle<S: Service>(
         }
     }
     ctx.request_shutdown();
+    systemd::stopping();
     let deadline = Instant::now() + timeout;
 
     if let Phase::Forced(sig) = *ctx.phase.borrow() {
@@ -576,22 +638,27 @@ async fn shutdown_deadline(mut phase: watch::Receiver<Phase>, timeout: std::time
 struct Reloader {
     loader: ConfigLoader,
     config: watch::Sender<Arc<Config>>,
-    subscribers: Rc<RefCell<Vec<Recipient<ConfigReloaded>>>>,
+    subscribers: Rc<RefCell<Vec<ChildRecipient<ConfigReloaded>>>>,
     log_filter: Option<LogFilter>,
 }
 
 impl Reloader {
     fn reload(&self) {
-        match self.loader.load() {
+        systemd::reloading();
+        let result = self.loader.load();
+        systemd::ready("running");
+        match result {
             Ok(config) => {
                 let config = Arc::new(config);
                 self.config.send_replace(config.clone());
                 tracing::info!("configuration reloaded");
-                let mut subs = self.subscribers.borrow_mut();
-                subs.retain(|r| r.connected());
-                for sub in subs.iter() {
-                    if let Err(err) = sub.try_send(ConfigReloaded(config.clone())) {
-                        tracing::warn!("reload notice not delivered: {err}");
+                for sub in self.subscribers.borrow().iter() {
+                    match sub.tell(ConfigReloaded(config.clone())) {
+                        Ok(()) => {}
+                        Err(err @ SendError::Full(..)) => {
+                            tracing::warn!("reload notice not delivered: {err}");
+                        }
+                        Err(err) => tracing::debug!("reload notice not delivered: {err}"),
                     }
                 }
                 if let Some(filter) = &self.log_filter

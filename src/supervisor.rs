@@ -21,6 +21,7 @@ pub mod backoff;
 pub mod child;
 mod dynamic;
 pub mod exit;
+mod recipient;
 pub mod spec;
 pub mod strategy;
 
@@ -37,6 +38,7 @@ pub use child::{AskError, ChildRef, SendError, SupervisedContext};
 use child::{ChildCell, Reporter};
 pub use dynamic::DynamicSupervisor;
 pub use exit::{Escalation, EscalationCause, ExitReason, SharedError};
+pub use recipient::ChildRecipient;
 use spec::ErasedSpec;
 pub use spec::{ChildInfo, ChildKind, ChildSpec, ChildState, Mailbox, Overflow, Restart, Shutdown};
 pub use strategy::{Directive, Failure, OneForAll, OneForOne, RestForOne, Scope, Strategy};

@@ -231,9 +231,10 @@ impl<A: Actor<Context = Context<A>>> ChildTask<A> {
             }
         }
         let cell = self.cell.clone();
-        let polled = catch_unwind(AssertUnwindSafe(|| {
-            CURRENT.sync_scope(cell, || Pin::new(fut).poll(cx))
-        }));
+        // catch_unwind innermost: a panic unwinds as few frames as possible.
+        let polled = CURRENT.sync_scope(cell, || {
+            catch_unwind(AssertUnwindSafe(|| Pin::new(fut).poll(cx)))
+        });
         self.shared.notify_space();
         match polled {
             Ok(Poll::Ready(())) => Poll::Ready(Outcome::Exited),
