@@ -768,32 +768,47 @@ impl Handler<StartChild> for Supervisor {
     }
 }
 
+impl Supervisor {
+    /// An exclusive response: no failure report is handled half-way through,
+    /// as with every stop the supervisor makes.
+    fn atomic<F>(fut: F) -> AtomicResponse<Self, Result<(), Error>>
+    where
+        F: ActorFuture<Self, Output = Result<(), Error>> + 'static,
+    {
+        AtomicResponse::new(Box::pin(fut))
+    }
+
+    fn refuse(err: Error) -> AtomicResponse<Self, Result<(), Error>> {
+        Self::atomic(fut::ready(Err(err)))
+    }
+}
+
 impl Handler<StopChild> for Supervisor {
-    type Result = ResponseActFuture<Self, Result<(), Error>>;
+    type Result = AtomicResponse<Self, Result<(), Error>>;
 
     fn handle(&mut self, msg: StopChild, ctx: &mut Context<Self>) -> Self::Result {
         let Some(idx) = self.index_of_id(&msg.0) else {
-            return Box::pin(fut::ready(Err(self.not_found(&msg.0))));
+            return Self::refuse(self.not_found(&msg.0));
         };
         self.cancel_pending(idx, ctx);
         let key = self.slots[idx].key;
-        Box::pin(self.stop_keys(&[key]).map(|(), _, _| Ok(())))
+        Self::atomic(self.stop_keys(&[key]).map(|(), _, _| Ok(())))
     }
 }
 
 impl Handler<RestartChild> for Supervisor {
-    type Result = ResponseActFuture<Self, Result<(), Error>>;
+    type Result = AtomicResponse<Self, Result<(), Error>>;
 
     fn handle(&mut self, msg: RestartChild, ctx: &mut Context<Self>) -> Self::Result {
         if self.shutting_down {
-            return Box::pin(fut::ready(Err(Error::ShuttingDown(self.name.to_string()))));
+            return Self::refuse(Error::ShuttingDown(self.name.to_string()));
         }
         let Some(idx) = self.index_of_id(&msg.0) else {
-            return Box::pin(fut::ready(Err(self.not_found(&msg.0))));
+            return Self::refuse(self.not_found(&msg.0));
         };
         self.cancel_pending(idx, ctx);
         let key = self.slots[idx].key;
-        Box::pin(self.stop_keys(&[key]).map(move |(), act, ctx| {
+        Self::atomic(self.stop_keys(&[key]).map(move |(), act, ctx| {
             let idx = act.index_of_key(key).ok_or_else(|| act.not_found(&msg.0))?;
             act.slots[idx].restarts += 1;
             act.start_slot(idx, ctx)
@@ -806,15 +821,15 @@ impl Handler<RestartChild> for Supervisor {
 }
 
 impl Handler<DeleteChild> for Supervisor {
-    type Result = ResponseActFuture<Self, Result<(), Error>>;
+    type Result = AtomicResponse<Self, Result<(), Error>>;
 
     fn handle(&mut self, msg: DeleteChild, ctx: &mut Context<Self>) -> Self::Result {
         let Some(idx) = self.index_of_id(&msg.0) else {
-            return Box::pin(fut::ready(Err(self.not_found(&msg.0))));
+            return Self::refuse(self.not_found(&msg.0));
         };
         self.cancel_pending(idx, ctx);
         let key = self.slots[idx].key;
-        Box::pin(self.stop_keys(&[key]).map(move |(), act, _| {
+        Self::atomic(self.stop_keys(&[key]).map(move |(), act, _| {
             act.slots.retain(|s| s.key != key);
             Ok(())
         }))

@@ -76,3 +76,53 @@ fn cool_down_then_escalate_by_error_kind() {
         assert!(!ho.is_running());
     });
 }
+
+/// Live faults: a glitch restarts the faulty child, a fatal fault stops it.
+#[derive(Clone)]
+struct FaultPolicy;
+
+impl Strategy for FaultPolicy {
+    fn decide(&mut self, f: &Failure<'_>) -> Directive {
+        assert!(f.alive, "only faults in this test");
+        assert_eq!(f.child_count(), 2);
+        assert_eq!(
+            f.children().map(|c| c.id).collect::<Vec<_>>(),
+            ["device", "other"]
+        );
+        match f.reason.downcast_error::<TestError>() {
+            Some(TestError::Fatal) => Directive::Stop,
+            _ => Directive::restart(Scope::Child),
+        }
+    }
+}
+
+#[test]
+fn faults_of_live_children_can_restart_or_stop_them() {
+    let log = Log::default();
+    run(async move {
+        let dev = probe("device", &log);
+        let hd = dev.handle();
+        let root = SupervisorSpec::new("hw")
+            .strategy(FaultPolicy)
+            .intensity(10, Duration::from_secs(1))
+            .child(dev)
+            .child(probe("other", &log))
+            .start_root();
+        assert_eq!(hd.ask(Ping).await.unwrap(), 1);
+        hd.tell(Fault(TestError::Glitch)).unwrap();
+        until(|| hd.starts() == 2 && hd.is_running()).await;
+        assert_eq!(hd.ask(Ping).await.unwrap(), 1, "restarted with fresh state");
+        assert_eq!(
+            log.count("stop:device"),
+            1,
+            "stopped gracefully before the restart"
+        );
+
+        hd.tell(Fault(TestError::Fatal)).unwrap();
+        until(|| !hd.is_running()).await;
+        let info = root.handle().which_children().await.unwrap();
+        assert_eq!(info[0].state, psvc::supervisor::ChildState::Stopped);
+        assert_eq!(hd.starts(), 2);
+        root.shutdown().await;
+    });
+}
