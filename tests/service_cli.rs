@@ -3,26 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 use std::os::unix::net::UnixDatagram;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: `cargo test` builds it",
-        path.display()
-    );
-    path
-}
+mod common;
+
+use common::example;
 
 fn lifecycle(args: &[&str], dir: &std::path::Path) -> (i32, String, String) {
     let out = Command::new(example("lifecycle"))

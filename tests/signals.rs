@@ -5,25 +5,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn example(name: &str) -> PathBuf {
-    // target/<profile>/deps/<test> -> target/<profile>/examples/<name>
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let path = dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `cargo build --example {name}` (cargo test builds it)",
-        path.display()
-    );
-    path
-}
+mod common;
+
+use common::example;
 
 struct Service {
     child: Child,

@@ -19,17 +19,19 @@ use crate::common::{
     us_per,
 };
 
-struct Counter {
-    count: u64,
-    generation: u64,
+/// The counter actor, shared with `psvc_fw`: psvc children are actix actors,
+/// so both measure the framework around the very same actor.
+pub(crate) struct Counter {
+    pub(crate) count: u64,
+    pub(crate) generation: u64,
     /// Restarts seen by `Supervised::restarting`, shared with the driver for verification.
     restarts: Option<Rc<Cell<u64>>>,
     /// Fired from `stopped()` so the driver can observe the stop.
-    stopped: Option<oneshot::Sender<()>>,
+    pub(crate) stopped: Option<oneshot::Sender<()>>,
 }
 
 impl Counter {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             count: 0,
             generation: 0,
@@ -58,22 +60,22 @@ impl Supervised for Counter {
     }
 }
 
-struct Inc;
+pub(crate) struct Inc;
 impl Message for Inc {
     type Result = ();
 }
 
-struct Get;
+pub(crate) struct Get;
 impl Message for Get {
     type Result = u64;
 }
 
-struct Generation;
+pub(crate) struct Generation;
 impl Message for Generation {
     type Result = u64;
 }
 
-struct StopSelf;
+pub(crate) struct StopSelf;
 impl Message for StopSelf {
     type Result = ();
 }
@@ -96,6 +98,19 @@ impl Handler<Generation> for Counter {
     type Result = u64;
     fn handle(&mut self, _msg: Generation, _ctx: &mut Self::Context) -> u64 {
         self.generation
+    }
+}
+
+/// Panics in the handler (psvc's panic restart; raw actix cannot recover from it).
+pub(crate) struct PanicNow;
+impl Message for PanicNow {
+    type Result = ();
+}
+
+impl Handler<PanicNow> for Counter {
+    type Result = ();
+    fn handle(&mut self, _msg: PanicNow, _ctx: &mut Self::Context) {
+        std::panic::panic_any(crate::common::INTENTIONAL_PANIC);
     }
 }
 

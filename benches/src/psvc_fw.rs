@@ -1,6 +1,8 @@
 //! psvc measurements, one function per scenario, mirroring the baseline
 //! modules (`fw_actix`, `fw_tokio`, `fw_ractor`, `fw_kameo`).
 //!
+//! The actor is raw actix's own `Counter` (`fw_actix`): psvc children are
+//! actix actors, so the two differ only in the framework around them.
 //! Every actor here is a *supervised* child reached through a `ChildRef`
 //! (the stable handle that survives restarts), on an `actix_rt::System`.
 //! Each function verifies what it claims (messages processed, instance
@@ -10,93 +12,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorContext, Context, Handler, Message};
 use psvc::supervisor::{
     AskError, ChildRef, ChildSpec, DynamicSupervisor, Restart, RootSupervisor, SupervisorSpec,
 };
 use tokio::sync::oneshot;
 
 use crate::common::{
-    BenchError, BenchResult, INTENTIONAL_PANIC, MAX_RETRIES, Outcome, Params, Sample, check_eq,
-    err, heap_per, measure_ask, ns_per, us_per,
+    BenchError, BenchResult, MAX_RETRIES, Outcome, Params, Sample, check_eq, err, heap_per,
+    measure_ask, ns_per, us_per,
 };
-
-struct Counter {
-    count: u64,
-    generation: u64,
-    stopped: Option<oneshot::Sender<()>>,
-}
-
-impl Counter {
-    fn new(generation: u64) -> Self {
-        Self {
-            count: 0,
-            generation,
-            stopped: None,
-        }
-    }
-}
-
-impl Actor for Counter {
-    type Context = Context<Self>;
-    fn stopped(&mut self, _: &mut Context<Self>) {
-        if let Some(tx) = self.stopped.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-struct Inc;
-impl Message for Inc {
-    type Result = ();
-}
-struct Get;
-impl Message for Get {
-    type Result = u64;
-}
-struct Generation;
-impl Message for Generation {
-    type Result = u64;
-}
-struct StopSelf;
-impl Message for StopSelf {
-    type Result = ();
-}
-struct PanicNow;
-impl Message for PanicNow {
-    type Result = ();
-}
-
-impl Handler<Inc> for Counter {
-    type Result = ();
-    fn handle(&mut self, _: Inc, _: &mut Context<Self>) {
-        self.count = self.count.wrapping_add(1);
-    }
-}
-impl Handler<Get> for Counter {
-    type Result = u64;
-    fn handle(&mut self, _: Get, _: &mut Context<Self>) -> u64 {
-        self.count
-    }
-}
-impl Handler<Generation> for Counter {
-    type Result = u64;
-    fn handle(&mut self, _: Generation, _: &mut Context<Self>) -> u64 {
-        self.generation
-    }
-}
-impl Handler<StopSelf> for Counter {
-    type Result = ();
-    fn handle(&mut self, _: StopSelf, ctx: &mut Context<Self>) {
-        ctx.stop();
-    }
-}
-impl Handler<PanicNow> for Counter {
-    type Result = ();
-    fn handle(&mut self, _: PanicNow, _: &mut Context<Self>) {
-        std::panic::panic_any(INTENTIONAL_PANIC);
-    }
-}
+use crate::fw_actix::{Counter, Generation, Get, Inc, PanicNow, StopSelf};
 
 fn system_block_on<F: Future<Output = BenchResult>>(fut: F) -> BenchResult {
     actix_rt::System::new().block_on(fut)
@@ -112,7 +37,9 @@ fn one_child(capacity: usize) -> (RootSupervisor, ChildRef<Counter>, Arc<AtomicU
     let starts = Arc::new(AtomicU64::new(0));
     let s = starts.clone();
     let spec = ChildSpec::new("counter", move || {
-        Counter::new(s.fetch_add(1, Ordering::Relaxed))
+        let mut counter = Counter::new();
+        counter.generation = s.fetch_add(1, Ordering::Relaxed);
+        counter
     })
     .mailbox_capacity(capacity);
     let handle = spec.handle();
@@ -186,7 +113,7 @@ pub fn spawn_stop(p: &Params) -> BenchResult {
             let tx = std::sync::Mutex::new(Some(tx));
             let n = next.fetch_add(1, Ordering::Relaxed);
             let spec = ChildSpec::new(format!("c{n}"), move || {
-                let mut c = Counter::new(0);
+                let mut c = Counter::new();
                 c.stopped = tx.lock().ok().and_then(|mut t| t.take());
                 c
             })
@@ -306,7 +233,7 @@ pub fn heap_idle(p: &Params) -> BenchResult {
         let n = usize::try_from(p.n).map_err(|e| err(format!("n: {e}")))?;
         let mut keep: Vec<ChildRef<Counter>> = Vec::with_capacity(n);
         let root = SupervisorSpec::new("bench").start_root();
-        let pool = DynamicSupervisor::new(root.handle(), "c", |(): ()| Counter::new(0));
+        let pool = DynamicSupervisor::new(root.handle(), "c", |(): ()| Counter::new());
         let before = (p.allocated)();
         for _ in 0..n {
             keep.push(

@@ -205,3 +205,22 @@ pub async fn until(mut cond: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
+
+/// The path of a compiled example (`cargo test` builds them) next to the
+/// test binary: target/<profile>/deps/<test> → target/<profile>/examples/<name>.
+pub fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build --example {name}` (cargo test builds it)",
+        path.display()
+    );
+    path
+}
