@@ -14,8 +14,10 @@
 //! 6. the supervision tree stops, children in reverse order;
 //! 7. the process exits with an [`ExitStatus`].
 //!
-//! The whole graceful shutdown (4–6) must fit in `[PSVC] shutdown_timeout`;
-//! past it, or on a second SIGTERM/SIGINT, the tree is killed at once.
+//! The whole graceful shutdown (4–6) must fit in `[PSVC] shutdown_timeout`,
+//! counted from the request; if `run` overruns it, `run` is dropped and
+//! `destroy` plus the tree still get a quarter of the timeout. Past the
+//! deadline, or on a second SIGTERM/SIGINT, the tree is killed at once.
 //! SIGHUP reloads the configuration and tells subscribers
 //! ([`ServiceContext::subscribe_reload`]); a bad file is logged and the running
 //! configuration kept.
@@ -162,7 +164,8 @@ pub struct ConfigReloaded(pub Arc<Config>);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Running,
-    Stopping,
+    /// A graceful shutdown was requested at this instant.
+    Stopping(Instant),
     Forced(i32),
 }
 
@@ -177,7 +180,7 @@ impl ShutdownTrigger {
         self.0.send_if_modified(|p| {
             let start = *p == Phase::Running;
             if start {
-                *p = Phase::Stopping;
+                *p = Phase::Stopping(Instant::now());
             }
             start
         });
@@ -525,7 +528,13 @@ async fn lifecycle<S: Service>(
     }
     ctx.request_shutdown();
     systemd::stopping();
-    let deadline = Instant::now() + timeout;
+    // One deadline for the whole graceful shutdown, counted from the request;
+    // if `run` used it all up, `destroy` and the tree still get a quarter of it.
+    let since = match *ctx.phase.borrow() {
+        Phase::Stopping(since) => since,
+        _ => Instant::now(),
+    };
+    let deadline = (since + timeout).max(Instant::now() + timeout / 4);
 
     if let Phase::Forced(sig) = *ctx.phase.borrow() {
         root.kill();
@@ -629,10 +638,14 @@ async fn forced(phase: &mut watch::Receiver<Phase>) -> i32 {
 
 /// Resolves `timeout` after a shutdown starts.
 async fn shutdown_deadline(mut phase: watch::Receiver<Phase>, timeout: std::time::Duration) {
-    if phase.wait_for(|p| *p != Phase::Running).await.is_err() {
-        return std::future::pending().await;
-    }
-    tokio::time::sleep(timeout).await;
+    let since = match phase.wait_for(|p| *p != Phase::Running).await {
+        Ok(p) => match *p {
+            Phase::Stopping(since) => since,
+            _ => Instant::now(),
+        },
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::time::sleep_until(since + timeout).await;
 }
 
 struct Reloader {
@@ -694,7 +707,7 @@ fn watch_signals(
             let first = *phase.borrow() == Phase::Running;
             if first {
                 tracing::info!(signal = sig, "shutdown requested");
-                phase.send_replace(Phase::Stopping);
+                phase.send_replace(Phase::Stopping(Instant::now()));
             } else {
                 tracing::warn!(signal = sig, "second signal: forcing the stop");
                 phase.send_replace(Phase::Forced(sig));

@@ -167,29 +167,31 @@ impl SupervisorSpec {
         ChildSpec::new(name, move || Supervisor::new(self.clone()))
             .kind(ChildKind::Supervisor)
             .shutdown(Shutdown::Infinity)
-            .mailbox_capacity(1024)
+            .mailbox_capacity(SUPERVISOR_MAILBOX)
             .prepare(Supervisor::start_children)
     }
 
     /// Starts this supervisor as the root of a tree on the current arbiter.
-    /// Must be called inside a running actix `System`.
+    /// Must be called inside a running actix `System`. Its static children
+    /// are running when this returns.
     pub fn start_root(self) -> RootSupervisor {
-        let spec = self.into_child();
-        let handle = SupervisorRef(spec.handle());
-        // The factory of a supervisor cannot fail.
-        let cell = match spec.start(None) {
-            Ok(cell) => cell,
-            Err(reason) => unreachable_start(reason),
-        };
-        RootSupervisor { handle, cell }
+        let handle = ChildRef::new(self.name.clone(), Overflow::Reject);
+        let cell = child::spawn(
+            Supervisor::new(self),
+            SUPERVISOR_MAILBOX,
+            handle.shared(),
+            None,
+            Some(Supervisor::start_children),
+        );
+        RootSupervisor {
+            handle: SupervisorRef(handle),
+            cell,
+        }
     }
 }
 
-#[cold]
-fn unreachable_start(reason: ExitReason) -> ! {
-    // `SupervisorSpec::into_child` uses an infallible factory (`ChildSpec::new`).
-    panic!("infallible supervisor factory failed: {reason}")
-}
+/// Mailbox capacity of every supervisor.
+const SUPERVISOR_MAILBOX: usize = 1024;
 
 /// The root of a supervision tree, as started by [`SupervisorSpec::start_root`].
 pub struct RootSupervisor {

@@ -21,6 +21,10 @@ struct Steps {
     hang_run: bool,
     crash_child: bool,
     spawn_shutdown: bool,
+    /// How long `run` takes to wind down after the shutdown request.
+    wind_down: Duration,
+    /// How long `destroy` takes.
+    destroy_takes: Duration,
 }
 
 impl Service for Steps {
@@ -57,6 +61,7 @@ impl Service for Steps {
         }
         ctx.shutdown_requested().await;
         self.log.push("shutdown-seen");
+        tokio::time::sleep(self.wind_down).await;
         Ok(())
     }
 
@@ -69,6 +74,8 @@ impl Service for Steps {
             .map(|c| c.len())
             .unwrap_or(0);
         self.log.push(format!("destroy:{alive}"));
+        tokio::time::sleep(self.destroy_takes).await;
+        self.log.push("destroyed");
         Ok(())
     }
 }
@@ -108,6 +115,7 @@ fn run_to_completion_then_destroy_then_tree_in_reverse() {
             "run",
             "shutdown-seen",
             "destroy:2",
+            "destroyed",
             "stop:b",
             "stop:a"
         ]
@@ -223,4 +231,36 @@ fn forced_stop_reports_the_signal() {
         assert_eq!(status, ExitStatus::Forced(2));
         assert_eq!(status.code(), 130);
     });
+}
+
+#[test]
+fn one_deadline_covers_run_destroy_and_the_tree() {
+    let log = Log::default();
+    let l = log.clone();
+    run_paused(async move {
+        let svc = Steps {
+            log: l,
+            wind_down: Duration::from_millis(60),
+            destroy_takes: Duration::from_millis(500),
+            ..Default::default()
+        };
+        let sys = system("100ms");
+        let trigger = sys.shutdown_trigger();
+        actix_rt::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            trigger.request();
+        });
+        let t0 = tokio::time::Instant::now();
+        let status = sys.run_local(svc).await;
+        assert_eq!(status, ExitStatus::DeadlineExceeded);
+        // request at 10 ms + 100 ms deadline: destroy is cut off at 110 ms
+        let took = t0.elapsed();
+        assert!(
+            took >= Duration::from_millis(110) && took <= Duration::from_millis(111),
+            "{took:?}"
+        );
+    });
+    let events = log.take();
+    assert!(events.contains(&"destroy:2".to_owned()), "{events:?}");
+    assert!(!events.contains(&"destroyed".to_owned()), "{events:?}");
 }
