@@ -40,7 +40,8 @@ use tokio::time::Instant;
 use crate::config::{Config, ConfigLoader};
 use crate::logging::{self, LogFilter};
 use crate::supervisor::{
-    self, ChildRecipient, ChildRef, ChildSpec, ExitReason, SendError, SupervisorRef, SupervisorSpec,
+    self, ChildRecipient, ChildRef, ChildSpec, ExitReason, RootSupervisor, SendError,
+    SupervisorRef, SupervisorSpec,
 };
 
 /// The error type of service steps: anything that is an error.
@@ -169,6 +170,18 @@ enum Phase {
     Forced(i32),
 }
 
+/// Moves a running service to `Stopping` (once; later requests keep the
+/// first instant, which starts the shutdown deadline).
+fn begin_stopping(phase: &watch::Sender<Phase>) {
+    phase.send_if_modified(|p| {
+        let start = *p == Phase::Running;
+        if start {
+            *p = Phase::Stopping(Instant::now());
+        }
+        start
+    });
+}
+
 /// Requests a shutdown of a running service from anywhere (another task,
 /// another thread, a test). Cheap to clone.
 #[derive(Clone, Debug)]
@@ -177,13 +190,7 @@ pub struct ShutdownTrigger(watch::Sender<Phase>);
 impl ShutdownTrigger {
     /// Requests a graceful shutdown, as SIGTERM does.
     pub fn request(&self) {
-        self.0.send_if_modified(|p| {
-            let start = *p == Phase::Running;
-            if start {
-                *p = Phase::Stopping(Instant::now());
-            }
-            start
-        });
+        begin_stopping(&self.0);
     }
 
     /// Forces the stop at once, as a second signal does (`sig` is reported
@@ -419,7 +426,13 @@ impl ServiceSystem {
             self.phase,
         ));
         actix_rt::System::current().stop();
-        drop(system);
+        if matches!(status, ExitStatus::Forced(_) | ExitStatus::DeadlineExceeded) {
+            // Something did not stop in time: dropping the runtime would wait
+            // for it (blocking tasks have no deadline). The process is ending.
+            std::mem::forget(system);
+        } else {
+            drop(system);
+        }
         status
     }
 
@@ -468,6 +481,7 @@ async fn lifecycle<S: Service>(
         reload_subscribers: Rc::default(),
     };
     tracing::info!(service = %name, "starting");
+    let mut background = Vec::new();
     if signals {
         let reloader = Reloader {
             loader,
@@ -476,22 +490,43 @@ async fn lifecycle<S: Service>(
             log_filter,
         };
         match watch_signals(ctx.phase.clone(), reloader) {
-            Ok(task) => {
-                actix_rt::spawn(task);
-            }
+            Ok(task) => background.push(actix_rt::spawn(task)),
             Err(err) => tracing::warn!("signal handlers not installed: {err}"),
         }
     }
 
     if let Some(watchdog) = systemd::watchdog() {
-        actix_rt::spawn(watchdog);
+        background.push(actix_rt::spawn(watchdog));
     }
+    let status = steps(&mut service, &mut ctx, &root, &name, timeout).await;
+    for task in background {
+        task.abort();
+    }
+    tracing::info!(service = %name, code = status.code(), "stopped");
+    status
+}
+
+/// init → run → destroy → tree shutdown; see the module docs.
+async fn steps<S: Service>(
+    service: &mut S,
+    ctx: &mut ServiceContext,
+    root: &RootSupervisor,
+    name: &str,
+    timeout: std::time::Duration,
+) -> ExitStatus {
     let mut status = ExitStatus::Success;
     let mut phase_rx = ctx.phase.subscribe();
 
     // init, then run: each raced against the root escalating, and run against
     // the shutdown deadline as well.
-    let init = race(service.init(&mut ctx), root.exited(), &mut phase_rx, None).await;
+    let init_deadline = shutdown_deadline(ctx.phase.subscribe(), timeout);
+    let init = race(
+        service.init(ctx),
+        root.exited(),
+        &mut phase_rx,
+        Some(Box::pin(init_deadline)),
+    )
+    .await;
     let mut run_it = true;
     match init {
         Step::Done(Ok(())) => {
@@ -511,7 +546,7 @@ async fn lifecycle<S: Service>(
     if run_it && !ctx.is_shutting_down() {
         let deadline = shutdown_deadline(ctx.phase.subscribe(), timeout);
         match race(
-            service.run(&mut ctx),
+            service.run(ctx),
             root.exited(),
             &mut phase_rx,
             Some(Box::pin(deadline)),
@@ -541,7 +576,7 @@ async fn lifecycle<S: Service>(
         return status.worst(ExitStatus::Forced(sig));
     }
     let destroy = race(
-        service.destroy(&mut ctx),
+        service.destroy(ctx),
         std::future::pending(),
         &mut phase_rx,
         Some(Box::pin(tokio::time::sleep_until(deadline))),
@@ -570,11 +605,19 @@ async fn lifecycle<S: Service>(
                 status = status.worst(ExitStatus::Forced(sig));
             }
         }
-    } else if let Some(ExitReason::Escalated(esc)) = root.exit_reason() {
-        tracing::error!("root supervisor escalated: {esc}");
-        status = status.worst(ExitStatus::Escalated);
+    } else {
+        match root.exit_reason() {
+            Some(ExitReason::Escalated(esc)) => {
+                tracing::error!("root supervisor escalated: {esc}");
+                status = status.worst(ExitStatus::Escalated);
+            }
+            Some(reason) if !reason.is_normal() => {
+                tracing::error!(%reason, "root supervisor stopped");
+                status = status.worst(ExitStatus::Failed);
+            }
+            _ => {}
+        }
     }
-    tracing::info!(service = %name, code = status.code(), "stopped");
     status
 }
 
@@ -694,6 +737,7 @@ fn watch_signals(
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
     Ok(async move {
+        let mut signals = 0u32;
         loop {
             let sig = tokio::select! {
                 Some(()) = term.recv() => 15,
@@ -704,10 +748,12 @@ fn watch_signals(
                 }
                 else => return,
             };
-            let first = *phase.borrow() == Phase::Running;
-            if first {
-                tracing::info!(signal = sig, "shutdown requested");
-                phase.send_replace(Phase::Stopping(Instant::now()));
+            // Count signals, not phases: the first signal is graceful even if
+            // the service was already stopping on its own.
+            signals += 1;
+            if signals == 1 {
+                tracing::info!(signal = sig, "shutdown requested (send it again to force)");
+                begin_stopping(&phase);
             } else {
                 tracing::warn!(signal = sig, "second signal: forcing the stop");
                 phase.send_replace(Phase::Forced(sig));

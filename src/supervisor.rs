@@ -176,13 +176,16 @@ impl SupervisorSpec {
     /// are running when this returns.
     pub fn start_root(self) -> RootSupervisor {
         let handle = ChildRef::new(self.name.clone(), Overflow::Reject);
+        // A root whose children fail to start has exited already, with the
+        // reason (an escalation), just as if it had started and given up.
         let cell = child::spawn(
             Supervisor::new(self),
             SUPERVISOR_MAILBOX,
             handle.shared(),
             None,
             Some(Supervisor::start_children),
-        );
+        )
+        .unwrap_or_else(ChildCell::ended);
         RootSupervisor {
             handle: SupervisorRef(handle),
             cell,
@@ -304,6 +307,15 @@ pub struct DeleteChild(pub String);
 #[rtype(result = "Vec<ChildInfo>")]
 pub struct WhichChildren;
 
+/// A restart attempt failed; handled on the next turn, so that a factory
+/// that always fails cannot recurse (internal).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct RestartFailed {
+    key: u64,
+    reason: ExitReason,
+}
+
 /// An instance exited without being asked to (internal).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -331,7 +343,8 @@ struct Slot {
     started_at: Option<Instant>,
     restarts: u64,
     consecutive: u32,
-    pending: Option<SpawnHandle>,
+    /// The restart group (a timer) this child waits for.
+    pending: Option<u64>,
 }
 
 /// The supervisor actor. Build it with [`SupervisorSpec`].
@@ -345,6 +358,9 @@ pub struct Supervisor {
     slots: Vec<Slot>,
     history: RestartHistory,
     next_key: u64,
+    /// Pending (backoff) restarts: group id → timer.
+    timers: Vec<(u64, SpawnHandle)>,
+    next_group: u64,
     shutting_down: bool,
     children_down: bool,
 }
@@ -363,6 +379,8 @@ impl Supervisor {
             slots: Vec::new(),
             history: RestartHistory::default(),
             next_key: 0,
+            timers: Vec::new(),
+            next_group: 0,
             shutting_down: false,
             children_down: false,
         }
@@ -425,43 +443,66 @@ impl Supervisor {
     }
 
     /// A future that stops the running children with these keys, one at a
-    /// time in reverse start order, each within its shutdown policy.
-    fn stop_keys(&self, keys: &[u64]) -> impl ActorFuture<Self, Output = ()> + use<> {
-        let mut targets: Vec<(usize, Rc<ChildCell>, Shutdown, Arc<str>)> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| keys.contains(&s.key))
-            .filter_map(|(i, s)| {
-                s.running
-                    .as_ref()
-                    .map(|c| (i, c.clone(), s.spec.shutdown(), s.spec.id().clone()))
-            })
-            .collect();
-        targets.sort_by_key(|t| std::cmp::Reverse(t.0));
-        let cells: Vec<Rc<ChildCell>> = targets.iter().map(|t| t.1.clone()).collect();
-        async move {
-            for (_, cell, shutdown, id) in targets {
-                let reason = cell.shut_down(shutdown, id.clone()).await;
-                tracing::debug!(child = %id, %reason, "child stopped");
-            }
-        }
-        .into_actor(self)
-        .map(move |(), act: &mut Self, _ctx| {
-            for slot in &mut act.slots {
-                if let Some(running) = &slot.running
-                    && cells.iter().any(|c| Rc::ptr_eq(c, running))
-                {
-                    slot.running = None;
+    /// time in reverse start order, each within its shutdown policy. Which
+    /// children run is read when the future first runs, not when it is made.
+    fn stop_keys(keys: Vec<u64>) -> impl ActorFuture<Self, Output = ()> {
+        fut::ready(()).then(move |(), act: &mut Self, _| {
+            let mut targets: Vec<(usize, Rc<ChildCell>, Shutdown, Arc<str>)> = act
+                .slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| keys.contains(&s.key))
+                .filter_map(|(i, s)| {
+                    s.running
+                        .as_ref()
+                        .map(|c| (i, c.clone(), s.spec.shutdown(), s.spec.id().clone()))
+                })
+                .collect();
+            targets.sort_by_key(|t| std::cmp::Reverse(t.0));
+            let cells: Vec<Rc<ChildCell>> = targets.iter().map(|t| t.1.clone()).collect();
+            async move {
+                for (_, cell, shutdown, id) in targets {
+                    let reason = cell.shut_down(shutdown, id.clone()).await;
+                    tracing::debug!(child = %id, %reason, "child stopped");
                 }
             }
+            .into_actor(act)
+            .map(move |(), act: &mut Self, _ctx| {
+                for slot in &mut act.slots {
+                    if let Some(running) = &slot.running
+                        && cells.iter().any(|c| Rc::ptr_eq(c, running))
+                    {
+                        slot.running = None;
+                    }
+                }
+            })
         })
     }
 
+    /// Takes a child out of its pending restart group; the group's timer is
+    /// cancelled only when no child waits for it any more.
     fn cancel_pending(&mut self, idx: usize, ctx: &mut Context<Self>) {
-        if let Some(handle) = self.slots[idx].pending.take() {
+        let Some(group) = self.slots[idx].pending.take() else {
+            return;
+        };
+        if self.slots.iter().all(|s| s.pending != Some(group))
+            && let Some(pos) = self.timers.iter().position(|(g, _)| *g == group)
+        {
+            let (_, handle) = self.timers.swap_remove(pos);
             ctx.cancel_future(handle);
         }
+    }
+
+    /// Starts the children still waiting for restart group `group`.
+    fn fire_group(&mut self, group: u64, ctx: &mut Context<Self>) {
+        self.timers.retain(|(g, _)| *g != group);
+        let keys: Vec<u64> = self
+            .slots
+            .iter()
+            .filter(|s| s.pending == Some(group))
+            .map(|s| s.key)
+            .collect();
+        self.start_keys(&keys, ctx);
     }
 
     fn child_exited(&mut self, idx: usize, reason: ExitReason, ctx: &mut Context<Self>) {
@@ -504,7 +545,7 @@ impl Supervisor {
             Directive::Resume => {}
             Directive::Stop => {
                 if alive {
-                    ctx.wait(self.stop_keys(&[key]));
+                    ctx.wait(Self::stop_keys(vec![key]));
                 }
             }
             Directive::Escalate => self.escalate(idx, reason, EscalationCause::Strategy, ctx),
@@ -529,7 +570,7 @@ impl Supervisor {
                     delay.unwrap_or_else(|| self.backoff.delay(slot.consecutive, &mut self.rng));
                 slot.consecutive = slot.consecutive.saturating_add(1);
                 let keys = self.resolve(&scope, idx);
-                self.restart_keys(keys, key, delay, ctx);
+                self.restart_keys(keys, delay, ctx);
             }
         }
     }
@@ -545,64 +586,53 @@ impl Supervisor {
     }
 
     /// Stops the running children among `keys` (reverse order), drops the
-    /// temporary ones, and starts the rest in start order after `delay`.
-    fn restart_keys(
-        &mut self,
-        keys: Vec<u64>,
-        failed: u64,
-        delay: Duration,
-        ctx: &mut Context<Self>,
-    ) {
-        let running: Vec<u64> = self
-            .slots
-            .iter()
-            .filter(|s| keys.contains(&s.key) && s.running.is_some())
-            .map(|s| s.key)
-            .collect();
+    /// temporary ones (never restarted), and starts the rest in start order
+    /// after `delay`.
+    fn restart_keys(&mut self, keys: Vec<u64>, delay: Duration, ctx: &mut Context<Self>) {
         for idx in 0..self.slots.len() {
             if keys.contains(&self.slots[idx].key) {
                 self.cancel_pending(idx, ctx);
             }
         }
+        let any_running = self
+            .slots
+            .iter()
+            .any(|s| keys.contains(&s.key) && s.running.is_some());
+        let stopping = keys.clone();
         let after_stop = move |act: &mut Self, ctx: &mut Context<Self>| {
             if act.shutting_down {
                 return;
             }
-            // Temporary siblings are never restarted.
-            act.slots.retain(|s| {
-                !(keys.contains(&s.key)
-                    && s.key != failed
-                    && s.spec.restart() == Restart::Temporary)
-            });
+            act.slots
+                .retain(|s| !(keys.contains(&s.key) && s.spec.restart() == Restart::Temporary));
             if delay.is_zero() {
                 act.start_keys(&keys, ctx);
             } else {
-                let handle = ctx.run_later(delay, {
-                    let keys = keys.clone();
-                    move |act, ctx| act.start_keys(&keys, ctx)
-                });
+                act.next_group += 1;
+                let group = act.next_group;
+                let handle = ctx.run_later(delay, move |act, ctx| act.fire_group(group, ctx));
+                act.timers.push((group, handle));
                 for slot in &mut act.slots {
                     if keys.contains(&slot.key) {
-                        slot.pending = Some(handle);
+                        slot.pending = Some(group);
                     }
                 }
             }
         };
-        if running.is_empty() {
-            after_stop(self, ctx);
+        if any_running {
+            ctx.wait(Self::stop_keys(stopping).map(move |(), act, ctx| after_stop(act, ctx)));
         } else {
-            ctx.wait(
-                self.stop_keys(&running)
-                    .map(move |(), act, ctx| after_stop(act, ctx)),
-            );
+            after_stop(self, ctx);
         }
     }
 
+    /// Starts the stopped children among `keys` in start order. The first
+    /// failure ends the round (later children may depend on it); it is
+    /// handled on the next turn as a failure of that child.
     fn start_keys(&mut self, keys: &[u64], ctx: &mut Context<Self>) {
         if self.shutting_down {
             return;
         }
-        let mut failed = None;
         for idx in 0..self.slots.len() {
             let slot = &mut self.slots[idx];
             if !keys.contains(&slot.key) || slot.running.is_some() {
@@ -614,15 +644,16 @@ impl Supervisor {
                 Ok(()) => tracing::info!(supervisor = %self.name, child = %id, "child restarted"),
                 Err(reason) => {
                     tracing::error!(supervisor = %self.name, child = %id, %reason, "restart failed");
-                    self.slots[idx].pending = None;
-                    failed.get_or_insert((self.slots[idx].key, reason));
+                    let key = self.slots[idx].key;
+                    for slot in &mut self.slots {
+                        if keys.contains(&slot.key) {
+                            slot.pending = None;
+                        }
+                    }
+                    ctx.notify(RestartFailed { key, reason });
+                    return;
                 }
             }
-        }
-        if let Some((key, reason)) = failed
-            && let Some(idx) = self.index_of_key(key)
-        {
-            self.on_failure(idx, reason, false, ctx);
         }
     }
 
@@ -647,19 +678,30 @@ impl Supervisor {
 
 impl Supervisor {
     /// Starts the static children in order, before the supervisor's own task
-    /// runs (see `child::spawn`).
-    fn start_children(&mut self, ctx: &mut Context<Self>) {
+    /// runs (see `child::spawn`). If one fails, the ones already started are
+    /// killed (they never ran) and the supervisor does not start.
+    fn start_children(&mut self, ctx: &mut Context<Self>) -> Result<(), ExitReason> {
         let initial = std::mem::take(&mut self.initial);
         for spec in initial {
             let idx = self.push_slot(spec, false);
             if let Err(reason) = self.start_slot(idx, ctx) {
-                let id = self.slots[idx].spec.id().to_string();
-                tracing::error!(supervisor = %self.name, child = %id, %reason, "child failed to start");
-                self.escalate(idx, reason, EscalationCause::StartFailed, ctx);
-                return;
+                let escalation = Escalation {
+                    supervisor: self.name.to_string(),
+                    child: self.slots[idx].spec.id().to_string(),
+                    reason,
+                    cause: EscalationCause::StartFailed,
+                };
+                tracing::error!(supervisor = %self.name, "{escalation}");
+                for slot in self.slots.iter_mut().rev() {
+                    if let Some(cell) = slot.running.take() {
+                        cell.kill();
+                    }
+                }
+                return Err(ExitReason::Escalated(Arc::new(escalation)));
             }
         }
         tracing::debug!(supervisor = %self.name, children = self.slots.len(), strategy = self.strategy.name(), "supervisor started");
+        Ok(())
     }
 }
 
@@ -681,11 +723,14 @@ impl Actor for Supervisor {
         }
         if !self.shutting_down {
             self.shutting_down = true;
-            for idx in 0..self.slots.len() {
-                self.cancel_pending(idx, ctx);
+            for slot in &mut self.slots {
+                slot.pending = None;
+            }
+            for (_, handle) in self.timers.drain(..) {
+                ctx.cancel_future(handle);
             }
             let keys: Vec<u64> = self.slots.iter().map(|s| s.key).collect();
-            ctx.wait(self.stop_keys(&keys).map(|(), act, ctx| {
+            ctx.wait(Self::stop_keys(keys).map(|(), act, ctx| {
                 act.children_down = true;
                 ctx.stop();
             }));
@@ -722,6 +767,18 @@ impl Handler<ChildExited> for Supervisor {
             return; // a report from an instance already replaced
         }
         self.child_exited(idx, msg.reason, ctx);
+    }
+}
+
+impl Handler<RestartFailed> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RestartFailed, ctx: &mut Context<Self>) {
+        if let Some(idx) = self.index_of_key(msg.key)
+            && self.slots[idx].running.is_none()
+        {
+            self.on_failure(idx, msg.reason, false, ctx);
+        }
     }
 }
 
@@ -794,7 +851,7 @@ impl Handler<StopChild> for Supervisor {
         };
         self.cancel_pending(idx, ctx);
         let key = self.slots[idx].key;
-        Self::atomic(self.stop_keys(&[key]).map(|(), _, _| Ok(())))
+        Self::atomic(Self::stop_keys(vec![key]).map(|(), _, _| Ok(())))
     }
 }
 
@@ -810,7 +867,10 @@ impl Handler<RestartChild> for Supervisor {
         };
         self.cancel_pending(idx, ctx);
         let key = self.slots[idx].key;
-        Self::atomic(self.stop_keys(&[key]).map(move |(), act, ctx| {
+        Self::atomic(Self::stop_keys(vec![key]).map(move |(), act, ctx| {
+            if act.shutting_down {
+                return Err(Error::ShuttingDown(act.name.to_string()));
+            }
             let idx = act.index_of_key(key).ok_or_else(|| act.not_found(&msg.0))?;
             act.slots[idx].restarts += 1;
             act.start_slot(idx, ctx)
@@ -831,7 +891,7 @@ impl Handler<DeleteChild> for Supervisor {
         };
         self.cancel_pending(idx, ctx);
         let key = self.slots[idx].key;
-        Self::atomic(self.stop_keys(&[key]).map(move |(), act, _| {
+        Self::atomic(Self::stop_keys(vec![key]).map(move |(), act, _| {
             act.slots.retain(|s| s.key != key);
             Ok(())
         }))

@@ -126,3 +126,44 @@ fn stable_run_resets_the_schedule() {
         root.shutdown().await;
     });
 }
+
+#[test]
+fn stopping_one_child_keeps_the_rest_of_a_pending_group_restart() {
+    let log = Log::default();
+    run_paused(async move {
+        let (a, b, c) = (probe("a", &log), probe("b", &log), probe("c", &log));
+        let (ha, hb, hc) = (a.handle(), b.handle(), c.handle());
+        let root = SupervisorSpec::new("root")
+            .strategy(OneForAll)
+            .intensity(5, Duration::from_secs(5))
+            .backoff(Backoff::exponential(
+                Duration::from_millis(100),
+                Duration::from_secs(1),
+            ))
+            .child(a)
+            .child(b)
+            .child(c)
+            .start_root();
+        let sup = root.handle();
+        ha.tell(Fail(TestError::Glitch)).unwrap();
+        until(|| !hb.is_running() && !hc.is_running()).await;
+        let states: Vec<_> = sup
+            .which_children()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.state)
+            .collect();
+        assert_eq!(states, [psvc::supervisor::ChildState::Restarting; 3]);
+        // during the backoff, b is stopped on request
+        sup.stop_child("b").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(
+            ha.is_running() && hc.is_running(),
+            "a and c restarted after the delay"
+        );
+        assert!(!hb.is_running(), "b stays stopped");
+        assert_eq!((ha.starts(), hb.starts(), hc.starts()), (2, 1, 2));
+        root.shutdown().await;
+    });
+}

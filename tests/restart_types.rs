@@ -103,3 +103,29 @@ fn temporary_sibling_stopped_by_one_for_all_is_not_restarted() {
         root.shutdown().await;
     });
 }
+
+#[test]
+fn temporary_child_with_a_fault_is_stopped_not_restarted() {
+    #[derive(Clone)]
+    struct RestartAll;
+    impl Strategy for RestartAll {
+        fn decide(&mut self, _: &Failure<'_>) -> Directive {
+            Directive::restart(Scope::Child)
+        }
+    }
+    let log = Log::default();
+    run(async move {
+        let t = probe("t", &log).restart(Restart::Temporary);
+        let ht = t.handle();
+        let root = SupervisorSpec::new("root")
+            .strategy(RestartAll)
+            .intensity(5, Duration::from_secs(5))
+            .child(t)
+            .start_root();
+        ht.tell(Fault(TestError::Glitch)).unwrap();
+        until(|| !ht.is_running()).await;
+        assert!(root.handle().which_children().await.unwrap().is_empty());
+        assert_eq!(ht.starts(), 1);
+        root.shutdown().await;
+    });
+}

@@ -264,3 +264,38 @@ fn one_deadline_covers_run_destroy_and_the_tree() {
     assert!(events.contains(&"destroy:2".to_owned()), "{events:?}");
     assert!(!events.contains(&"destroyed".to_owned()), "{events:?}");
 }
+
+/// `init` that never finishes.
+struct HangingInit(Log);
+
+impl Service for HangingInit {
+    async fn init(&mut self, _: &mut ServiceContext) -> Result<(), BoxError> {
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+    async fn run(&mut self, _: &mut ServiceContext) -> Result<(), BoxError> {
+        self.0.push("run");
+        Ok(())
+    }
+    async fn destroy(&mut self, _: &mut ServiceContext) -> Result<(), BoxError> {
+        self.0.push("destroy");
+        Ok(())
+    }
+}
+
+#[test]
+fn a_hanging_init_is_bounded_by_the_shutdown_deadline() {
+    let log = Log::default();
+    let l = log.clone();
+    run_paused(async move {
+        let sys = system("100ms");
+        let trigger = sys.shutdown_trigger();
+        actix_rt::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            trigger.request();
+        });
+        let status = sys.run_local(HangingInit(l)).await;
+        assert_eq!(status, ExitStatus::DeadlineExceeded);
+    });
+    assert_eq!(log.take(), ["destroy"]);
+}

@@ -156,7 +156,8 @@ impl Backoff {
         if self.jitter == 0.0 || base.is_zero() {
             return base;
         }
-        base.mul_f64(1.0 + self.jitter * rng.f64())
+        Duration::try_from_secs_f64(base.as_secs_f64() * (1.0 + self.jitter * rng.f64()))
+            .unwrap_or(base)
     }
 }
 

@@ -59,7 +59,7 @@ pub(crate) struct ChildCell {
     fault_pending: Cell<bool>,
     failure: RefCell<Option<ExitReason>>,
     exit: RefCell<Option<ExitReason>>,
-    exit_waiter: RefCell<Option<Waker>>,
+    exit_waiters: RefCell<Vec<Waker>>,
     reporter: Option<Reporter>,
 }
 
@@ -72,9 +72,16 @@ impl ChildCell {
             fault_pending: Cell::new(false),
             failure: RefCell::new(None),
             exit: RefCell::new(None),
-            exit_waiter: RefCell::new(None),
+            exit_waiters: RefCell::new(Vec::new()),
             reporter,
         }
+    }
+
+    /// A cell for an instance that never ran (its start failed).
+    pub(crate) fn ended(reason: ExitReason) -> Rc<Self> {
+        let cell = Self::new(None);
+        *cell.exit.borrow_mut() = Some(reason);
+        Rc::new(cell)
     }
 
     fn command(&self, cmd: Command) {
@@ -115,7 +122,10 @@ impl ChildCell {
             if let Some(reason) = cell.exit.borrow().clone() {
                 return Poll::Ready(reason);
             }
-            *cell.exit_waiter.borrow_mut() = Some(cx.waker().clone());
+            let mut waiters = cell.exit_waiters.borrow_mut();
+            if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                waiters.push(cx.waker().clone());
+            }
             Poll::Pending
         })
     }
@@ -192,8 +202,8 @@ pub(crate) fn spawn<A: Actor<Context = Context<A>>>(
     capacity: usize,
     shared: Arc<Shared<A>>,
     reporter: Option<Reporter>,
-    prepare: Option<fn(&mut A, &mut Context<A>)>,
-) -> Rc<ChildCell> {
+    prepare: Option<Prepare<A>>,
+) -> Result<Rc<ChildCell>, ExitReason> {
     let mut ctx = Context::<A>::new();
     ctx.set_mailbox_capacity(capacity);
     let addr = ctx.address();
@@ -201,7 +211,23 @@ pub(crate) fn spawn<A: Actor<Context = Context<A>>>(
     shared.addr.store(Some(Arc::new(addr)));
     let cell = Rc::new(ChildCell::new(reporter));
     if let Some(prepare) = prepare {
-        CURRENT.sync_scope(cell.clone(), || prepare(&mut actor, &mut ctx));
+        let prepared = CURRENT.sync_scope(cell.clone(), || {
+            catch_unwind(AssertUnwindSafe(|| prepare(&mut actor, &mut ctx)))
+        });
+        let failure = match prepared {
+            Ok(Ok(())) => None,
+            Ok(Err(reason)) => Some(reason),
+            Err(payload) => Some(ExitReason::Panic(panic_message(payload.as_ref()))),
+        };
+        if let Some(reason) = failure {
+            // Never ran: retract the address; dropping the actor and its
+            // context releases whatever `prepare` started.
+            shared.addr.store(None);
+            ctx.terminate();
+            drop(ctx);
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(actor)));
+            return Err(reason);
+        }
     }
     let task = ChildTask {
         fut: Some(ctx.into_future(actor)),
@@ -210,8 +236,11 @@ pub(crate) fn spawn<A: Actor<Context = Context<A>>>(
         generation,
     };
     actix_rt::spawn(task);
-    cell
+    Ok(cell)
 }
+
+/// Runs before an instance's task is spawned; an error aborts the start.
+pub(crate) type Prepare<A> = fn(&mut A, &mut Context<A>) -> Result<(), ExitReason>;
 
 impl<A: Actor<Context = Context<A>>> ChildTask<A> {
     fn step(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Outcome> {
@@ -277,7 +306,8 @@ impl<A: Actor<Context = Context<A>>> ChildTask<A> {
             (_, reason) => reason,
         };
         *cell.exit.borrow_mut() = Some(reason.clone());
-        if let Some(waker) = cell.exit_waiter.borrow_mut().take() {
+        let waiters = std::mem::take(&mut *cell.exit_waiters.borrow_mut());
+        for waker in waiters {
             waker.wake();
         }
         if !cell.solicited.get()
@@ -299,7 +329,12 @@ impl<A: Actor<Context = Context<A>>> Drop for ChildTask<A> {
     fn drop(&mut self) {
         // Dropped unfinished: the runtime is shutting down. The context's own
         // drop still runs the actor's stop hooks; keep a panic there contained.
-        if let Some(fut) = self.fut.take() {
+        if let Some(mut fut) = self.fut.take() {
+            if self.cell.command.get() == Some(Command::Kill) {
+                // killed, but not polled again before the runtime went away:
+                // still no more actor code
+                fut.ctx().terminate();
+            }
             let _ = catch_unwind(AssertUnwindSafe(move || drop(fut)));
         }
     }

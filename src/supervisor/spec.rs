@@ -2,6 +2,7 @@
 //! stop it, and how big its mailbox is.
 
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 use actix::{Actor, Context};
 
 use super::child::{self, ChildCell, ChildRef, Reporter};
-use super::exit::{ExitReason, SharedError};
+use super::exit::{ExitReason, SharedError, panic_message};
 
 /// When a child is restarted after it exits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -161,7 +162,7 @@ pub struct ChildSpec<A: Actor<Context = Context<A>>> {
     pub(crate) kind: ChildKind,
     mailbox: Mailbox,
     handle: ChildRef<A>,
-    prepare: Option<fn(&mut A, &mut Context<A>)>,
+    prepare: Option<child::Prepare<A>>,
 }
 
 impl<A: Actor<Context = Context<A>>> Clone for ChildSpec<A> {
@@ -257,7 +258,7 @@ impl<A: Actor<Context = Context<A>>> ChildSpec<A> {
         self
     }
 
-    pub(crate) fn prepare(mut self, prepare: fn(&mut A, &mut Context<A>)) -> Self {
+    pub(crate) fn prepare(mut self, prepare: child::Prepare<A>) -> Self {
         self.prepare = Some(prepare);
         self
     }
@@ -297,13 +298,18 @@ impl<A: Actor<Context = Context<A>>> ErasedSpec for ChildSpec<A> {
         self.kind
     }
     fn start(&self, reporter: Option<Reporter>) -> Result<Rc<ChildCell>, ExitReason> {
-        let actor = (self.factory)().map_err(ExitReason::Error)?;
-        Ok(child::spawn(
+        // A panicking factory is a failed start, not a crash of the supervisor.
+        let actor = match catch_unwind(AssertUnwindSafe(|| (self.factory)())) {
+            Ok(Ok(actor)) => actor,
+            Ok(Err(err)) => return Err(ExitReason::Error(err)),
+            Err(payload) => return Err(ExitReason::Panic(panic_message(payload.as_ref()))),
+        };
+        child::spawn(
             actor,
             self.mailbox.capacity,
             self.handle.shared(),
             reporter,
             self.prepare,
-        ))
+        )
     }
 }
