@@ -671,7 +671,7 @@ impl Supervisor {
             cause,
         };
         tracing::error!(supervisor = %self.name, "{escalation}");
-        child::record_failure(ExitReason::Escalated(Arc::new(escalation)));
+        child::record_failure(ctx, ExitReason::Escalated(Arc::new(escalation)));
         ctx.stop();
     }
 }

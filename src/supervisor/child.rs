@@ -14,7 +14,9 @@
 //!   to the supervisor.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::future::Future;
+use std::hash::{Hash, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -32,9 +34,39 @@ use super::exit::{ExitReason, panic_message};
 use super::spec::Overflow;
 use super::{ChildExited, ChildFault, Supervisor};
 
-tokio::task_local! {
-    /// The cell of the child whose instance is being polled.
-    static CURRENT: Rc<ChildCell>;
+thread_local! {
+    /// The supervised instances running on this thread, by mailbox (see
+    /// [`mailbox_id`]): how `ctx.fail` / `ctx.fault` find their supervisor
+    /// without any per-poll bookkeeping.
+    static RUNNING: RefCell<HashMap<usize, Rc<ChildCell>>> = RefCell::new(HashMap::new());
+}
+
+/// The exact identity of an actor's mailbox: the address of actix's channel,
+/// which is what `Addr`'s `Hash` feeds the hasher.
+fn mailbox_id<A: Actor>(addr: &Addr<A>) -> usize {
+    struct Capture(usize);
+    impl Hasher for Capture {
+        fn finish(&self) -> u64 {
+            self.0 as u64
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for b in bytes {
+                self.0 = self.0.rotate_left(8) ^ usize::from(*b);
+            }
+        }
+        fn write_usize(&mut self, n: usize) {
+            self.0 = n;
+        }
+    }
+    let mut capture = Capture(0);
+    addr.hash(&mut capture);
+    capture.0
+}
+
+/// The cell of the supervised instance whose mailbox is `ctx`'s.
+fn cell_of<A: Actor<Context = Context<A>>>(ctx: &Context<A>) -> Option<Rc<ChildCell>> {
+    let id = mailbox_id(&ctx.address());
+    RUNNING.with(|running| running.borrow().get(&id).cloned())
 }
 
 /// Where an instance reports an exit or a fault it was not asked for.
@@ -183,6 +215,7 @@ struct ChildTask<A: Actor<Context = Context<A>>> {
     cell: Rc<ChildCell>,
     shared: Arc<Shared<A>>,
     generation: u64,
+    mailbox: usize,
 }
 
 enum Outcome {
@@ -211,9 +244,7 @@ pub(crate) fn spawn<A: Actor<Context = Context<A>>>(
     shared.addr.store(Some(Arc::new(addr)));
     let cell = Rc::new(ChildCell::new(reporter));
     if let Some(prepare) = prepare {
-        let prepared = CURRENT.sync_scope(cell.clone(), || {
-            catch_unwind(AssertUnwindSafe(|| prepare(&mut actor, &mut ctx)))
-        });
+        let prepared = catch_unwind(AssertUnwindSafe(|| prepare(&mut actor, &mut ctx)));
         let failure = match prepared {
             Ok(Ok(())) => None,
             Ok(Err(reason)) => Some(reason),
@@ -229,11 +260,14 @@ pub(crate) fn spawn<A: Actor<Context = Context<A>>>(
             return Err(reason);
         }
     }
+    let mailbox = mailbox_id(&ctx.address());
+    RUNNING.with(|running| running.borrow_mut().insert(mailbox, cell.clone()));
     let task = ChildTask {
         fut: Some(ctx.into_future(actor)),
         cell: cell.clone(),
         shared,
         generation,
+        mailbox,
     };
     actix_rt::spawn(task);
     Ok(cell)
@@ -259,11 +293,7 @@ impl<A: Actor<Context = Context<A>>> ChildTask<A> {
                 _ => *task = Some(cx.waker().clone()),
             }
         }
-        let cell = self.cell.clone();
-        // catch_unwind innermost: a panic unwinds as few frames as possible.
-        let polled = CURRENT.sync_scope(cell, || {
-            catch_unwind(AssertUnwindSafe(|| Pin::new(fut).poll(cx)))
-        });
+        let polled = catch_unwind(AssertUnwindSafe(|| Pin::new(fut).poll(cx)));
         self.shared.notify_space();
         match polled {
             Ok(Poll::Ready(())) => Poll::Ready(Outcome::Exited),
@@ -272,12 +302,20 @@ impl<A: Actor<Context = Context<A>>> ChildTask<A> {
         }
     }
 
+    /// Takes this instance out of the thread's registry (before its mailbox,
+    /// whose address is the key, can be freed and reused).
+    fn unregister(&self) {
+        // `try_with`: during thread teardown the registry may be gone already.
+        let _ = RUNNING.try_with(|running| running.borrow_mut().remove(&self.mailbox));
+    }
+
     fn finish(&mut self, outcome: Outcome) {
+        self.unregister();
         // The instance is gone: callers must not reach it any more.
         if self.shared.generation.load(Ordering::Acquire) == self.generation {
             self.shared.addr.store(None);
         }
-        self.shared.space.notify_waiters();
+        self.shared.notify_space(); // waiting senders now see `NotRunning`
         let mut fut = self.fut.take();
         if !matches!(outcome, Outcome::Exited)
             && let Some(fut) = fut.as_mut()
@@ -330,6 +368,7 @@ impl<A: Actor<Context = Context<A>>> Drop for ChildTask<A> {
         // Dropped unfinished: the runtime is shutting down. The context's own
         // drop still runs the actor's stop hooks; keep a panic there contained.
         if let Some(mut fut) = self.fut.take() {
+            self.unregister();
             if self.cell.command.get() == Some(Command::Kill) {
                 // killed, but not polled again before the runtime went away:
                 // still no more actor code
@@ -371,18 +410,17 @@ pub trait SupervisedContext {
 impl<A: Actor<Context = Context<A>>> SupervisedContext for Context<A> {
     fn fail<E: std::error::Error + Send + Sync + 'static>(&mut self, err: E) {
         let reason = ExitReason::error(err);
-        let recorded = CURRENT.try_with(|cell| {
-            *cell.failure.borrow_mut() = Some(reason.clone());
-        });
-        if recorded.is_err() {
-            tracing::error!(%reason, "actor failed outside a psvc supervisor");
+        match cell_of(self) {
+            Some(cell) => *cell.failure.borrow_mut() = Some(reason),
+            None => tracing::error!(%reason, "actor failed outside a psvc supervisor"),
         }
         self.stop();
     }
 
     fn fault<E: std::error::Error + Send + Sync + 'static>(&mut self, err: E) {
         let reason = ExitReason::error(err);
-        let sent = CURRENT.try_with(|cell| match &cell.reporter {
+        let cell = cell_of(self);
+        let sent = cell.as_ref().is_some_and(|cell| match &cell.reporter {
             Some(rep) if !cell.fault_pending.get() => {
                 cell.fault_pending.set(true);
                 // At most one fault in flight per instance (see `fault_pending`).
@@ -396,7 +434,7 @@ impl<A: Actor<Context = Context<A>>> SupervisedContext for Context<A> {
             }
             _ => false,
         });
-        if sent != Ok(true) {
+        if !sent {
             tracing::warn!(%reason, "fault not reported (no supervisor, or one already pending)");
         }
     }
@@ -644,11 +682,11 @@ impl<A: Actor> ChildRef<A> {
     }
 }
 
-/// Records the exit reason of the instance being polled (used by a
-/// supervisor that escalates).
-pub(crate) fn record_failure(reason: ExitReason) {
-    let recorded = CURRENT.try_with(|cell| *cell.failure.borrow_mut() = Some(reason));
-    if recorded.is_err() {
-        tracing::debug!("exit reason recorded outside a supervised task");
+/// Records the exit reason of the supervised instance behind `ctx` (used by
+/// a supervisor that escalates).
+pub(crate) fn record_failure<A: Actor<Context = Context<A>>>(ctx: &Context<A>, reason: ExitReason) {
+    match cell_of(ctx) {
+        Some(cell) => *cell.failure.borrow_mut() = Some(reason),
+        None => tracing::debug!("exit reason recorded outside a supervised task"),
     }
 }
