@@ -19,6 +19,7 @@
 
 pub mod backoff;
 pub mod child;
+mod children;
 mod dynamic;
 pub mod exit;
 mod recipient;
@@ -36,6 +37,7 @@ use actix::{ActorFutureExt, WrapFuture};
 pub use backoff::{Backoff, Intensity, RestartHistory};
 pub use child::{AskError, ChildRef, SendError, SupervisedContext};
 use child::{ChildCell, Reporter};
+use children::{Children, Slot};
 pub use dynamic::DynamicSupervisor;
 pub use exit::{Escalation, EscalationCause, ExitReason, SharedError};
 pub use recipient::ChildRecipient;
@@ -334,19 +336,6 @@ pub(crate) struct ChildFault {
     pub(crate) reason: ExitReason,
 }
 
-struct Slot {
-    spec: Arc<dyn ErasedSpec>,
-    key: u64,
-    dynamic: bool,
-    generation: u64,
-    running: Option<Rc<ChildCell>>,
-    started_at: Option<Instant>,
-    restarts: u64,
-    consecutive: u32,
-    /// The restart group (a timer) this child waits for.
-    pending: Option<u64>,
-}
-
 /// The supervisor actor. Build it with [`SupervisorSpec`].
 pub struct Supervisor {
     name: Arc<str>,
@@ -355,9 +344,8 @@ pub struct Supervisor {
     backoff: Backoff,
     rng: fastrand::Rng,
     initial: Vec<Arc<dyn ErasedSpec>>,
-    slots: Vec<Slot>,
+    children: Children,
     history: RestartHistory,
-    next_key: u64,
     /// Pending (backoff) restarts: group id → timer.
     timers: Vec<(u64, SpawnHandle)>,
     next_group: u64,
@@ -376,22 +364,13 @@ impl Supervisor {
             intensity: spec.intensity,
             backoff: spec.backoff,
             initial: spec.children,
-            slots: Vec::new(),
+            children: Children::default(),
             history: RestartHistory::default(),
-            next_key: 0,
             timers: Vec::new(),
             next_group: 0,
             shutting_down: false,
             children_down: false,
         }
-    }
-
-    fn index_of_key(&self, key: u64) -> Option<usize> {
-        self.slots.iter().position(|s| s.key == key)
-    }
-
-    fn index_of_id(&self, id: &str) -> Option<usize> {
-        self.slots.iter().position(|s| &**s.spec.id() == id)
     }
 
     fn not_found(&self, id: &str) -> Error {
@@ -401,30 +380,22 @@ impl Supervisor {
         }
     }
 
-    fn push_slot(&mut self, spec: Arc<dyn ErasedSpec>, dynamic: bool) -> usize {
-        self.next_key += 1;
-        self.slots.push(Slot {
-            spec,
-            key: self.next_key,
-            dynamic,
-            generation: 0,
-            running: None,
-            started_at: None,
-            restarts: 0,
-            consecutive: 0,
-            pending: None,
-        });
-        self.slots.len() - 1
+    fn id_of(&self, key: u64) -> Arc<str> {
+        self.children
+            .get(key)
+            .map_or_else(|| Arc::from("?"), |s| s.spec.id().clone())
     }
 
-    fn start_slot(&mut self, idx: usize, ctx: &mut Context<Self>) -> Result<(), ExitReason> {
+    fn start_slot(&mut self, key: u64, ctx: &mut Context<Self>) -> Result<(), ExitReason> {
         let supervisor = ctx.address();
-        let slot = &mut self.slots[idx];
+        let Some(slot) = self.children.get_mut(key) else {
+            return Ok(());
+        };
         slot.generation += 1;
         slot.pending = None;
         let reporter = Reporter {
             supervisor,
-            key: slot.key,
+            key,
             generation: slot.generation,
         };
         let cell = slot.spec.start(Some(reporter))?;
@@ -434,32 +405,23 @@ impl Supervisor {
         Ok(())
     }
 
-    fn info(&self, idx: usize) -> ChildInfo {
-        slot_info(&self.slots, idx)
-    }
-
-    fn infos(&self) -> Vec<ChildInfo> {
-        (0..self.slots.len()).map(|i| self.info(i)).collect()
-    }
-
     /// A future that stops the running children with these keys, one at a
     /// time in reverse start order, each within its shutdown policy. Which
     /// children run is read when the future first runs, not when it is made.
     fn stop_keys(keys: Vec<u64>) -> impl ActorFuture<Self, Output = ()> {
         fut::ready(()).then(move |(), act: &mut Self, _| {
-            let mut targets: Vec<(usize, Rc<ChildCell>, Shutdown, Arc<str>)> = act
-                .slots
+            let mut keys = keys;
+            keys.sort_unstable_by(|a, b| b.cmp(a)); // reverse start order
+            let targets: Vec<(u64, Rc<ChildCell>, Shutdown, Arc<str>)> = keys
                 .iter()
-                .enumerate()
-                .filter(|(_, s)| keys.contains(&s.key))
-                .filter_map(|(i, s)| {
-                    s.running
-                        .as_ref()
-                        .map(|c| (i, c.clone(), s.spec.shutdown(), s.spec.id().clone()))
+                .filter_map(|k| {
+                    let s = act.children.get(*k)?;
+                    let cell = s.running.clone()?;
+                    Some((*k, cell, s.spec.shutdown(), s.spec.id().clone()))
                 })
                 .collect();
-            targets.sort_by_key(|t| std::cmp::Reverse(t.0));
-            let cells: Vec<Rc<ChildCell>> = targets.iter().map(|t| t.1.clone()).collect();
+            let stopped: Vec<(u64, Rc<ChildCell>)> =
+                targets.iter().map(|t| (t.0, t.1.clone())).collect();
             async move {
                 for (_, cell, shutdown, id) in targets {
                     let reason = cell.shut_down(shutdown, id.clone()).await;
@@ -468,9 +430,9 @@ impl Supervisor {
             }
             .into_actor(act)
             .map(move |(), act: &mut Self, _ctx| {
-                for slot in &mut act.slots {
-                    if let Some(running) = &slot.running
-                        && cells.iter().any(|c| Rc::ptr_eq(c, running))
+                for (key, cell) in stopped {
+                    if let Some(slot) = act.children.get_mut(key)
+                        && slot.running.as_ref().is_some_and(|r| Rc::ptr_eq(r, &cell))
                     {
                         slot.running = None;
                     }
@@ -481,11 +443,11 @@ impl Supervisor {
 
     /// Takes a child out of its pending restart group; the group's timer is
     /// cancelled only when no child waits for it any more.
-    fn cancel_pending(&mut self, idx: usize, ctx: &mut Context<Self>) {
-        let Some(group) = self.slots[idx].pending.take() else {
+    fn cancel_pending(&mut self, key: u64, ctx: &mut Context<Self>) {
+        let Some(group) = self.children.get_mut(key).and_then(|s| s.pending.take()) else {
             return;
         };
-        if self.slots.iter().all(|s| s.pending != Some(group))
+        if self.children.iter().all(|(_, s)| s.pending != Some(group))
             && let Some(pos) = self.timers.iter().position(|(g, _)| *g == group)
         {
             let (_, handle) = self.timers.swap_remove(pos);
@@ -497,16 +459,18 @@ impl Supervisor {
     fn fire_group(&mut self, group: u64, ctx: &mut Context<Self>) {
         self.timers.retain(|(g, _)| *g != group);
         let keys: Vec<u64> = self
-            .slots
+            .children
             .iter()
-            .filter(|s| s.pending == Some(group))
-            .map(|s| s.key)
+            .filter(|(_, s)| s.pending == Some(group))
+            .map(|(k, _)| k)
             .collect();
         self.start_keys(&keys, ctx);
     }
 
-    fn child_exited(&mut self, idx: usize, reason: ExitReason, ctx: &mut Context<Self>) {
-        let slot = &mut self.slots[idx];
+    fn child_exited(&mut self, key: u64, reason: ExitReason, ctx: &mut Context<Self>) {
+        let Some(slot) = self.children.get_mut(key) else {
+            return;
+        };
         slot.running = None;
         let restart = slot.spec.restart();
         let id = slot.spec.id().clone();
@@ -517,29 +481,31 @@ impl Supervisor {
                 tracing::warn!(supervisor = %self.name, child = %id, %reason, "child exited; not restarted ({restart:?})");
             }
             if restart == Restart::Temporary || slot.dynamic {
-                self.slots.remove(idx);
+                self.children.remove(key);
             }
             return;
         }
         tracing::error!(supervisor = %self.name, child = %id, %reason, "child failed");
-        self.on_failure(idx, reason, false, ctx);
+        self.on_failure(key, reason, false, ctx);
     }
 
-    fn on_failure(&mut self, idx: usize, reason: ExitReason, alive: bool, ctx: &mut Context<Self>) {
+    fn on_failure(&mut self, key: u64, reason: ExitReason, alive: bool, ctx: &mut Context<Self>) {
         if self.shutting_down {
             return;
         }
+        let Some(slot) = self.children.get(key) else {
+            return;
+        };
         let now = now();
-        let info = self.info(idx);
+        let info = slot.info(self.children.position(key));
         let directive = self.strategy.decide(&Failure {
             child: &info,
             reason: &reason,
             alive,
             history: &self.history,
             now,
-            siblings: &SlotsView(&self.slots),
+            siblings: &self.children,
         });
-        let key = self.slots[idx].key;
         tracing::debug!(supervisor = %self.name, child = %info.id, strategy = self.strategy.name(), ?directive, "decision");
         match directive {
             Directive::Resume => {}
@@ -548,72 +514,89 @@ impl Supervisor {
                     ctx.wait(Self::stop_keys(vec![key]));
                 }
             }
-            Directive::Escalate => self.escalate(idx, reason, EscalationCause::Strategy, ctx),
+            Directive::Escalate => self.escalate(key, reason, EscalationCause::Strategy, ctx),
             Directive::Restart { scope, delay } => {
                 if !self.history.record(self.intensity, now) {
                     let cause = EscalationCause::Intensity {
                         max_restarts: self.intensity.max_restarts,
                         within: self.intensity.within,
                     };
-                    self.escalate(idx, reason, cause, ctx);
+                    self.escalate(key, reason, cause, ctx);
                     return;
                 }
-                let slot = &mut self.slots[idx];
+                let stable_after = self.backoff.stable_after();
+                let Some(slot) = self.children.get_mut(key) else {
+                    return;
+                };
                 if alive
-                    || slot.started_at.is_some_and(|t| {
-                        now.saturating_duration_since(t) >= self.backoff.stable_after()
-                    })
+                    || slot
+                        .started_at
+                        .is_some_and(|t| now.saturating_duration_since(t) >= stable_after)
                 {
                     slot.consecutive = 0;
                 }
-                let delay =
-                    delay.unwrap_or_else(|| self.backoff.delay(slot.consecutive, &mut self.rng));
-                slot.consecutive = slot.consecutive.saturating_add(1);
-                let keys = self.resolve(&scope, idx);
+                let consecutive = slot.consecutive;
+                slot.consecutive = consecutive.saturating_add(1);
+                let delay = delay.unwrap_or_else(|| self.backoff.delay(consecutive, &mut self.rng));
+                let keys = self.resolve(&scope, key);
                 self.restart_keys(keys, delay, ctx);
             }
         }
     }
 
-    fn resolve(&self, scope: &Scope, idx: usize) -> Vec<u64> {
-        let keys = self.slots.iter().enumerate().filter(|(i, s)| match scope {
-            Scope::Child => *i == idx,
-            Scope::All => true,
-            Scope::Rest => *i >= idx,
-            Scope::These(ids) => *i == idx || ids.iter().any(|id| **s.spec.id() == **id),
-        });
-        keys.map(|(_, s)| s.key).collect()
+    /// The keys a restart scope covers, in start order.
+    fn resolve(&self, scope: &Scope, key: u64) -> Vec<u64> {
+        match scope {
+            Scope::Child => vec![key],
+            Scope::All => self.children.keys().collect(),
+            Scope::Rest => self.children.keys_from(key).collect(),
+            Scope::These(ids) => {
+                let mut keys: Vec<u64> = ids
+                    .iter()
+                    .filter_map(|id| self.children.key_of(id))
+                    .collect();
+                keys.push(key);
+                keys.sort_unstable();
+                keys.dedup();
+                keys
+            }
+        }
     }
 
     /// Stops the running children among `keys` (reverse order), drops the
     /// temporary ones (never restarted), and starts the rest in start order
     /// after `delay`.
     fn restart_keys(&mut self, keys: Vec<u64>, delay: Duration, ctx: &mut Context<Self>) {
-        for idx in 0..self.slots.len() {
-            if keys.contains(&self.slots[idx].key) {
-                self.cancel_pending(idx, ctx);
-            }
+        for key in &keys {
+            self.cancel_pending(*key, ctx);
         }
-        let any_running = self
-            .slots
+        let any_running = keys
             .iter()
-            .any(|s| keys.contains(&s.key) && s.running.is_some());
+            .any(|k| self.children.get(*k).is_some_and(|s| s.running.is_some()));
         let stopping = keys.clone();
         let after_stop = move |act: &mut Self, ctx: &mut Context<Self>| {
             if act.shutting_down {
                 return;
             }
-            act.slots
-                .retain(|s| !(keys.contains(&s.key) && s.spec.restart() == Restart::Temporary));
+            let mut restart = Vec::with_capacity(keys.len());
+            for key in keys {
+                match act.children.get(key).map(|s| s.spec.restart()) {
+                    Some(Restart::Temporary) => {
+                        act.children.remove(key);
+                    }
+                    Some(_) => restart.push(key),
+                    None => {}
+                }
+            }
             if delay.is_zero() {
-                act.start_keys(&keys, ctx);
+                act.start_keys(&restart, ctx);
             } else {
                 act.next_group += 1;
                 let group = act.next_group;
                 let handle = ctx.run_later(delay, move |act, ctx| act.fire_group(group, ctx));
                 act.timers.push((group, handle));
-                for slot in &mut act.slots {
-                    if keys.contains(&slot.key) {
+                for key in restart {
+                    if let Some(slot) = act.children.get_mut(key) {
                         slot.pending = Some(group);
                     }
                 }
@@ -626,27 +609,28 @@ impl Supervisor {
         }
     }
 
-    /// Starts the stopped children among `keys` in start order. The first
+    /// Starts the stopped children among `keys` (in start order). The first
     /// failure ends the round (later children may depend on it); it is
     /// handled on the next turn as a failure of that child.
     fn start_keys(&mut self, keys: &[u64], ctx: &mut Context<Self>) {
         if self.shutting_down {
             return;
         }
-        for idx in 0..self.slots.len() {
-            let slot = &mut self.slots[idx];
-            if !keys.contains(&slot.key) || slot.running.is_some() {
+        for (n, key) in keys.iter().copied().enumerate() {
+            let Some(slot) = self.children.get_mut(key) else {
+                continue;
+            };
+            if slot.running.is_some() {
                 continue;
             }
             slot.restarts += 1;
             let id = slot.spec.id().clone();
-            match self.start_slot(idx, ctx) {
+            match self.start_slot(key, ctx) {
                 Ok(()) => tracing::info!(supervisor = %self.name, child = %id, "child restarted"),
                 Err(reason) => {
                     tracing::error!(supervisor = %self.name, child = %id, %reason, "restart failed");
-                    let key = self.slots[idx].key;
-                    for slot in &mut self.slots {
-                        if keys.contains(&slot.key) {
+                    for later in &keys[n..] {
+                        if let Some(slot) = self.children.get_mut(*later) {
                             slot.pending = None;
                         }
                     }
@@ -659,14 +643,14 @@ impl Supervisor {
 
     fn escalate(
         &mut self,
-        idx: usize,
+        key: u64,
         reason: ExitReason,
         cause: EscalationCause,
         ctx: &mut Context<Self>,
     ) {
         let escalation = Escalation {
             supervisor: self.name.to_string(),
-            child: self.slots[idx].spec.id().to_string(),
+            child: self.id_of(key).to_string(),
             reason,
             cause,
         };
@@ -674,25 +658,27 @@ impl Supervisor {
         child::record_failure(ctx, ExitReason::Escalated(Arc::new(escalation)));
         ctx.stop();
     }
-}
 
-impl Supervisor {
     /// Starts the static children in order, before the supervisor's own task
     /// runs (see `child::spawn`). If one fails, the ones already started are
     /// killed (they never ran) and the supervisor does not start.
     fn start_children(&mut self, ctx: &mut Context<Self>) -> Result<(), ExitReason> {
         let initial = std::mem::take(&mut self.initial);
         for spec in initial {
-            let idx = self.push_slot(spec, false);
-            if let Err(reason) = self.start_slot(idx, ctx) {
+            let id = spec.id().clone();
+            let Some(key) = self.children.push(Slot::new(spec, false)) else {
+                tracing::warn!(supervisor = %self.name, child = %id, "duplicate child id; ignored");
+                continue;
+            };
+            if let Err(reason) = self.start_slot(key, ctx) {
                 let escalation = Escalation {
                     supervisor: self.name.to_string(),
-                    child: self.slots[idx].spec.id().to_string(),
+                    child: id.to_string(),
                     reason,
                     cause: EscalationCause::StartFailed,
                 };
                 tracing::error!(supervisor = %self.name, "{escalation}");
-                for slot in self.slots.iter_mut().rev() {
+                for (_, slot) in self.children.iter_mut().rev() {
                     if let Some(cell) = slot.running.take() {
                         cell.kill();
                     }
@@ -700,7 +686,7 @@ impl Supervisor {
                 return Err(ExitReason::Escalated(Arc::new(escalation)));
             }
         }
-        tracing::debug!(supervisor = %self.name, children = self.slots.len(), strategy = self.strategy.name(), "supervisor started");
+        tracing::debug!(supervisor = %self.name, children = self.children.len(), strategy = self.strategy.name(), "supervisor started");
         Ok(())
     }
 }
@@ -714,7 +700,7 @@ impl Actor for Supervisor {
         }
         if tokio::runtime::Handle::try_current().is_err() {
             // The runtime is going away: no timers to stop children with.
-            for slot in &mut self.slots {
+            for (_, slot) in self.children.iter_mut() {
                 if let Some(cell) = slot.running.take() {
                     cell.kill();
                 }
@@ -723,13 +709,13 @@ impl Actor for Supervisor {
         }
         if !self.shutting_down {
             self.shutting_down = true;
-            for slot in &mut self.slots {
+            for (_, slot) in self.children.iter_mut() {
                 slot.pending = None;
             }
             for (_, handle) in self.timers.drain(..) {
                 ctx.cancel_future(handle);
             }
-            let keys: Vec<u64> = self.slots.iter().map(|s| s.key).collect();
+            let keys: Vec<u64> = self.children.keys().collect();
             ctx.wait(Self::stop_keys(keys).map(|(), act, ctx| {
                 act.children_down = true;
                 ctx.stop();
@@ -747,7 +733,7 @@ impl Drop for Supervisor {
     fn drop(&mut self) {
         // Killed (or crashed) before its children stopped: take them along, so
         // no orphan outlives its supervisor.
-        for slot in &self.slots {
+        for (_, slot) in self.children.iter() {
             if let Some(cell) = &slot.running {
                 cell.kill();
             }
@@ -759,14 +745,13 @@ impl Handler<ChildExited> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: ChildExited, ctx: &mut Context<Self>) {
-        let Some(idx) = self.index_of_key(msg.key) else {
+        let Some(slot) = self.children.get(msg.key) else {
             return;
         };
-        let slot = &self.slots[idx];
         if slot.generation != msg.generation || slot.running.is_none() {
             return; // a report from an instance already replaced
         }
-        self.child_exited(idx, msg.reason, ctx);
+        self.child_exited(msg.key, msg.reason, ctx);
     }
 }
 
@@ -774,10 +759,12 @@ impl Handler<RestartFailed> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: RestartFailed, ctx: &mut Context<Self>) {
-        if let Some(idx) = self.index_of_key(msg.key)
-            && self.slots[idx].running.is_none()
+        if self
+            .children
+            .get(msg.key)
+            .is_some_and(|s| s.running.is_none())
         {
-            self.on_failure(idx, msg.reason, false, ctx);
+            self.on_failure(msg.key, msg.reason, false, ctx);
         }
     }
 }
@@ -786,10 +773,9 @@ impl Handler<ChildFault> for Supervisor {
     type Result = ();
 
     fn handle(&mut self, msg: ChildFault, ctx: &mut Context<Self>) {
-        let Some(idx) = self.index_of_key(msg.key) else {
+        let Some(slot) = self.children.get(msg.key) else {
             return;
         };
-        let slot = &self.slots[idx];
         let Some(cell) = slot.running.clone() else {
             return;
         };
@@ -798,7 +784,7 @@ impl Handler<ChildFault> for Supervisor {
         }
         cell.fault_handled();
         tracing::warn!(supervisor = %self.name, child = %slot.spec.id(), reason = %msg.reason, "child reported a fault");
-        self.on_failure(idx, msg.reason, true, ctx);
+        self.on_failure(msg.key, msg.reason, true, ctx);
     }
 }
 
@@ -810,15 +796,14 @@ impl Handler<StartChild> for Supervisor {
             return Err(Error::ShuttingDown(self.name.to_string()));
         }
         let id = msg.0.id().clone();
-        if self.index_of_id(&id).is_some() {
+        let Some(key) = self.children.push(Slot::new(msg.0, true)) else {
             return Err(Error::DuplicateId {
                 supervisor: self.name.to_string(),
                 id: id.to_string(),
             });
-        }
-        let idx = self.push_slot(msg.0, true);
-        self.start_slot(idx, ctx).map_err(|reason| {
-            self.slots.remove(idx);
+        };
+        self.start_slot(key, ctx).map_err(|reason| {
+            self.children.remove(key);
             Error::StartFailed {
                 id: id.to_string(),
                 reason,
@@ -846,11 +831,10 @@ impl Handler<StopChild> for Supervisor {
     type Result = AtomicResponse<Self, Result<(), Error>>;
 
     fn handle(&mut self, msg: StopChild, ctx: &mut Context<Self>) -> Self::Result {
-        let Some(idx) = self.index_of_id(&msg.0) else {
+        let Some(key) = self.children.key_of(&msg.0) else {
             return Self::refuse(self.not_found(&msg.0));
         };
-        self.cancel_pending(idx, ctx);
-        let key = self.slots[idx].key;
+        self.cancel_pending(key, ctx);
         Self::atomic(Self::stop_keys(vec![key]).map(|(), _, _| Ok(())))
     }
 }
@@ -862,18 +846,20 @@ impl Handler<RestartChild> for Supervisor {
         if self.shutting_down {
             return Self::refuse(Error::ShuttingDown(self.name.to_string()));
         }
-        let Some(idx) = self.index_of_id(&msg.0) else {
+        let Some(key) = self.children.key_of(&msg.0) else {
             return Self::refuse(self.not_found(&msg.0));
         };
-        self.cancel_pending(idx, ctx);
-        let key = self.slots[idx].key;
+        self.cancel_pending(key, ctx);
         Self::atomic(Self::stop_keys(vec![key]).map(move |(), act, ctx| {
             if act.shutting_down {
                 return Err(Error::ShuttingDown(act.name.to_string()));
             }
-            let idx = act.index_of_key(key).ok_or_else(|| act.not_found(&msg.0))?;
-            act.slots[idx].restarts += 1;
-            act.start_slot(idx, ctx)
+            let slot = act.children.get_mut(key).ok_or_else(|| Error::NotFound {
+                supervisor: act.name.to_string(),
+                id: msg.0.clone(),
+            })?;
+            slot.restarts += 1;
+            act.start_slot(key, ctx)
                 .map_err(|reason| Error::StartFailed {
                     id: msg.0.clone(),
                     reason,
@@ -886,13 +872,12 @@ impl Handler<DeleteChild> for Supervisor {
     type Result = AtomicResponse<Self, Result<(), Error>>;
 
     fn handle(&mut self, msg: DeleteChild, ctx: &mut Context<Self>) -> Self::Result {
-        let Some(idx) = self.index_of_id(&msg.0) else {
+        let Some(key) = self.children.key_of(&msg.0) else {
             return Self::refuse(self.not_found(&msg.0));
         };
-        self.cancel_pending(idx, ctx);
-        let key = self.slots[idx].key;
+        self.cancel_pending(key, ctx);
         Self::atomic(Self::stop_keys(vec![key]).map(move |(), act, _| {
-            act.slots.retain(|s| s.key != key);
+            act.children.remove(key);
             Ok(())
         }))
     }
@@ -902,40 +887,16 @@ impl Handler<WhichChildren> for Supervisor {
     type Result = MessageResult<WhichChildren>;
 
     fn handle(&mut self, _: WhichChildren, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.infos())
+        MessageResult(self.children.infos())
     }
 }
 
-/// Read access to the children for strategies.
-struct SlotsView<'a>(&'a [Slot]);
-
-impl strategy::Siblings for SlotsView<'_> {
+impl strategy::Siblings for Children {
     fn count(&self) -> usize {
-        self.0.len()
+        self.len()
     }
-    fn info(&self, index: usize) -> ChildInfo {
-        slot_info(self.0, index)
-    }
-}
-
-fn slot_info(slots: &[Slot], idx: usize) -> ChildInfo {
-    let s = &slots[idx];
-    ChildInfo {
-        id: s.spec.id().to_string(),
-        index: idx,
-        kind: s.spec.kind(),
-        restart: s.spec.restart(),
-        state: if s.running.is_some() {
-            ChildState::Running
-        } else if s.pending.is_some() {
-            ChildState::Restarting
-        } else {
-            ChildState::Stopped
-        },
-        restarts: s.restarts,
-        consecutive_failures: s.consecutive,
-        started_at: s.started_at.filter(|_| s.running.is_some()),
-        dynamic: s.dynamic,
+    fn infos(&self) -> Vec<ChildInfo> {
+        Children::infos(self)
     }
 }
 

@@ -112,3 +112,41 @@ fn failing_factory_is_a_start_error() {
         root.shutdown().await;
     });
 }
+
+#[test]
+fn a_large_pool_restarts_and_stops_in_reverse_order() {
+    quiet_panics();
+    const N: usize = 2_000;
+    let log = Log::default();
+    run(async move {
+        let root = SupervisorSpec::new("pool")
+            .intensity(100, Duration::from_secs(1))
+            .start_root();
+        let l2 = log.clone();
+        let pool = DynamicSupervisor::new(root.handle(), "s", move |n: usize| Probe {
+            id: format!("p{n}"),
+            log: l2.clone(),
+            ignore_stop: false,
+            count: 0,
+        });
+        let mut handles = Vec::with_capacity(N);
+        for n in 0..N {
+            handles.push(pool.spawn(n).await.unwrap());
+        }
+        for n in (0..N).step_by(200) {
+            let _ = handles[n].ask(Crash("expected: pool crash")).await;
+        }
+        for n in (0..N).step_by(200) {
+            until(|| handles[n].starts() == 2).await;
+            assert_eq!(handles[n].ask(Ping).await.unwrap(), 1);
+        }
+        let info = root.handle().which_children().await.unwrap();
+        assert_eq!(info.len(), N);
+        assert_eq!(info.iter().filter(|c| c.restarts == 1).count(), N / 200);
+        log.take();
+        root.shutdown().await;
+        let stops = log.take();
+        let expected: Vec<String> = (0..N).rev().map(|n| format!("stop:p{n}")).collect();
+        assert_eq!(stops, expected);
+    });
+}

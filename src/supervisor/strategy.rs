@@ -38,7 +38,7 @@ pub struct Failure<'a> {
 /// children costs nothing per failure unless the strategy looks).
 pub(crate) trait Siblings {
     fn count(&self) -> usize;
-    fn info(&self, index: usize) -> ChildInfo;
+    fn infos(&self) -> Vec<ChildInfo>;
 }
 
 impl Failure<'_> {
@@ -47,9 +47,9 @@ impl Failure<'_> {
         self.siblings.count()
     }
 
-    /// All children of the supervisor, in start order.
-    pub fn children(&self) -> impl Iterator<Item = ChildInfo> + '_ {
-        (0..self.siblings.count()).map(|i| self.siblings.info(i))
+    /// All children of the supervisor, in start order (built when asked).
+    pub fn children(&self) -> impl Iterator<Item = ChildInfo> {
+        self.siblings.infos().into_iter()
     }
 }
 
