@@ -345,6 +345,8 @@ pub struct Supervisor {
     rng: fastrand::Rng,
     initial: Vec<Arc<dyn ErasedSpec>>,
     children: Children,
+    /// This supervisor's own (weak) address, handed to its children.
+    me: Option<actix::WeakAddr<Supervisor>>,
     history: RestartHistory,
     /// Pending (backoff) restarts: group id → timer.
     timers: Vec<(u64, SpawnHandle)>,
@@ -365,6 +367,7 @@ impl Supervisor {
             backoff: spec.backoff,
             initial: spec.children,
             children: Children::default(),
+            me: None,
             history: RestartHistory::default(),
             timers: Vec::new(),
             next_group: 0,
@@ -387,7 +390,10 @@ impl Supervisor {
     }
 
     fn start_slot(&mut self, key: u64, ctx: &mut Context<Self>) -> Result<(), ExitReason> {
-        let supervisor = ctx.address();
+        let supervisor = self
+            .me
+            .get_or_insert_with(|| ctx.address().downgrade())
+            .clone();
         let Some(slot) = self.children.get_mut(key) else {
             return Ok(());
         };

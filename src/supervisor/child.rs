@@ -26,7 +26,9 @@ use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use actix::dev::{ContextFut, ToEnvelope};
-use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, MailboxError, Message};
+use actix::{
+    Actor, ActorContext, Addr, AsyncContext, Context, Handler, MailboxError, Message, WeakAddr,
+};
 use arc_swap::ArcSwapOption;
 use tokio::sync::Notify;
 
@@ -72,7 +74,9 @@ fn cell_of<A: Actor<Context = Context<A>>>(ctx: &Context<A>) -> Option<Rc<ChildC
 /// Where an instance reports an exit or a fault it was not asked for.
 #[derive(Clone)]
 pub(crate) struct Reporter {
-    pub(crate) supervisor: Addr<Supervisor>,
+    /// Weak: a child does not keep its supervisor's mailbox open (and costs
+    /// no sender allocations).
+    pub(crate) supervisor: WeakAddr<Supervisor>,
     pub(crate) key: u64,
     pub(crate) generation: u64,
 }
@@ -89,8 +93,10 @@ pub(crate) struct ChildCell {
     task: RefCell<Option<Waker>>,
     solicited: Cell<bool>,
     fault_pending: Cell<bool>,
-    failure: RefCell<Option<ExitReason>>,
-    exit: RefCell<Option<ExitReason>>,
+    /// While running: the failure recorded by `ctx.fail`; once ended: the
+    /// exit reason.
+    reason: RefCell<Option<ExitReason>>,
+    ended: Cell<bool>,
     exit_waiters: RefCell<Vec<Waker>>,
     reporter: Option<Reporter>,
 }
@@ -102,8 +108,8 @@ impl ChildCell {
             task: RefCell::new(None),
             solicited: Cell::new(false),
             fault_pending: Cell::new(false),
-            failure: RefCell::new(None),
-            exit: RefCell::new(None),
+            reason: RefCell::new(None),
+            ended: Cell::new(false),
             exit_waiters: RefCell::new(Vec::new()),
             reporter,
         }
@@ -112,7 +118,8 @@ impl ChildCell {
     /// A cell for an instance that never ran (its start failed).
     pub(crate) fn ended(reason: ExitReason) -> Rc<Self> {
         let cell = Self::new(None);
-        *cell.exit.borrow_mut() = Some(reason);
+        *cell.reason.borrow_mut() = Some(reason);
+        cell.ended.set(true);
         Rc::new(cell)
     }
 
@@ -139,7 +146,11 @@ impl ChildCell {
 
     /// The exit reason, once the instance has ended.
     pub(crate) fn exit_reason(&self) -> Option<ExitReason> {
-        self.exit.borrow().clone()
+        if self.ended.get() {
+            self.reason.borrow().clone()
+        } else {
+            None
+        }
     }
 
     /// Marks a fault report as handled, so the next one is sent.
@@ -151,7 +162,7 @@ impl ChildCell {
     pub(crate) fn exited(self: &Rc<Self>) -> impl Future<Output = ExitReason> + 'static {
         let cell = self.clone();
         std::future::poll_fn(move |cx| {
-            if let Some(reason) = cell.exit.borrow().clone() {
+            if let Some(reason) = cell.exit_reason() {
                 return Poll::Ready(reason);
             }
             let mut waiters = cell.exit_waiters.borrow_mut();
@@ -240,6 +251,7 @@ pub(crate) fn spawn<A: Actor<Context = Context<A>>>(
     let mut ctx = Context::<A>::new();
     ctx.set_mailbox_capacity(capacity);
     let addr = ctx.address();
+    let mailbox = mailbox_id(&addr);
     let generation = shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
     shared.addr.store(Some(Arc::new(addr)));
     let cell = Rc::new(ChildCell::new(reporter));
@@ -260,7 +272,6 @@ pub(crate) fn spawn<A: Actor<Context = Context<A>>>(
             return Err(reason);
         }
     }
-    let mailbox = mailbox_id(&ctx.address());
     RUNNING.with(|running| running.borrow_mut().insert(mailbox, cell.clone()));
     let task = ChildTask {
         fut: Some(ctx.into_future(actor)),
@@ -331,7 +342,7 @@ impl<A: Actor<Context = Context<A>>> ChildTask<A> {
         let reason = match outcome {
             Outcome::Killed => ExitReason::Killed,
             Outcome::Panicked(msg) => ExitReason::Panic(msg),
-            Outcome::Exited => match cell.failure.borrow_mut().take() {
+            Outcome::Exited => match cell.reason.borrow_mut().take() {
                 Some(reason) => reason,
                 None if cell.solicited.get() => ExitReason::Shutdown,
                 None => ExitReason::Normal,
@@ -343,7 +354,8 @@ impl<A: Actor<Context = Context<A>>> ChildTask<A> {
             }
             (_, reason) => reason,
         };
-        *cell.exit.borrow_mut() = Some(reason.clone());
+        *cell.reason.borrow_mut() = Some(reason.clone());
+        cell.ended.set(true);
         let waiters = std::mem::take(&mut *cell.exit_waiters.borrow_mut());
         for waker in waiters {
             waker.wake();
@@ -353,12 +365,14 @@ impl<A: Actor<Context = Context<A>>> ChildTask<A> {
         {
             // System message, at most one per instance: bounded by the number of
             // children, so it may bypass the mailbox capacity.
-            #[allow(clippy::disallowed_methods)]
-            rep.supervisor.do_send(ChildExited {
-                key: rep.key,
-                generation: rep.generation,
-                reason,
-            });
+            if let Some(supervisor) = rep.supervisor.upgrade() {
+                #[allow(clippy::disallowed_methods)]
+                supervisor.do_send(ChildExited {
+                    key: rep.key,
+                    generation: rep.generation,
+                    reason,
+                });
+            }
         }
     }
 }
@@ -411,7 +425,7 @@ impl<A: Actor<Context = Context<A>>> SupervisedContext for Context<A> {
     fn fail<E: std::error::Error + Send + Sync + 'static>(&mut self, err: E) {
         let reason = ExitReason::error(err);
         match cell_of(self) {
-            Some(cell) => *cell.failure.borrow_mut() = Some(reason),
+            Some(cell) => *cell.reason.borrow_mut() = Some(reason),
             None => tracing::error!(%reason, "actor failed outside a psvc supervisor"),
         }
         self.stop();
@@ -422,10 +436,13 @@ impl<A: Actor<Context = Context<A>>> SupervisedContext for Context<A> {
         let cell = cell_of(self);
         let sent = cell.as_ref().is_some_and(|cell| match &cell.reporter {
             Some(rep) if !cell.fault_pending.get() => {
+                let Some(supervisor) = rep.supervisor.upgrade() else {
+                    return false;
+                };
                 cell.fault_pending.set(true);
                 // At most one fault in flight per instance (see `fault_pending`).
                 #[allow(clippy::disallowed_methods)]
-                rep.supervisor.do_send(ChildFault {
+                supervisor.do_send(ChildFault {
                     key: rep.key,
                     generation: rep.generation,
                     reason: reason.clone(),
@@ -686,7 +703,7 @@ impl<A: Actor> ChildRef<A> {
 /// a supervisor that escalates).
 pub(crate) fn record_failure<A: Actor<Context = Context<A>>>(ctx: &Context<A>, reason: ExitReason) {
     match cell_of(ctx) {
-        Some(cell) => *cell.failure.borrow_mut() = Some(reason),
+        Some(cell) => *cell.reason.borrow_mut() = Some(reason),
         None => tracing::debug!("exit reason recorded outside a supervised task"),
     }
 }
