@@ -29,7 +29,7 @@ use actix::dev::{ContextFut, ToEnvelope};
 use actix::{
     Actor, ActorContext, Addr, AsyncContext, Context, Handler, MailboxError, Message, WeakAddr,
 };
-use arc_swap::ArcSwapOption;
+use parking_lot::RwLock;
 use tokio::sync::Notify;
 
 use super::exit::{ExitReason, panic_message};
@@ -204,7 +204,10 @@ impl ChildCell {
 /// What the handle of a child shares with its running instances.
 pub(crate) struct Shared<A: Actor> {
     id: Arc<str>,
-    addr: ArcSwapOption<Addr<A>>,
+    /// The running instance's address. Readers hold the lock only to queue
+    /// a message (never across an await); writers are the supervisor, at
+    /// start and exit.
+    addr: RwLock<Option<Addr<A>>>,
     generation: AtomicU64,
     drop_newest: AtomicBool,
     space: Notify,
@@ -253,7 +256,7 @@ pub(crate) fn spawn<A: Actor<Context = Context<A>>>(
     let addr = ctx.address();
     let mailbox = mailbox_id(&addr);
     let generation = shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
-    shared.addr.store(Some(Arc::new(addr)));
+    *shared.addr.write() = Some(addr);
     let cell = Rc::new(ChildCell::new(reporter));
     if let Some(prepare) = prepare {
         let prepared = catch_unwind(AssertUnwindSafe(|| prepare(&mut actor, &mut ctx)));
@@ -265,7 +268,7 @@ pub(crate) fn spawn<A: Actor<Context = Context<A>>>(
         if let Some(reason) = failure {
             // Never ran: retract the address; dropping the actor and its
             // context releases whatever `prepare` started.
-            shared.addr.store(None);
+            *shared.addr.write() = None;
             ctx.terminate();
             drop(ctx);
             let _ = catch_unwind(AssertUnwindSafe(move || drop(actor)));
@@ -324,7 +327,7 @@ impl<A: Actor<Context = Context<A>>> ChildTask<A> {
         self.unregister();
         // The instance is gone: callers must not reach it any more.
         if self.shared.generation.load(Ordering::Acquire) == self.generation {
-            self.shared.addr.store(None);
+            *self.shared.addr.write() = None;
         }
         self.shared.notify_space(); // waiting senders now see `NotRunning`
         let mut fut = self.fut.take();
@@ -534,7 +537,7 @@ impl<A: Actor> ChildRef<A> {
         Self {
             shared: Arc::new(Shared {
                 id,
-                addr: ArcSwapOption::empty(),
+                addr: RwLock::new(None),
                 generation: AtomicU64::new(0),
                 drop_newest: AtomicBool::new(overflow == Overflow::DropNewest),
                 space: Notify::new(),
@@ -561,7 +564,7 @@ impl<A: Actor> ChildRef<A> {
 
     /// Whether an instance is running now.
     pub fn is_running(&self) -> bool {
-        self.shared.addr.load().is_some()
+        self.shared.addr.read().is_some()
     }
 
     /// How many times an instance has been started (1 after the first start).
@@ -572,7 +575,7 @@ impl<A: Actor> ChildRef<A> {
     /// The address of the running instance. It dies with that instance;
     /// keep the `ChildRef` to reach restarted ones.
     pub fn addr(&self) -> Option<Addr<A>> {
-        self.shared.addr.load_full().map(|a| (*a).clone())
+        self.shared.addr.read().clone()
     }
 
     /// Messages dropped by [`Overflow::DropNewest`].
@@ -609,7 +612,7 @@ impl<A: Actor> ChildRef<A> {
         M: Message + Send + 'static,
         M::Result: Send,
     {
-        let guard = self.shared.addr.load();
+        let guard = self.shared.addr.read();
         let Some(addr) = guard.as_ref() else {
             return Err(SendError::NotRunning(self.shared.id.clone(), msg));
         };
@@ -666,7 +669,7 @@ impl<A: Actor> ChildRef<A> {
         M::Result: Send,
     {
         let request = {
-            let guard = self.shared.addr.load();
+            let guard = self.shared.addr.read();
             match guard.as_ref() {
                 Some(addr) => addr.send(msg),
                 None => return Err(AskError::NotRunning(self.shared.id.clone())),
@@ -686,7 +689,7 @@ impl<A: Actor> ChildRef<A> {
         M::Result: Send,
     {
         let request = {
-            let guard = self.shared.addr.load();
+            let guard = self.shared.addr.read();
             match guard.as_ref() {
                 Some(addr) => addr.send(msg).timeout(limit),
                 None => return Err(AskError::NotRunning(self.shared.id.clone())),
