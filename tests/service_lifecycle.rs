@@ -92,20 +92,53 @@ fn system(timeout: &str) -> ServiceSystem {
         .without_logging()
 }
 
+/// Runs `svc` to the end on paused time (so durations are exact): a graceful
+/// shutdown is requested after `request`, and forced after `force`, when
+/// given. Returns the status and how long the service ran.
+fn run_service<S: Service>(
+    svc: S,
+    timeout: &str,
+    request: Option<Duration>,
+    force: Option<Duration>,
+) -> (ExitStatus, Duration) {
+    let sys = system(timeout);
+    let trigger = sys.shutdown_trigger();
+    let out = std::rc::Rc::new(std::cell::Cell::new(None));
+    let out2 = out.clone();
+    run_paused(async move {
+        actix_rt::spawn(async move {
+            if let Some(after) = request {
+                tokio::time::sleep(after).await;
+                trigger.request();
+            }
+            if let Some(after) = force {
+                tokio::time::sleep(after).await;
+                trigger.force(2);
+            }
+        });
+        let t0 = tokio::time::Instant::now();
+        let status = sys.run_local(svc).await;
+        out2.set(Some((status, t0.elapsed())));
+    });
+    out.get().expect("the service ran")
+}
+
+fn steps(log: &Log) -> Steps {
+    Steps {
+        log: log.clone(),
+        ..Default::default()
+    }
+}
+
 #[test]
 fn run_to_completion_then_destroy_then_tree_in_reverse() {
     let log = Log::default();
-    let l = log.clone();
-    run(async move {
-        let svc = Steps {
-            log: l,
-            spawn_shutdown: true,
-            ..Default::default()
-        };
-        let status = system("5s").run_local(svc).await;
-        assert_eq!(status, ExitStatus::Success);
-        assert_eq!(status.code(), 0);
-    });
+    let svc = Steps {
+        spawn_shutdown: true,
+        ..steps(&log)
+    };
+    let (status, _) = run_service(svc, "5s", None, None);
+    assert_eq!((status, status.code()), (ExitStatus::Success, 0));
     assert_eq!(
         log.take(),
         [
@@ -125,17 +158,12 @@ fn run_to_completion_then_destroy_then_tree_in_reverse() {
 #[test]
 fn init_failure_skips_run_but_not_destroy() {
     let log = Log::default();
-    let l = log.clone();
-    run(async move {
-        let svc = Steps {
-            log: l,
-            fail_init: true,
-            ..Default::default()
-        };
-        let status = system("5s").run_local(svc).await;
-        assert_eq!(status, ExitStatus::Failed);
-        assert_eq!(status.code(), 1);
-    });
+    let svc = Steps {
+        fail_init: true,
+        ..steps(&log)
+    };
+    let (status, _) = run_service(svc, "5s", None, None);
+    assert_eq!((status, status.code()), (ExitStatus::Failed, 1));
     let events = log.take();
     assert!(!events.contains(&"run".to_owned()), "{events:?}");
     assert!(events.contains(&"destroy:2".to_owned()), "{events:?}");
@@ -144,32 +172,24 @@ fn init_failure_skips_run_but_not_destroy() {
 #[test]
 fn run_error_still_destroys_and_fails() {
     let log = Log::default();
-    let l = log.clone();
-    run(async move {
-        let svc = Steps {
-            log: l,
-            fail_run: true,
-            ..Default::default()
-        };
-        assert_eq!(system("5s").run_local(svc).await, ExitStatus::Failed);
-    });
+    let svc = Steps {
+        fail_run: true,
+        ..steps(&log)
+    };
+    let (status, _) = run_service(svc, "5s", None, None);
+    assert_eq!(status, ExitStatus::Failed);
     assert!(log.take().contains(&"destroy:2".to_owned()));
 }
 
 #[test]
 fn root_escalation_ends_the_service_with_70() {
     let log = Log::default();
-    let l = log.clone();
-    run(async move {
-        let svc = Steps {
-            log: l,
-            crash_child: true,
-            ..Default::default()
-        };
-        let status = system("5s").run_local(svc).await;
-        assert_eq!(status, ExitStatus::Escalated);
-        assert_eq!(status.code(), 70);
-    });
+    let svc = Steps {
+        crash_child: true,
+        ..steps(&log)
+    };
+    let (status, _) = run_service(svc, "5s", None, None);
+    assert_eq!((status, status.code()), (ExitStatus::Escalated, 70));
     let events = log.take();
     assert!(
         events.iter().any(|e| e.starts_with("destroy:")),
@@ -183,83 +203,51 @@ fn root_escalation_ends_the_service_with_70() {
 #[test]
 fn missed_shutdown_deadline_is_reported() {
     let log = Log::default();
-    let l = log.clone();
-    run_paused(async move {
-        let svc = Steps {
-            log: l,
-            hang_run: true,
-            ..Default::default()
-        };
-        let sys = system("100ms");
-        let trigger = sys.shutdown_trigger();
-        actix_rt::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            trigger.request();
-        });
-        let t0 = tokio::time::Instant::now();
-        let status = sys.run_local(svc).await;
-        assert_eq!(status, ExitStatus::DeadlineExceeded);
-        assert_eq!(status.code(), 2);
-        let took = t0.elapsed();
-        assert!(
-            took >= Duration::from_millis(110) && took <= Duration::from_millis(111),
-            "{took:?}"
-        );
-    });
+    let svc = Steps {
+        hang_run: true,
+        ..steps(&log)
+    };
+    let (status, took) = run_service(svc, "100ms", Some(Duration::from_millis(10)), None);
+    assert_eq!((status, status.code()), (ExitStatus::DeadlineExceeded, 2));
+    // requested at 10 ms, 100 ms deadline
+    assert!(
+        took >= Duration::from_millis(110) && took <= Duration::from_millis(111),
+        "{took:?}"
+    );
     assert!(log.take().iter().any(|e| e.starts_with("destroy:")));
 }
 
 #[test]
 fn forced_stop_reports_the_signal() {
     let log = Log::default();
-    let l = log.clone();
-    run(async move {
-        let svc = Steps {
-            log: l,
-            hang_run: true,
-            ..Default::default()
-        };
-        let sys = system("60s");
-        let trigger = sys.shutdown_trigger();
-        actix_rt::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            trigger.request();
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            trigger.force(2);
-        });
-        let status = sys.run_local(svc).await;
-        assert_eq!(status, ExitStatus::Forced(2));
-        assert_eq!(status.code(), 130);
-    });
+    let svc = Steps {
+        hang_run: true,
+        ..steps(&log)
+    };
+    let ms = Duration::from_millis;
+    let (status, took) = run_service(svc, "60s", Some(ms(10)), Some(ms(10)));
+    assert_eq!((status, status.code()), (ExitStatus::Forced(2), 130));
+    assert!(
+        took < ms(21),
+        "forced at once, not after the 60 s deadline: {took:?}"
+    );
 }
 
 #[test]
 fn one_deadline_covers_run_destroy_and_the_tree() {
     let log = Log::default();
-    let l = log.clone();
-    run_paused(async move {
-        let svc = Steps {
-            log: l,
-            wind_down: Duration::from_millis(60),
-            destroy_takes: Duration::from_millis(500),
-            ..Default::default()
-        };
-        let sys = system("100ms");
-        let trigger = sys.shutdown_trigger();
-        actix_rt::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            trigger.request();
-        });
-        let t0 = tokio::time::Instant::now();
-        let status = sys.run_local(svc).await;
-        assert_eq!(status, ExitStatus::DeadlineExceeded);
-        // request at 10 ms + 100 ms deadline: destroy is cut off at 110 ms
-        let took = t0.elapsed();
-        assert!(
-            took >= Duration::from_millis(110) && took <= Duration::from_millis(111),
-            "{took:?}"
-        );
-    });
+    let svc = Steps {
+        wind_down: Duration::from_millis(60),
+        destroy_takes: Duration::from_millis(500),
+        ..steps(&log)
+    };
+    let (status, took) = run_service(svc, "100ms", Some(Duration::from_millis(10)), None);
+    assert_eq!(status, ExitStatus::DeadlineExceeded);
+    // request at 10 ms + 100 ms deadline: destroy is cut off at 110 ms
+    assert!(
+        took >= Duration::from_millis(110) && took <= Duration::from_millis(111),
+        "{took:?}"
+    );
     let events = log.take();
     assert!(events.contains(&"destroy:2".to_owned()), "{events:?}");
     assert!(!events.contains(&"destroyed".to_owned()), "{events:?}");
@@ -286,16 +274,13 @@ impl Service for HangingInit {
 #[test]
 fn a_hanging_init_is_bounded_by_the_shutdown_deadline() {
     let log = Log::default();
-    let l = log.clone();
-    run_paused(async move {
-        let sys = system("100ms");
-        let trigger = sys.shutdown_trigger();
-        actix_rt::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            trigger.request();
-        });
-        let status = sys.run_local(HangingInit(l)).await;
-        assert_eq!(status, ExitStatus::DeadlineExceeded);
-    });
+    let (status, took) = run_service(
+        HangingInit(log.clone()),
+        "100ms",
+        Some(Duration::from_millis(10)),
+        None,
+    );
+    assert_eq!(status, ExitStatus::DeadlineExceeded);
+    assert!(took <= Duration::from_millis(111), "{took:?}");
     assert_eq!(log.take(), ["destroy"]);
 }
