@@ -374,6 +374,11 @@ impl ServiceSystem {
     }
 
     /// Runs `service` to the end on a new actix `System` on this thread.
+    ///
+    /// Call it from `main`, outside any async runtime (it starts its own);
+    /// inside a running actix `System`, use [`ServiceSystem::run_local`].
+    /// With logging on, it also routes panic reports into the log
+    /// ([`logging::log_panics`], replacing any panic hook set before).
     pub fn run<S: Service>(self, service: S) -> ExitStatus {
         let check_only = match &self.cli {
             Ok(check_only) => *check_only,

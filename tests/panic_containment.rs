@@ -80,3 +80,37 @@ fn panic_message_reaches_the_strategy() {
         root.shutdown().await;
     });
 }
+
+#[test]
+fn callers_can_wait_for_the_restarted_instance() {
+    quiet_panics();
+    let log = Log::default();
+    run_paused(async move {
+        let a = probe("a", &log);
+        let ha = a.handle();
+        let root = SupervisorSpec::new("root")
+            .backoff(Backoff::exponential(
+                std::time::Duration::from_millis(50),
+                std::time::Duration::from_secs(1),
+            ))
+            .child(a)
+            .start_root();
+        let _ = ha.ask(Crash("expected: crash during work")).await;
+        // the restart is 50 ms away: the child is not running now
+        assert!(matches!(ha.ask(Ping).await, Err(AskError::NotRunning(_))));
+        let t0 = tokio::time::Instant::now();
+        ha.wait_running(std::time::Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert!(t0.elapsed() <= std::time::Duration::from_millis(51));
+        assert_eq!(ha.ask(Ping).await.unwrap(), 1);
+        // and a child that stays down times out
+        root.handle().stop_child("a").await.unwrap();
+        let err = ha
+            .wait_running(std::time::Duration::from_millis(100))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AskError::Timeout(..)), "{err}");
+        root.shutdown().await;
+    });
+}

@@ -257,6 +257,8 @@ pub(crate) fn spawn<A: Actor<Context = Context<A>>>(
     let mailbox = mailbox_id(&addr);
     let generation = shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
     *shared.addr.write() = Some(addr);
+    // whoever waits for an instance (`ChildRef::wait_running`) can go on
+    shared.space.notify_waiters();
     let cell = Rc::new(ChildCell::new(reporter));
     if let Some(prepare) = prepare {
         let prepared = catch_unwind(AssertUnwindSafe(|| prepare(&mut actor, &mut ctx)));
@@ -576,6 +578,27 @@ impl<A: Actor> ChildRef<A> {
     /// keep the `ChildRef` to reach restarted ones.
     pub fn addr(&self) -> Option<Addr<A>> {
         self.shared.addr.read().clone()
+    }
+
+    /// Waits until an instance is running (at once if one is), for at most
+    /// `limit`: after an `ask` came back [`AskError::Lost`] or
+    /// [`AskError::NotRunning`] because the child is being restarted, this
+    /// is how to wait for the new instance before trying again.
+    pub async fn wait_running(&self, limit: Duration) -> Result<(), AskError> {
+        let wait = async {
+            loop {
+                let notified = self.shared.space.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if self.is_running() {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(limit, wait)
+            .await
+            .map_err(|_| AskError::Timeout(self.shared.id.clone(), limit))
     }
 
     /// Messages dropped by [`Overflow::DropNewest`].
