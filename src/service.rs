@@ -122,7 +122,10 @@ impl ExitStatus {
             Self::Escalated => 70,
             Self::Usage => 64,
             Self::Config => 78,
-            Self::Forced(sig) => u8::try_from(128 + sig).unwrap_or(255),
+            Self::Forced(sig) => 128i32
+                .checked_add(sig)
+                .and_then(|code| u8::try_from(code).ok())
+                .unwrap_or(255),
         }
     }
 
@@ -766,4 +769,21 @@ fn watch_signals(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ExitStatus;
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(ExitStatus::Success.code(), 0);
+        assert_eq!(ExitStatus::Forced(15).code(), 143);
+        assert_eq!(ExitStatus::Forced(i32::MAX).code(), 255);
+        assert_eq!(ExitStatus::Forced(-200).code(), 255);
+        assert_eq!(
+            ExitStatus::Success.worst(ExitStatus::Escalated),
+            ExitStatus::Escalated
+        );
+    }
 }

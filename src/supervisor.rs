@@ -348,8 +348,9 @@ pub struct Supervisor {
     /// This supervisor's own (weak) address, handed to its children.
     me: Option<actix::WeakAddr<Supervisor>>,
     history: RestartHistory,
-    /// Pending (backoff) restarts: group id → timer.
-    timers: Vec<(u64, SpawnHandle)>,
+    /// Pending (backoff) restarts: group id, its timer, how many children
+    /// still wait for it.
+    timers: Vec<(u64, SpawnHandle, usize)>,
     next_group: u64,
     shutting_down: bool,
     children_down: bool,
@@ -399,6 +400,8 @@ impl Supervisor {
         };
         slot.generation += 1;
         slot.pending = None;
+        // a failed start is not a stable run: backoff must keep growing
+        slot.started_at = None;
         let reporter = Reporter {
             supervisor,
             key,
@@ -453,17 +456,18 @@ impl Supervisor {
         let Some(group) = self.children.get_mut(key).and_then(|s| s.pending.take()) else {
             return;
         };
-        if self.children.iter().all(|(_, s)| s.pending != Some(group))
-            && let Some(pos) = self.timers.iter().position(|(g, _)| *g == group)
-        {
-            let (_, handle) = self.timers.swap_remove(pos);
-            ctx.cancel_future(handle);
+        if let Some(pos) = self.timers.iter().position(|(g, _, _)| *g == group) {
+            self.timers[pos].2 -= 1;
+            if self.timers[pos].2 == 0 {
+                let (_, handle, _) = self.timers.swap_remove(pos);
+                ctx.cancel_future(handle);
+            }
         }
     }
 
     /// Starts the children still waiting for restart group `group`.
     fn fire_group(&mut self, group: u64, ctx: &mut Context<Self>) {
-        self.timers.retain(|(g, _)| *g != group);
+        self.timers.retain(|(g, _, _)| *g != group);
         let keys: Vec<u64> = self
             .children
             .iter()
@@ -514,10 +518,22 @@ impl Supervisor {
         });
         tracing::debug!(supervisor = %self.name, child = %info.id, strategy = self.strategy.name(), ?directive, "decision");
         match directive {
-            Directive::Resume => {}
-            Directive::Stop => {
-                if alive {
-                    ctx.wait(Self::stop_keys(vec![key]));
+            Directive::Resume | Directive::Stop => {
+                let stop = alive && directive == Directive::Stop;
+                // a child that stays down leaves the tree if it is temporary
+                // or dynamic, as after a normal exit
+                let leaves = self
+                    .children
+                    .get(key)
+                    .is_some_and(|s| s.dynamic || s.spec.restart() == Restart::Temporary);
+                if stop {
+                    ctx.wait(Self::stop_keys(vec![key]).map(move |(), act, _| {
+                        if leaves {
+                            act.children.remove(key);
+                        }
+                    }));
+                } else if !alive && leaves {
+                    self.children.remove(key);
                 }
             }
             Directive::Escalate => self.escalate(key, reason, EscalationCause::Strategy, ctx),
@@ -600,12 +616,14 @@ impl Supervisor {
                 act.next_group += 1;
                 let group = act.next_group;
                 let handle = ctx.run_later(delay, move |act, ctx| act.fire_group(group, ctx));
-                act.timers.push((group, handle));
+                let mut members = 0;
                 for key in restart {
                     if let Some(slot) = act.children.get_mut(key) {
                         slot.pending = Some(group);
+                        members += 1;
                     }
                 }
+                act.timers.push((group, handle, members));
             }
         };
         if any_running {
@@ -718,7 +736,7 @@ impl Actor for Supervisor {
             for (_, slot) in self.children.iter_mut() {
                 slot.pending = None;
             }
-            for (_, handle) in self.timers.drain(..) {
+            for (_, handle, _) in self.timers.drain(..) {
                 ctx.cancel_future(handle);
             }
             let keys: Vec<u64> = self.children.keys().collect();

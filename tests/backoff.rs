@@ -167,3 +167,47 @@ fn stopping_one_child_keeps_the_rest_of_a_pending_group_restart() {
         root.shutdown().await;
     });
 }
+
+#[test]
+fn backoff_keeps_growing_while_restarts_fail() {
+    #[derive(Debug, thiserror::Error)]
+    #[error("database down")]
+    struct Down;
+    run_paused(async {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let c = calls.clone();
+        // runs once (stably, for a long time), then can never start again
+        let spec = ChildSpec::try_new("db-client", move || {
+            let mut calls = c.lock().unwrap();
+            calls.push(Instant::now());
+            if calls.len() == 1 {
+                Ok(Timed(Arc::new(Mutex::new(Vec::new()))))
+            } else {
+                Err(Down)
+            }
+        });
+        let h = spec.handle();
+        let root = SupervisorSpec::new("root")
+            .intensity(100, Duration::from_secs(600))
+            .backoff(
+                Backoff::exponential(Duration::from_millis(10), Duration::from_secs(10))
+                    .reset_after(Duration::from_secs(1)),
+            )
+            .child(spec)
+            .start_root();
+        tokio::time::sleep(Duration::from_secs(5)).await; // a stable run
+        h.tell(Die).unwrap();
+        until(|| calls.lock().unwrap().len() >= 6).await;
+        let calls = calls.lock().unwrap().clone();
+        let gaps: Vec<Duration> = calls.windows(2).skip(1).map(|w| w[1] - w[0]).collect();
+        // after the stable run the first retry waits 10 ms, then 20, 40, 80 …
+        for (n, gap) in gaps.iter().enumerate().take(4) {
+            let want = Duration::from_millis(20 << n);
+            assert!(
+                within(*gap, want),
+                "retry {n}: {gap:?}, expected {want:?} ({gaps:?})"
+            );
+        }
+        root.kill();
+    });
+}

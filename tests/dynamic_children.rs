@@ -150,3 +150,69 @@ fn a_large_pool_restarts_and_stops_in_reverse_order() {
         assert_eq!(stops, expected);
     });
 }
+
+#[test]
+fn a_dynamic_child_left_down_by_the_strategy_leaves_the_tree() {
+    quiet_panics();
+    #[derive(Clone)]
+    struct LeaveDown;
+    impl Strategy for LeaveDown {
+        fn decide(&mut self, _: &Failure<'_>) -> Directive {
+            Directive::Stop
+        }
+    }
+    let log = Log::default();
+    run(async move {
+        let root = SupervisorSpec::new("pool").strategy(LeaveDown).start_root();
+        let l2 = log.clone();
+        let pool = DynamicSupervisor::new(root.handle(), "w", move |n: u32| Probe {
+            id: format!("w{n}"),
+            log: l2.clone(),
+            ignore_stop: false,
+            count: 0,
+        });
+        let crashed = pool.spawn(1).await.unwrap();
+        let faulty = pool.spawn(2).await.unwrap();
+        let healthy = pool.spawn(3).await.unwrap();
+        let _ = crashed.ask(Crash("expected: dynamic crash")).await;
+        faulty.tell(Fault(TestError::Fatal)).unwrap();
+        until(|| !crashed.is_running() && !faulty.is_running()).await;
+        let ids: Vec<String> = root
+            .handle()
+            .which_children()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(ids, ["w-3"]);
+        assert!(healthy.is_running());
+        root.shutdown().await;
+    });
+}
+
+#[test]
+fn handles_know_their_instance_is_gone_when_the_runtime_ends() {
+    let log = Log::default();
+    let h = probe("p", &log).handle();
+    let h2 = h.clone();
+    let l = log.clone();
+    run(async move {
+        let spec = probe("p", &l);
+        let root = SupervisorSpec::new("root").start_root();
+        // the handle of a spec started at run time
+        let started = root.handle().start_child(spec).await.unwrap();
+        assert!(started.is_running());
+        *STARTED.lock().unwrap() = Some(started);
+        drop(h2);
+        // no shutdown: the System just ends
+    });
+    let started = STARTED.lock().unwrap().take().unwrap();
+    assert!(
+        !started.is_running(),
+        "the dropped instance is not reported running"
+    );
+    assert!(!h.is_running());
+}
+
+static STARTED: std::sync::Mutex<Option<ChildRef<Probe>>> = std::sync::Mutex::new(None);

@@ -53,7 +53,11 @@ fn nested_supervisor_with_a_failing_child_does_not_start() {
             .child(probe("first", &log))
             .child(panicking_factory("second"))
             .into_child();
+        let nested_handle = nested.handle();
         let err = root.handle().start_child(nested).await.unwrap_err();
+        // it never counted as started, and was never reachable
+        assert_eq!(nested_handle.starts(), 0);
+        assert!(!nested_handle.is_running());
         let Error::StartFailed { id, reason } = err else {
             panic!("expected StartFailed");
         };

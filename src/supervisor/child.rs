@@ -68,7 +68,10 @@ fn mailbox_id<A: Actor>(addr: &Addr<A>) -> usize {
 /// The cell of the supervised instance whose mailbox is `ctx`'s.
 fn cell_of<A: Actor<Context = Context<A>>>(ctx: &Context<A>) -> Option<Rc<ChildCell>> {
     let id = mailbox_id(&ctx.address());
-    RUNNING.with(|running| running.borrow().get(&id).cloned())
+    RUNNING
+        .try_with(|running| running.borrow().get(&id).cloned())
+        .ok()
+        .flatten()
 }
 
 /// Where an instance reports an exit or a fault it was not asked for.
@@ -150,6 +153,16 @@ impl ChildCell {
             self.reason.borrow().clone()
         } else {
             None
+        }
+    }
+
+    /// Records the final exit reason and wakes whoever waits for it.
+    fn settle(&self, reason: ExitReason) {
+        *self.reason.borrow_mut() = Some(reason);
+        self.ended.set(true);
+        let waiters = std::mem::take(&mut *self.exit_waiters.borrow_mut());
+        for waker in waiters {
+            waker.wake();
         }
     }
 
@@ -255,10 +268,6 @@ pub(crate) fn spawn<A: Actor<Context = Context<A>>>(
     ctx.set_mailbox_capacity(capacity);
     let addr = ctx.address();
     let mailbox = mailbox_id(&addr);
-    let generation = shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
-    *shared.addr.write() = Some(addr);
-    // whoever waits for an instance (`ChildRef::wait_running`) can go on
-    shared.space.notify_waiters();
     let cell = Rc::new(ChildCell::new(reporter));
     if let Some(prepare) = prepare {
         let prepared = catch_unwind(AssertUnwindSafe(|| prepare(&mut actor, &mut ctx)));
@@ -268,15 +277,19 @@ pub(crate) fn spawn<A: Actor<Context = Context<A>>>(
             Err(payload) => Some(ExitReason::Panic(panic_message(payload.as_ref()))),
         };
         if let Some(reason) = failure {
-            // Never ran: retract the address; dropping the actor and its
+            // Never ran and never published: dropping the actor and its
             // context releases whatever `prepare` started.
-            *shared.addr.write() = None;
             ctx.terminate();
+            drop(addr);
             drop(ctx);
             let _ = catch_unwind(AssertUnwindSafe(move || drop(actor)));
             return Err(reason);
         }
     }
+    let generation = shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
+    *shared.addr.write() = Some(addr);
+    // whoever waits for an instance (`ChildRef::wait_running`) can go on
+    shared.space.notify_waiters();
     RUNNING.with(|running| running.borrow_mut().insert(mailbox, cell.clone()));
     let task = ChildTask {
         fut: Some(ctx.into_future(actor)),
@@ -318,20 +331,20 @@ impl<A: Actor<Context = Context<A>>> ChildTask<A> {
         }
     }
 
-    /// Takes this instance out of the thread's registry (before its mailbox,
-    /// whose address is the key, can be freed and reused).
-    fn unregister(&self) {
+    /// The instance is gone: takes it out of the thread's registry (before
+    /// its mailbox, whose address is the key, can be freed and reused) and
+    /// out of its `ChildRef`, so callers see `NotRunning`.
+    fn retract(&self) {
         // `try_with`: during thread teardown the registry may be gone already.
         let _ = RUNNING.try_with(|running| running.borrow_mut().remove(&self.mailbox));
-    }
-
-    fn finish(&mut self, outcome: Outcome) {
-        self.unregister();
-        // The instance is gone: callers must not reach it any more.
         if self.shared.generation.load(Ordering::Acquire) == self.generation {
             *self.shared.addr.write() = None;
         }
         self.shared.notify_space(); // waiting senders now see `NotRunning`
+    }
+
+    fn finish(&mut self, outcome: Outcome) {
+        self.retract();
         let mut fut = self.fut.take();
         if !matches!(outcome, Outcome::Exited)
             && let Some(fut) = fut.as_mut()
@@ -359,12 +372,7 @@ impl<A: Actor<Context = Context<A>>> ChildTask<A> {
             }
             (_, reason) => reason,
         };
-        *cell.reason.borrow_mut() = Some(reason.clone());
-        cell.ended.set(true);
-        let waiters = std::mem::take(&mut *cell.exit_waiters.borrow_mut());
-        for waker in waiters {
-            waker.wake();
-        }
+        cell.settle(reason.clone());
         if !cell.solicited.get()
             && let Some(rep) = &cell.reporter
         {
@@ -387,13 +395,19 @@ impl<A: Actor<Context = Context<A>>> Drop for ChildTask<A> {
         // Dropped unfinished: the runtime is shutting down. The context's own
         // drop still runs the actor's stop hooks; keep a panic there contained.
         if let Some(mut fut) = self.fut.take() {
-            self.unregister();
-            if self.cell.command.get() == Some(Command::Kill) {
+            self.retract();
+            let killed = self.cell.command.get() == Some(Command::Kill);
+            if killed {
                 // killed, but not polled again before the runtime went away:
                 // still no more actor code
                 fut.ctx().terminate();
             }
             let _ = catch_unwind(AssertUnwindSafe(move || drop(fut)));
+            self.cell.settle(if killed {
+                ExitReason::Killed
+            } else {
+                ExitReason::Shutdown
+            });
         }
     }
 }

@@ -1,9 +1,11 @@
 //! The children of one supervisor, in start order, indexed by key and id.
 //!
 //! Keys grow with every child added, so ordering by key is start order. A
-//! `BTreeMap` by key plus a map from id to key keep lookups, exits and
-//! removals logarithmic: a pool of thousands of dynamic children (one per
-//! connection, say) costs no linear scan per event.
+//! `BTreeMap` by key plus a map from id to key keep starts, exits, lookups
+//! and removals logarithmic, so a pool of thousands of dynamic children (one
+//! per connection, say) stays cheap. Only reports are linear: a failure
+//! counts the child's position for its `ChildInfo`, and `which_children`
+//! lists them all.
 
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
