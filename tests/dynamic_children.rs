@@ -41,14 +41,7 @@ fn dynamic_children_of_one_template() {
         // a normal exit of a transient dynamic child removes it
         handles[0].tell(StopSelf).unwrap();
         until(|| !handles[0].is_running()).await;
-        let ids: Vec<String> = root
-            .handle()
-            .which_children()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|c| c.id)
-            .collect();
+        let ids = child_ids(&root.handle()).await;
         assert_eq!(ids, ["conn-2", "conn-3"]);
         root.shutdown().await;
         assert_eq!(log.count("stop:p3"), 1);
@@ -83,13 +76,7 @@ fn children_by_id_at_run_time() {
 
         sup.delete_child("b").await.unwrap();
         assert!(!hb.is_running());
-        let ids: Vec<String> = sup
-            .which_children()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|c| c.id)
-            .collect();
+        let ids = child_ids(&sup).await;
         assert_eq!(ids, ["a"]);
         root.shutdown().await;
     });
@@ -177,14 +164,7 @@ fn a_dynamic_child_left_down_by_the_strategy_leaves_the_tree() {
         let _ = crashed.ask(Crash("expected: dynamic crash")).await;
         faulty.tell(Fault(TestError::Fatal)).unwrap();
         until(|| !crashed.is_running() && !faulty.is_running()).await;
-        let ids: Vec<String> = root
-            .handle()
-            .which_children()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|c| c.id)
-            .collect();
+        let ids = child_ids(&root.handle()).await;
         assert_eq!(ids, ["w-3"]);
         assert!(healthy.is_running());
         root.shutdown().await;

@@ -224,3 +224,9 @@ pub fn example(name: &str) -> std::path::PathBuf {
     );
     path
 }
+
+/// The ids of a supervisor's children, in start order.
+pub async fn child_ids(sup: &psvc::SupervisorRef) -> Vec<String> {
+    let children = sup.which_children().await.unwrap();
+    children.into_iter().map(|c| c.id).collect()
+}
