@@ -310,6 +310,24 @@ pub fn tokio_current_thread() -> Result<tokio::runtime::Runtime, BenchError> {
         .build()?)
 }
 
+/// Runs `op` `warmup` times unmeasured, then `n` times measured, and returns
+/// the measured time. `op` gets the 1-based number of the operation (so a
+/// restart scenario can check the generation it expects).
+pub async fn time_ops(
+    warmup: u64,
+    n: u64,
+    mut op: impl AsyncFnMut(u64) -> Result<(), BenchError>,
+) -> Result<Duration, BenchError> {
+    for i in 1..=warmup {
+        op(i).await?;
+    }
+    let t0 = Instant::now();
+    for i in warmup + 1..=warmup + n {
+        op(i).await?;
+    }
+    Ok(t0.elapsed())
+}
+
 /// Runs an ask-style operation `warmup` times, then `n` times timed as a whole (mean), then
 /// `n` times timed individually into an HDR histogram (p50, p99). Values are in ns.
 pub async fn measure_ask<F, Fut>(

@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 
 use crate::common::{
     BenchError, BenchResult, Outcome, Params, Sample, check_eq, err, heap_per, measure_ask, ns_per,
-    us_per,
+    time_ops, us_per,
 };
 
 /// The counter actor, shared with `psvc_fw`: psvc children are actix actors,
@@ -179,15 +179,9 @@ pub fn spawn_stop(p: &Params) -> BenchResult {
             addr.do_send(StopSelf);
             rx.await.map_err(|_| err("actix: stopped hook never fired"))
         };
-        for _ in 0..p.warmup {
-            once().await?;
-        }
-        let t0 = Instant::now();
-        for _ in 0..p.n {
-            once().await?;
-        }
+        let elapsed = time_ops(p.warmup, p.n, async |_| once().await).await?;
         Ok(Outcome::Measured(Sample::new(
-            us_per(t0.elapsed(), p.n),
+            us_per(elapsed, p.n),
             "start + send + StopSelf(ctx.stop) + stopped() hook",
         )))
     })
@@ -212,14 +206,7 @@ pub fn restart_stop(p: &Params) -> BenchResult {
                 .map_err(|e| err(format!("actix: {e}")))?;
             check_eq("actix generation after restart", g, expected)
         };
-        for g in 1..=p.warmup {
-            once(g).await?;
-        }
-        let t0 = Instant::now();
-        for g in p.warmup + 1..=p.warmup + p.n {
-            once(g).await?;
-        }
-        let elapsed = t0.elapsed();
+        let elapsed = time_ops(p.warmup, p.n, once).await?;
         check_eq("actix restarting() calls", restarts.get(), p.warmup + p.n)?;
         Ok(Outcome::Measured(Sample::new(
             us_per(elapsed, p.n),

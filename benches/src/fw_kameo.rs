@@ -12,7 +12,7 @@ use kameo::supervision::RestartPolicy;
 
 use crate::common::{
     BenchError, BenchResult, INTENTIONAL_PANIC, MAX_RETRIES, Outcome, Params, Sample, check_eq,
-    err, heap_per, measure_ask, ns_per, tokio_current_thread, us_per,
+    err, heap_per, measure_ask, ns_per, time_ops, tokio_current_thread, us_per,
 };
 
 /// The measured actor. Its generation is the number of `on_start` calls before it (shared
@@ -156,14 +156,7 @@ pub fn spawn_stop(p: &Params) -> BenchResult {
             actor.wait_for_shutdown().await;
             Ok::<(), BenchError>(())
         };
-        for _ in 0..p.warmup {
-            once().await?;
-        }
-        let t0 = Instant::now();
-        for _ in 0..p.n {
-            once().await?;
-        }
-        let elapsed = t0.elapsed();
+        let elapsed = time_ops(p.warmup, p.n, async |_| once().await).await?;
         check_eq(
             "kameo on_start calls",
             starts.load(Ordering::Relaxed),
@@ -197,7 +190,7 @@ fn restart(p: &Params, panic: bool) -> BenchResult {
             .map_err(|e| err(format!("kameo ask: {e}")))?;
         check_eq("kameo first generation", g0, 0)?;
         let mut retries = 0u64;
-        let mut once = async |expected: u64| -> Result<(), BenchError> {
+        let once = async |expected: u64| -> Result<(), BenchError> {
             let sent = if panic {
                 child.tell(PanicNow).await.map_err(|e| e.to_string())
             } else {
@@ -216,14 +209,7 @@ fn restart(p: &Params, panic: bool) -> BenchResult {
             }
             Err(err("kameo: child never came back after restart"))
         };
-        for g in 1..=p.warmup {
-            once(g).await?;
-        }
-        let t0 = Instant::now();
-        for g in p.warmup + 1..=p.warmup + p.n {
-            once(g).await?;
-        }
-        let elapsed = t0.elapsed();
+        let elapsed = time_ops(p.warmup, p.n, once).await?;
         check_eq(
             "kameo child on_start calls",
             starts.load(Ordering::Relaxed),

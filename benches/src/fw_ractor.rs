@@ -8,7 +8,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent
 
 use crate::common::{
     BenchError, BenchResult, INTENTIONAL_PANIC, Outcome, Params, Sample, check_eq, err, heap_per,
-    measure_ask, ns_per, tokio_current_thread, us_per,
+    measure_ask, ns_per, time_ops, tokio_current_thread, us_per,
 };
 
 /// Messages of the measured child actor.
@@ -143,15 +143,9 @@ pub fn spawn_stop(p: &Params) -> BenchResult {
             actor.stop(None);
             handle.await.map_err(|e| err(format!("ractor join: {e}")))
         };
-        for _ in 0..p.warmup {
-            once().await?;
-        }
-        let t0 = Instant::now();
-        for _ in 0..p.n {
-            once().await?;
-        }
+        let elapsed = time_ops(p.warmup, p.n, async |_| once().await).await?;
         Ok(Outcome::Measured(Sample::new(
-            us_per(t0.elapsed(), p.n),
+            us_per(elapsed, p.n),
             "spawn + call + stop + JoinHandle",
         )))
     })
@@ -291,7 +285,7 @@ fn restart(p: &Params, panic: bool) -> BenchResult {
             .await
             .map_err(|e| err(format!("ractor spawn parent: {e}")))?;
         let mut child = await_child(&parent, 0).await?;
-        let mut once = async |expected: u64| -> Result<(), BenchError> {
+        let once = async |expected: u64| -> Result<(), BenchError> {
             let msg = if panic {
                 CounterMsg::Panic
             } else {
@@ -304,14 +298,7 @@ fn restart(p: &Params, panic: bool) -> BenchResult {
             let g = call_u64(&child, CounterMsg::Generation).await?;
             check_eq("ractor generation after restart", g, expected)
         };
-        for g in 1..=p.warmup {
-            once(g).await?;
-        }
-        let t0 = Instant::now();
-        for g in p.warmup + 1..=p.warmup + p.n {
-            once(g).await?;
-        }
-        let elapsed = t0.elapsed();
+        let elapsed = time_ops(p.warmup, p.n, once).await?;
         let (terminated, failed) = match parent.call(ParentMsg::Stats, None).await {
             Ok(CallResult::Success(v)) => v,
             _ => return Err(err("ractor: Stats call failed")),

@@ -8,7 +8,7 @@ use tokio::task::JoinHandle;
 
 use crate::common::{
     BenchError, BenchResult, INTENTIONAL_PANIC, Outcome, Params, Sample, check_eq, err, heap_per,
-    measure_ask, ns_per, tokio_current_thread, us_per,
+    measure_ask, ns_per, time_ops, tokio_current_thread, us_per,
 };
 
 /// Mailbox capacity for the throughput scenarios.
@@ -111,15 +111,9 @@ pub fn spawn_stop(p: &Params) -> BenchResult {
             send(&tx, Msg::Stop).await?;
             handle.await.map_err(|e| err(format!("tokio join: {e}")))
         };
-        for _ in 0..p.warmup {
-            once().await?;
-        }
-        let t0 = Instant::now();
-        for _ in 0..p.n {
-            once().await?;
-        }
+        let elapsed = time_ops(p.warmup, p.n, async |_| once().await).await?;
         Ok(Outcome::Measured(Sample::new(
-            us_per(t0.elapsed(), p.n),
+            us_per(elapsed, p.n),
             "spawn + mpsc(64) + oneshot ask + stop msg + join",
         )))
     })
@@ -131,7 +125,7 @@ fn restart(p: &Params, panic: bool) -> BenchResult {
     tokio_current_thread()?.block_on(async {
         let (mut tx, mut handle) = spawn_actor(SMALL_CAPACITY, 0);
         let mut restarts = 0u64;
-        let mut once = async |expected: u64| -> Result<(), BenchError> {
+        let once = async |expected: u64| -> Result<(), BenchError> {
             send(&tx, if panic { Msg::Panic } else { Msg::Stop }).await?;
             let joined = (&mut handle).await;
             match (panic, joined) {
@@ -142,14 +136,7 @@ fn restart(p: &Params, panic: bool) -> BenchResult {
             (tx, handle) = spawn_actor(SMALL_CAPACITY, expected);
             check_eq("tokio new generation", generation(&tx).await?, expected)
         };
-        for g in 1..=p.warmup {
-            once(g).await?;
-        }
-        let t0 = Instant::now();
-        for g in p.warmup + 1..=p.warmup + p.n {
-            once(g).await?;
-        }
-        let elapsed = t0.elapsed();
+        let elapsed = time_ops(p.warmup, p.n, once).await?;
         check_eq("tokio restarts", restarts, p.warmup + p.n)?;
         Ok(Outcome::Measured(Sample::new(
             us_per(elapsed, p.n),

@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 
 use crate::common::{
     BenchError, BenchResult, MAX_RETRIES, Outcome, Params, Sample, check_eq, err, heap_per,
-    measure_ask, ns_per, us_per,
+    measure_ask, ns_per, time_ops, us_per,
 };
 use crate::fw_actix::{Counter, Generation, Get, Inc, PanicNow, StopSelf};
 
@@ -128,14 +128,7 @@ pub fn spawn_stop(p: &Params) -> BenchResult {
                 .map_err(|e| err(format!("psvc tell: {e}")))?;
             rx.await.map_err(|_| err("psvc: stopped hook never fired"))
         };
-        for _ in 0..p.warmup {
-            once().await?;
-        }
-        let t0 = Instant::now();
-        for _ in 0..p.n {
-            once().await?;
-        }
-        let elapsed = t0.elapsed();
+        let elapsed = time_ops(p.warmup, p.n, async |_| once().await).await?;
         let left = sup
             .which_children()
             .await
@@ -158,7 +151,7 @@ fn restart(p: &Params, panic: bool) -> BenchResult {
             0,
         )?;
         let mut retries = 0u64;
-        let mut once = async |expected: u64| -> Result<(), BenchError> {
+        let once = async |expected: u64| -> Result<(), BenchError> {
             if panic {
                 // the caller of the lost message gets an error
                 match child.ask(PanicNow).await {
@@ -182,14 +175,7 @@ fn restart(p: &Params, panic: bool) -> BenchResult {
             }
             Err(err("psvc: child never came back after restart"))
         };
-        for g in 1..=p.warmup {
-            once(g).await?;
-        }
-        let t0 = Instant::now();
-        for g in p.warmup + 1..=p.warmup + p.n {
-            once(g).await?;
-        }
-        let elapsed = t0.elapsed();
+        let elapsed = time_ops(p.warmup, p.n, once).await?;
         check_eq(
             "psvc instances started",
             starts.load(Ordering::Relaxed),
