@@ -12,15 +12,9 @@ fn all_children_restart_in_order() {
     quiet_panics();
     let log = Log::default();
     run(async move {
-        let (a, b, c) = (probe("a", &log), probe("b", &log), probe("c", &log));
-        let (ha, hb, hc) = (a.handle(), b.handle(), c.handle());
-        let root = SupervisorSpec::new("root")
-            .strategy(OneForAll)
-            .intensity(5, std::time::Duration::from_secs(5))
-            .child(a)
-            .child(b)
-            .child(c)
-            .start_root();
+        let spec = SupervisorSpec::new("root").strategy(OneForAll);
+        let (root, h) = start_probes(spec, &log, &["a", "b", "c"]);
+        let [ha, hb, hc] = [&h[0], &h[1], &h[2]];
         assert_eq!(
             log_after_start(&log).await,
             ["start:a", "start:b", "start:c"]

@@ -12,15 +12,9 @@ fn only_the_failed_child_restarts() {
     quiet_panics();
     let log = Log::default();
     run(async move {
-        let (a, b, c) = (probe("a", &log), probe("b", &log), probe("c", &log));
-        let (ha, hb, hc) = (a.handle(), b.handle(), c.handle());
-        let root = SupervisorSpec::new("root")
-            .strategy(OneForOne)
-            .intensity(5, std::time::Duration::from_secs(5))
-            .child(a)
-            .child(b)
-            .child(c)
-            .start_root();
+        let spec = SupervisorSpec::new("root").strategy(OneForOne);
+        let (root, h) = start_probes(spec, &log, &["a", "b", "c"]);
+        let [ha, hb, hc] = [&h[0], &h[1], &h[2]];
         for h in [&ha, &hb, &hc] {
             assert_eq!(h.ask(Ping).await.unwrap(), 1);
         }

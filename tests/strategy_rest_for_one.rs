@@ -12,21 +12,9 @@ fn failed_child_and_later_ones_restart() {
     quiet_panics();
     let log = Log::default();
     run(async move {
-        let (a, b, c, d) = (
-            probe("a", &log),
-            probe("b", &log),
-            probe("c", &log),
-            probe("d", &log),
-        );
-        let (ha, hb, hc, hd) = (a.handle(), b.handle(), c.handle(), d.handle());
-        let root = SupervisorSpec::new("root")
-            .strategy(RestForOne)
-            .intensity(5, std::time::Duration::from_secs(5))
-            .child(a)
-            .child(b)
-            .child(c)
-            .child(d)
-            .start_root();
+        let spec = SupervisorSpec::new("root").strategy(RestForOne);
+        let (root, h) = start_probes(spec, &log, &["a", "b", "c", "d"]);
+        let [ha, hb, hc, hd] = [&h[0], &h[1], &h[2], &h[3]];
         until(|| log.snapshot().len() == 4).await;
         log.take();
         hb.tell(Fail(TestError::Glitch)).unwrap();

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::backoff::RestartHistory;
 use super::exit::ExitReason;
-use super::spec::{ChildInfo, ChildKind};
+use super::spec::ChildInfo;
 
 /// What a strategy is told about a failure.
 pub struct Failure<'a> {
@@ -168,10 +168,4 @@ impl Strategy for RestForOne {
     fn name(&self) -> &'static str {
         "rest_for_one"
     }
-}
-
-/// Returns `true` when a failed child is a supervisor (helper for strategies
-/// that treat nested supervisors differently).
-pub fn is_supervisor(info: &ChildInfo) -> bool {
-    info.kind == ChildKind::Supervisor
 }

@@ -230,3 +230,20 @@ pub async fn child_ids(sup: &psvc::SupervisorRef) -> Vec<String> {
     let children = sup.which_children().await.unwrap();
     children.into_iter().map(|c| c.id).collect()
 }
+
+/// Starts `sup` as a root with one probe child per id (in that order), under
+/// 5 restarts in 5 s; returns the root and the children's handles.
+pub fn start_probes(
+    sup: psvc::SupervisorSpec,
+    log: &Log,
+    ids: &[&str],
+) -> (psvc::supervisor::RootSupervisor, Vec<psvc::ChildRef<Probe>>) {
+    let mut sup = sup.intensity(5, Duration::from_secs(5));
+    let mut handles = Vec::new();
+    for id in ids {
+        let spec = probe(id, log);
+        handles.push(spec.handle());
+        sup = sup.child(spec);
+    }
+    (sup.start_root(), handles)
+}
