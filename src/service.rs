@@ -424,15 +424,8 @@ impl ServiceSystem {
             None
         };
         let system = actix_rt::System::new();
-        let status = system.block_on(lifecycle(
-            service,
-            config,
-            self.loader,
-            self.root,
-            self.signals,
-            logging.as_ref().map(|g| g.filter()),
-            self.phase,
-        ));
+        let log_filter = logging.as_ref().map(|g| g.filter());
+        let status = system.block_on(self.lifecycle(service, config, log_filter));
         actix_rt::System::current().stop();
         if matches!(status, ExitStatus::Forced(_) | ExitStatus::DeadlineExceeded) {
             // Something did not stop in time: dropping the runtime would wait
@@ -448,18 +441,7 @@ impl ServiceSystem {
     /// set-up), with the configuration loaded here.
     pub async fn run_local<S: Service>(self, service: S) -> ExitStatus {
         match self.loader.load() {
-            Ok(config) => {
-                lifecycle(
-                    service,
-                    config,
-                    self.loader,
-                    self.root,
-                    self.signals,
-                    None,
-                    self.phase,
-                )
-                .await
-            }
+            Ok(config) => self.lifecycle(service, config, None).await,
             Err(err) => {
                 tracing::error!("{err}");
                 ExitStatus::Config
@@ -468,50 +450,57 @@ impl ServiceSystem {
     }
 }
 
-async fn lifecycle<S: Service>(
-    mut service: S,
-    config: Config,
-    loader: ConfigLoader,
-    root_spec: SupervisorSpec,
-    signals: bool,
-    log_filter: Option<LogFilter>,
-    phase: watch::Sender<Phase>,
-) -> ExitStatus {
-    let name: Arc<str> = Arc::from(config.psvc.name.as_str());
-    let timeout = config.psvc.shutdown_timeout;
-    let root = root_spec.start_root();
-    let (config_tx, _) = watch::channel(Arc::new(config));
-    let mut ctx = ServiceContext {
-        name: name.clone(),
-        config: config_tx,
-        root: root.handle(),
-        phase,
-        reload_subscribers: Rc::default(),
-    };
-    tracing::info!(service = %name, "starting");
-    let mut background = Vec::new();
-    if signals {
-        let reloader = Reloader {
+impl ServiceSystem {
+    /// Starts the tree, the signal and watchdog tasks, and runs the steps.
+    async fn lifecycle<S: Service>(
+        self,
+        mut service: S,
+        config: Config,
+        log_filter: Option<LogFilter>,
+    ) -> ExitStatus {
+        let Self {
             loader,
-            config: ctx.config.clone(),
-            subscribers: ctx.reload_subscribers.clone(),
-            log_filter,
+            root: root_spec,
+            signals,
+            phase,
+            ..
+        } = self;
+        let name: Arc<str> = Arc::from(config.psvc.name.as_str());
+        let timeout = config.psvc.shutdown_timeout;
+        let root = root_spec.start_root();
+        let (config_tx, _) = watch::channel(Arc::new(config));
+        let mut ctx = ServiceContext {
+            name: name.clone(),
+            config: config_tx,
+            root: root.handle(),
+            phase,
+            reload_subscribers: Rc::default(),
         };
-        match watch_signals(ctx.phase.clone(), reloader) {
-            Ok(task) => background.push(actix_rt::spawn(task)),
-            Err(err) => tracing::warn!("signal handlers not installed: {err}"),
+        tracing::info!(service = %name, "starting");
+        let mut background = Vec::new();
+        if signals {
+            let reloader = Reloader {
+                loader,
+                config: ctx.config.clone(),
+                subscribers: ctx.reload_subscribers.clone(),
+                log_filter,
+            };
+            match watch_signals(ctx.phase.clone(), reloader) {
+                Ok(task) => background.push(actix_rt::spawn(task)),
+                Err(err) => tracing::warn!("signal handlers not installed: {err}"),
+            }
         }
-    }
 
-    if let Some(watchdog) = systemd::watchdog() {
-        background.push(actix_rt::spawn(watchdog));
+        if let Some(watchdog) = systemd::watchdog() {
+            background.push(actix_rt::spawn(watchdog));
+        }
+        let status = steps(&mut service, &mut ctx, &root, &name, timeout).await;
+        for task in background {
+            task.abort();
+        }
+        tracing::info!(service = %name, code = status.code(), "stopped");
+        status
     }
-    let status = steps(&mut service, &mut ctx, &root, &name, timeout).await;
-    for task in background {
-        task.abort();
-    }
-    tracing::info!(service = %name, code = status.code(), "stopped");
-    status
 }
 
 /// init → run → destroy → tree shutdown; see the module docs.
