@@ -147,9 +147,9 @@ pub fn init(cfg: &PsvcConfig) -> Result<LoggingGuard, Error> {
     let scoped = if tracing::dispatcher::has_been_set() {
         Some(tracing::subscriber::set_default(subscriber))
     } else {
-        tracing::subscriber::set_global_default(subscriber)
-            .err()
-            .map(|_| tracing::subscriber::set_default(Registry::default()))
+        // Losing a race to another global subscriber leaves that one in place.
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        None
     };
     Ok(LoggingGuard {
         filter: handle,
