@@ -10,13 +10,20 @@
 //! - [`config`]: `psvc.conf` (INI or TOML) with embedded defaults and
 //!   `PSVC_*` environment overrides.
 //! - [`logging`]: `tracing` to the console and to `logs/<Name>.log`.
+//! - [`frame`] and [`codec`]: VSOA v2 packets and their tokio-util codec.
+//! - [`socket`]: the server side (listener, sessions, handshake, TLS).
+//! - [`client`]: the client actor with auto-reconnect (robot mode).
 //!
 //! The [`prelude`] brings the names most services use.
 
+pub mod client;
+pub mod codec;
 pub mod config;
 pub mod error;
+pub mod frame;
 pub mod logging;
 pub mod service;
+pub mod socket;
 pub mod supervisor;
 
 pub use error::{Error, Result};

@@ -247,3 +247,5 @@ pub fn start_probes(
     }
     (sup.start_root(), handles)
 }
+
+pub mod net;

@@ -1,0 +1,389 @@
+//! The client side: a [`Client`] actor that connects to a VSOA server (psvc
+//! or any other), runs the handshake, matches replies to requests by seqno,
+//! and in robot mode keeps the connection alive: keepalive pings, a
+//! disconnect after N lost pings, reconnects with backoff, re-subscription,
+//! and a clear error for every request pending when the link drops.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use psvc::client::{Client, ClientOptions, Robot};
+//! let client = Client::connect(
+//!     ClientOptions::new("127.0.0.1:3001").password("secret").robot(Robot::default()),
+//! )
+//! .await?;
+//! let rtt = client.ping().await?;
+//! client.subscribe(["/sensors/"]).await?;
+//! # Ok(()) }
+//! ```
+
+mod actor;
+mod connect;
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+
+use crate::frame::Frame;
+use crate::socket::ClientTls;
+use crate::supervisor::Backoff;
+
+pub use actor::ClientActor;
+
+/// VSOA's connect result codes (`Client.CONNECT_*` in the VSOA libraries).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// Code 1: a local error (bad address, socket failure).
+    #[error("connect error: {0}")]
+    Error(String),
+    /// Code 2: nothing accepts connections there.
+    #[error("server unreachable: {0}")]
+    Unreachable(String),
+    /// Code 3: the server name could not be resolved.
+    #[error("server not found: {0}")]
+    NotFound(String),
+    /// Code 4: no answer to the connect or the handshake in time, or the
+    /// server closed before answering.
+    #[error("server not responding: {0}")]
+    NoResponding(String),
+    /// Code 5: the answer is not a SERVINFO reply.
+    #[error("invalid server response: {0}")]
+    InvalidResponding(String),
+    /// Code 6: the server refused the password.
+    #[error("invalid password")]
+    InvalidPassword,
+    /// Code 7: the TLS handshake failed.
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
+}
+
+impl ConnectError {
+    /// The VSOA numeric code.
+    pub fn code(&self) -> i32 {
+        match self {
+            ConnectError::Error(_) => 1,
+            ConnectError::Unreachable(_) => 2,
+            ConnectError::NotFound(_) => 3,
+            ConnectError::NoResponding(_) => 4,
+            ConnectError::InvalidResponding(_) => 5,
+            ConnectError::InvalidPassword => 6,
+            ConnectError::Tls(_) => 7,
+        }
+    }
+}
+
+/// Why a request got no reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// There is no connection right now.
+    #[error("not connected")]
+    NotConnected,
+    /// The connection dropped before the reply came.
+    #[error("connection lost before the reply: {0}")]
+    Disconnected(String),
+    /// No reply within the timeout.
+    #[error("no reply within {0:?}")]
+    Timeout(Duration),
+    /// The packet is over the size limit.
+    #[error("packet over the size limit")]
+    TooLarge,
+    /// The server refused (SUBSCRIBE/UNSUBSCRIBE status).
+    #[error("refused with status {0}")]
+    Refused(crate::frame::Status),
+    /// The client actor has stopped.
+    #[error("client stopped")]
+    Stopped,
+}
+
+/// Robot mode: keep the connection alive and come back after failures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct Robot {
+    /// Time between keepalive pings.
+    pub ping_interval: Duration,
+    /// How long a ping may go unanswered before it counts as lost.
+    pub ping_timeout: Duration,
+    /// Disconnect after this many consecutive lost pings.
+    pub ping_lost: u32,
+    /// Delay before reconnecting, growing on repeated failures.
+    pub reconnect: Backoff,
+}
+
+impl Default for Robot {
+    fn default() -> Self {
+        Self {
+            ping_interval: Duration::from_secs(3),
+            ping_timeout: Duration::from_secs(3),
+            ping_lost: 3,
+            reconnect: Backoff::exponential(Duration::from_secs(1), Duration::from_secs(30)),
+        }
+    }
+}
+
+impl Robot {
+    /// Pings every `interval`, each answered within `interval`.
+    #[must_use]
+    pub fn ping(mut self, interval: Duration, lost: u32) -> Self {
+        self.ping_interval = interval;
+        self.ping_timeout = interval;
+        self.ping_lost = lost;
+        self
+    }
+
+    /// Reconnect delays.
+    #[must_use]
+    pub fn reconnect(mut self, backoff: Backoff) -> Self {
+        self.reconnect = backoff;
+        self
+    }
+}
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClientOptions {
+    /// `host:port` of the server.
+    pub addr: String,
+    /// Password (VSOA `passwd`).
+    pub password: Option<String>,
+    /// Limit for TCP connect, TLS and handshake together.
+    pub connect_timeout: Duration,
+    /// Default request timeout (VSOA's is 60 s).
+    pub request_timeout: Duration,
+    /// TLS settings; `None` for plain TCP.
+    pub tls: Option<ClientTls>,
+    /// Robot mode; `None` for a one-shot connection.
+    pub robot: Option<Robot>,
+    /// TCP_NODELAY.
+    pub nodelay: bool,
+}
+
+impl ClientOptions {
+    /// Plain TCP to `addr`, no password, no robot.
+    pub fn new(addr: impl Into<String>) -> Self {
+        Self {
+            addr: addr.into(),
+            password: None,
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            tls: None,
+            robot: None,
+            nodelay: true,
+        }
+    }
+
+    /// Sends this password in the handshake.
+    #[must_use]
+    pub fn password(mut self, password: impl Into<String>) -> Self {
+        self.password = Some(password.into());
+        self
+    }
+
+    /// Connect + handshake time limit.
+    #[must_use]
+    pub fn connect_timeout(mut self, limit: Duration) -> Self {
+        self.connect_timeout = limit;
+        self
+    }
+
+    /// Default request timeout.
+    #[must_use]
+    pub fn request_timeout(mut self, limit: Duration) -> Self {
+        self.request_timeout = limit;
+        self
+    }
+
+    /// Connects over TLS.
+    #[must_use]
+    pub fn tls(mut self, tls: ClientTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Enables robot mode.
+    #[must_use]
+    pub fn robot(mut self, robot: Robot) -> Self {
+        self.robot = Some(robot);
+        self
+    }
+}
+
+/// What the server said in its SERVINFO reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// The info param (JSON text as sent).
+    pub info: String,
+    /// The client id the server assigned.
+    pub client_id: u32,
+}
+
+/// Something the server sent or a change of the connection.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+#[non_exhaustive]
+pub enum ClientMessage {
+    /// Connected (again); subscriptions have been re-sent.
+    Connected(ServerInfo),
+    /// The connection dropped, with the reason.
+    Disconnected(String),
+    /// A PUBLISH for a subscribed URL.
+    Published(Frame),
+    /// A DATAGRAM from the server.
+    Datagram(Frame),
+    /// The server set this client's priority (QOSSETUP).
+    Priority(u8),
+}
+
+/// A handle on a client actor.
+#[derive(Debug, Clone)]
+pub struct Client {
+    addr: Addr<ClientActor>,
+}
+
+pub(crate) use actor::{Command, Reply};
+
+impl Client {
+    /// Starts a client and waits for its first connection.
+    ///
+    /// # Errors
+    /// The VSOA connect result of the first attempt. In robot mode the
+    /// client is stopped on this error; use [`Client::start`] to keep trying.
+    pub async fn connect(options: ClientOptions) -> Result<Client, ConnectError> {
+        let (tx, rx) = oneshot::channel();
+        let addr = ClientActor::new(options, Some(tx)).start();
+        match rx.await {
+            Ok(Ok(())) => Ok(Client { addr }),
+            Ok(Err(e)) => {
+                let _ = addr.try_send(Command::Close);
+                Err(e)
+            }
+            Err(_) => Err(ConnectError::Error("client stopped".into())),
+        }
+    }
+
+    /// Starts a client that connects in the background (and, in robot
+    /// mode, retries until it succeeds).
+    pub fn start(options: ClientOptions) -> Client {
+        Client {
+            addr: ClientActor::new(options, None).start(),
+        }
+    }
+
+    async fn command(&self, command: Command) -> Result<Reply, RequestError> {
+        self.addr
+            .send(command)
+            .await
+            .map_err(|_| RequestError::Stopped)
+    }
+
+    async fn wait(&self, command: Command) -> Result<Frame, RequestError> {
+        match self.command(command).await? {
+            Reply::Pending(rx) => rx.await.map_err(|_| RequestError::Stopped)?,
+            Reply::Done(r) => r.map(|()| Frame::default()),
+            Reply::Info(_) => Err(RequestError::Stopped),
+        }
+    }
+
+    /// Sends a request and waits for the reply with the default timeout.
+    /// The seqno is assigned by the client.
+    ///
+    /// # Errors
+    /// See [`RequestError`]; a reply with a non-zero status is still `Ok`.
+    pub async fn request(&self, frame: Frame) -> Result<Frame, RequestError> {
+        self.wait(Command::Request(frame, None)).await
+    }
+
+    /// [`Client::request`] with its own timeout.
+    ///
+    /// # Errors
+    /// See [`RequestError`].
+    pub async fn request_timeout(
+        &self,
+        frame: Frame,
+        limit: Duration,
+    ) -> Result<Frame, RequestError> {
+        self.wait(Command::Request(frame, Some(limit))).await
+    }
+
+    /// Sends a packet that expects no reply (DATAGRAM, NOOP).
+    ///
+    /// # Errors
+    /// Not connected, or the packet is too large.
+    pub async fn send(&self, frame: Frame) -> Result<(), RequestError> {
+        self.wait(Command::Send(frame)).await.map(drop)
+    }
+
+    /// PINGECHO round trip.
+    ///
+    /// # Errors
+    /// See [`RequestError`].
+    pub async fn ping(&self) -> Result<Duration, RequestError> {
+        let start = std::time::Instant::now();
+        self.wait(Command::Ping).await?;
+        Ok(start.elapsed())
+    }
+
+    /// Subscribes to URLs (VSOA prefix rules); remembered and re-sent after
+    /// every reconnect.
+    ///
+    /// # Errors
+    /// See [`RequestError`]; [`RequestError::Refused`] if the server says no.
+    pub async fn subscribe<I, S>(&self, urls: I) -> Result<(), RequestError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let urls = urls.into_iter().map(Into::into).collect();
+        self.wait(Command::Subscribe(urls, true)).await.map(drop)
+    }
+
+    /// Unsubscribes from URLs.
+    ///
+    /// # Errors
+    /// See [`RequestError`].
+    pub async fn unsubscribe<I, S>(&self, urls: I) -> Result<(), RequestError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let urls = urls.into_iter().map(Into::into).collect();
+        self.wait(Command::Subscribe(urls, false)).await.map(drop)
+    }
+
+    /// Delivers [`ClientMessage`]s (publishes, datagrams, connection
+    /// changes) to `recipient`.
+    ///
+    /// # Errors
+    /// The client has stopped.
+    pub async fn on_message(
+        &self,
+        recipient: Recipient<ClientMessage>,
+    ) -> Result<(), RequestError> {
+        self.command(Command::Listen(recipient)).await.map(drop)
+    }
+
+    /// The server's SERVINFO answer, while connected.
+    pub async fn info(&self) -> Option<ServerInfo> {
+        match self.command(Command::Info).await {
+            Ok(Reply::Info(info)) => info,
+            _ => None,
+        }
+    }
+
+    /// Whether the client is connected now.
+    pub async fn is_connected(&self) -> bool {
+        self.info().await.is_some()
+    }
+
+    /// Closes the connection and stops the client (no reconnect).
+    pub fn close(&self) {
+        let _ = self.addr.try_send(Command::Close);
+    }
+
+    /// The actor.
+    pub fn actor(&self) -> &Addr<ClientActor> {
+        &self.addr
+    }
+}

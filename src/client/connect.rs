@@ -1,0 +1,160 @@
+//! Establishing a connection: TCP connect, TLS, the SERVINFO handshake, each
+//! failure mapped to VSOA's connect result code.
+
+use std::io;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::{ClientOptions, ConnectError, ServerInfo};
+use crate::codec::{FrameCodec, FrameStream};
+use crate::frame::{self, Flags, Frame, Kind, Status};
+use crate::socket::io::{IoRead, IoWrite, SharedIo, Transport, tune};
+
+/// A connection that completed the handshake. The frame stream keeps any
+/// bytes the server sent right after its SERVINFO reply.
+pub(crate) struct Established {
+    pub(crate) io: Rc<SharedIo>,
+    pub(crate) frames: FrameStream<IoRead>,
+    pub(crate) info: ServerInfo,
+}
+
+fn connect_error(e: &io::Error, addr: &str) -> ConnectError {
+    use io::ErrorKind::*;
+    match e.kind() {
+        ConnectionRefused | ConnectionReset | HostUnreachable | NetworkUnreachable
+        | AddrNotAvailable => ConnectError::Unreachable(format!("{addr}: {e}")),
+        TimedOut => ConnectError::NoResponding(format!("{addr}: {e}")),
+        _ => ConnectError::Error(format!("{addr}: {e}")),
+    }
+}
+
+/// The SERVINFO request: TUNNEL with the quick port (none yet: 0) and the
+/// password as VSOA sends it.
+pub(crate) fn hello(password: Option<&str>) -> Frame {
+    let hello = Frame::new(Kind::ServInfo);
+    match password.filter(|p| !p.is_empty()) {
+        Some(pw) => hello.param(serde_json::json!({ "passwd": pw }).to_string()),
+        None => hello,
+    }
+}
+
+/// Judges the server's first packet.
+pub(crate) fn check_reply(reply: &Frame) -> Result<ServerInfo, ConnectError> {
+    if reply.kind != Kind::ServInfo || !reply.flags.contains(Flags::REPLY) {
+        return Err(ConnectError::InvalidResponding(format!(
+            "expected a SERVINFO reply, got {:?}",
+            reply.kind
+        )));
+    }
+    if reply.status == Status::PASSWORD {
+        return Err(ConnectError::InvalidPassword);
+    }
+    if !reply.status.is_ok() {
+        return Err(ConnectError::InvalidResponding(format!(
+            "SERVINFO status {}",
+            reply.status
+        )));
+    }
+    let client_id = match reply.data.get(..4) {
+        Some(b) => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+        None => {
+            return Err(ConnectError::InvalidResponding(
+                "SERVINFO without a client id".into(),
+            ));
+        }
+    };
+    Ok(ServerInfo {
+        info: String::from_utf8_lossy(&reply.param).into_owned(),
+        client_id,
+    })
+}
+
+async fn establish_inner(options: &ClientOptions) -> Result<Established, ConnectError> {
+    let addr = options.addr.as_str();
+    let tcp = match TcpStream::connect(addr).await {
+        Ok(s) => s,
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+            return Err(ConnectError::NotFound(format!("{addr}: {e}")));
+        }
+        Err(e) => {
+            // Name resolution failures surface as "other" errors from
+            // getaddrinfo; report them as "not found".
+            if addr.parse::<std::net::SocketAddr>().is_err()
+                && tokio::net::lookup_host(addr).await.is_err()
+            {
+                return Err(ConnectError::NotFound(format!("{addr}: {e}")));
+            }
+            return Err(connect_error(&e, addr));
+        }
+    };
+    tune(&tcp, options.nodelay, None);
+    let transport = match &options.tls {
+        None => Transport::Plain(tcp),
+        Some(tls) => {
+            let stream = tls
+                .connector
+                .connect(tls.server_name.clone(), tcp)
+                .await
+                .map_err(|e| ConnectError::Tls(e.to_string()))?;
+            Transport::TlsClient(Box::new(stream))
+        }
+    };
+    let io = SharedIo::new(transport);
+    let mut out = bytes::BytesMut::new();
+    frame::encode(
+        &hello(options.password.as_deref()),
+        &mut out,
+        frame::MAX_TCP_PACKET,
+    )
+    .map_err(|e| ConnectError::Error(e.to_string()))?;
+    let mut writer = IoWrite(io.clone());
+    writer
+        .write_all(&out)
+        .await
+        .map_err(|e| ConnectError::NoResponding(format!("sending SERVINFO: {e}")))?;
+    writer
+        .flush()
+        .await
+        .map_err(|e| ConnectError::NoResponding(format!("sending SERVINFO: {e}")))?;
+    let mut frames = FrameStream::new(IoRead(io.clone()), FrameCodec::tcp());
+    let reply = match frames.next().await {
+        Some(Ok(reply)) => reply,
+        Some(Err(e)) => return Err(ConnectError::InvalidResponding(e.to_string())),
+        None => {
+            return Err(ConnectError::NoResponding(
+                "server closed the connection during the handshake".into(),
+            ));
+        }
+    };
+    let info = check_reply(&reply)?;
+    Ok(Established { io, frames, info })
+}
+
+/// Connects and handshakes within `options.connect_timeout`.
+pub(crate) async fn establish(options: ClientOptions) -> Result<Established, ConnectError> {
+    match tokio::time::timeout(options.connect_timeout, establish_inner(&options)).await {
+        Ok(r) => r,
+        Err(_) => Err(ConnectError::NoResponding(format!(
+            "no handshake within {:?}",
+            options.connect_timeout
+        ))),
+    }
+}
+
+/// The SUBSCRIBE/UNSUBSCRIBE packet for `urls`: one URL in the url field,
+/// several as a JSON list in param (VSOA's form).
+pub(crate) fn subscription(urls: &[String], subscribe: bool) -> Frame {
+    let kind = if subscribe {
+        Kind::Subscribe
+    } else {
+        Kind::Unsubscribe
+    };
+    match urls {
+        [one] => Frame::new(kind).url(Bytes::from(one.clone())),
+        many => Frame::new(kind).param(serde_json::to_string(many).unwrap_or_default()),
+    }
+}

@@ -1,0 +1,265 @@
+//! The server side of the network: a [`Listener`] actor accepts TCP (or TLS)
+//! connections and starts one [`Session`] actor per peer (PyService's Socket,
+//! done the actor way).
+//!
+//! A session reads frames as a stream and writes them through a sink, runs
+//! the VSOA handshake (SERVINFO, password, 5 s limit), answers PINGECHO,
+//! ignores NOOP, applies QOSSETUP priorities (IP_TOS), and hands every other
+//! packet to the service's [`Inbound`] recipient together with a
+//! [`SessionRef`] to reply through. Malformed input ends that session only,
+//! with the reason logged. Output to a slow peer is bounded: see
+//! [`SlowPeer`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), psvc::socket::ServerError> {
+//! use psvc::socket::{Auth, Server};
+//! let server = Server::new(Auth::password("secret"))
+//!     .info(serde_json::json!({"name": "thermo"}))
+//!     .start("127.0.0.1:3001")
+//!     .await?;
+//! println!("listening on {}", server.local_addr());
+//! # Ok(()) }
+//! ```
+
+pub mod auth;
+pub(crate) mod io;
+mod listener;
+mod session;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use serde::Deserialize;
+
+pub use auth::{Auth, Authenticator, Hello, Throttle, Verdict};
+pub use listener::{ListSessions, Listener, LocalAddr, ServerHandle, StopListener};
+pub use session::{Close, Outbound, Session, SessionRef, SetAuthed};
+pub use tls::{ClientTls, ServerTls, TlsError};
+
+use crate::frame::Frame;
+
+/// What a session does when its peer does not read fast enough.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlowPeer {
+    /// Close the connection (the default): the peer reconnects and
+    /// resynchronises, and nobody else waits for it.
+    #[default]
+    Disconnect,
+    /// Keep the connection and drop the packets that do not fit (counted in
+    /// [`SessionInfo::dropped`]).
+    DropNewest,
+}
+
+/// Server settings. The defaults suit a LAN service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ServerOptions {
+    /// Most connections at once; further peers wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// A peer that has not completed the handshake by then is closed.
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: Duration,
+    /// Output that makes no progress for this long marks a slow peer.
+    #[serde(with = "humantime_serde")]
+    pub send_timeout: Duration,
+    /// Most output bytes queued for one peer.
+    pub send_buffer: usize,
+    /// What happens to a slow peer.
+    pub slow_peer: SlowPeer,
+    /// TCP keepalive idle time (`None`: off).
+    #[serde(with = "humantime_serde")]
+    pub tcp_keepalive: Option<Duration>,
+    /// TCP_NODELAY (on by default: requests are small and latency matters).
+    pub nodelay: bool,
+    /// Failed-handshake throttling per IP address.
+    #[serde(skip)]
+    pub throttle: Throttle,
+    /// Mailbox capacity of each session actor.
+    pub session_mailbox: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16_384,
+            handshake_timeout: Duration::from_secs(5),
+            send_timeout: Duration::from_secs(2),
+            send_buffer: 1024 * 1024,
+            slow_peer: SlowPeer::Disconnect,
+            tcp_keepalive: Some(Duration::from_secs(60)),
+            nodelay: true,
+            throttle: Throttle::default(),
+            session_mailbox: 64,
+        }
+    }
+}
+
+/// A connected peer as the service sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// Client id, unique per listener (sent in SERVINFO).
+    pub id: u32,
+    /// Peer address.
+    pub peer: SocketAddr,
+    /// Priority 0–7 (QOSSETUP).
+    pub priority: u8,
+    /// VSOA's `authed`: whether publishes reach this client.
+    pub authed: bool,
+    /// The client's UDP quick-channel port, if it announced one.
+    pub quick_port: Option<u16>,
+    /// URLs the client subscribed to, in order.
+    pub subscriptions: Vec<String>,
+    /// Packets dropped by the [`SlowPeer::DropNewest`] policy.
+    pub dropped: u64,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+}
+
+/// A client connected or left (VSOA `onclient`).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub enum ClientEvent {
+    /// Handshake completed.
+    Connected(SessionInfo),
+    /// Connection closed, with the reason.
+    Disconnected {
+        /// The session as it was at the end.
+        info: SessionInfo,
+        /// Why it ended ("peer closed", "malformed packet: …", …).
+        reason: String,
+    },
+    /// The client subscribed to a URL.
+    Subscribed {
+        /// Client id.
+        id: u32,
+        /// The URL.
+        url: String,
+    },
+    /// The client unsubscribed from a URL.
+    Unsubscribed {
+        /// Client id.
+        id: u32,
+        /// The URL.
+        url: String,
+    },
+}
+
+/// A packet from an authenticated client that the transport does not handle
+/// itself: RPC, DATAGRAM, PUBLISH (and SUBSCRIBE/UNSUBSCRIBE, after the
+/// session has recorded them). The Commander and Broker consume these.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Inbound {
+    /// Who sent it; reply through it.
+    pub session: SessionRef,
+    /// The packet.
+    pub frame: Frame,
+}
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// Binding the listening socket failed.
+    #[error("bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The listener actor stopped before reporting its address.
+    #[error("listener stopped during start")]
+    Stopped,
+}
+
+/// Builds a VSOA-compatible server: authentication (required), info,
+/// options, TLS and the recipients of its events and packets.
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub(crate) auth: Auth,
+    pub(crate) info: Arc<str>,
+    pub(crate) options: ServerOptions,
+    pub(crate) tls: Option<ServerTls>,
+    pub(crate) events: Vec<Recipient<ClientEvent>>,
+    pub(crate) inbound: Option<Recipient<Inbound>>,
+}
+
+impl Server {
+    /// A server with an explicit authentication choice and default options.
+    pub fn new(auth: Auth) -> Self {
+        Self {
+            auth,
+            info: Arc::from("{}"),
+            options: ServerOptions::default(),
+            tls: None,
+            events: Vec::new(),
+            inbound: None,
+        }
+    }
+
+    /// Server info sent to clients in SERVINFO (JSON).
+    #[must_use]
+    pub fn info(mut self, info: serde_json::Value) -> Self {
+        self.info = Arc::from(info.to_string());
+        self
+    }
+
+    /// Replaces the options.
+    #[must_use]
+    pub fn options(mut self, options: ServerOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Serves TLS instead of plain TCP.
+    #[must_use]
+    pub fn tls(mut self, tls: ServerTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Receives connect/disconnect/subscribe events.
+    #[must_use]
+    pub fn on_client(mut self, recipient: Recipient<ClientEvent>) -> Self {
+        self.events.push(recipient);
+        self
+    }
+
+    /// Receives RPC, datagram, publish and subscription packets. Without
+    /// one, RPCs are answered with status 3 (invalid URL) and datagrams are
+    /// dropped.
+    #[must_use]
+    pub fn inbound(mut self, recipient: Recipient<Inbound>) -> Self {
+        self.inbound = Some(recipient);
+        self
+    }
+
+    /// Binds `addr` and starts the listener on the current arbiter.
+    ///
+    /// # Errors
+    /// [`ServerError::Bind`] if the address cannot be bound.
+    pub async fn start(self, addr: impl Into<String>) -> Result<ServerHandle, ServerError> {
+        let listener = Listener::bind(self, &addr.into())?;
+        let local = listener.local_addr();
+        let addr = listener.start();
+        Ok(ServerHandle::new(addr, local))
+    }
+
+    /// A supervised child that binds `addr` each time it starts (restarts
+    /// rebind the same address thanks to SO_REUSEADDR; use a fixed port).
+    pub fn child_spec(
+        self,
+        id: impl Into<String>,
+        addr: impl Into<String>,
+    ) -> crate::ChildSpec<Listener> {
+        let addr = addr.into();
+        crate::ChildSpec::try_new(id, move || Listener::bind(self.clone(), &addr))
+    }
+}

@@ -1,0 +1,306 @@
+//! The accept loop: bind, connection limit, accept backoff, TLS accept, and
+//! the registry of live sessions.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::auth::Failures;
+use super::io::{Transport, tune};
+use super::session::{Session, SessionRef};
+use super::{ClientEvent, Server, ServerError, SessionInfo};
+
+/// State shared by a listener and its sessions (all on one arbiter).
+pub(crate) struct Shared {
+    pub(crate) server: Server,
+    pub(crate) failures: Failures,
+    sessions: RefCell<HashMap<u32, SessionRef>>,
+    next_id: Cell<u32>,
+}
+
+impl Shared {
+    /// A client id not in use (ids start at 1 and wrap).
+    pub(crate) fn next_id(&self) -> u32 {
+        let sessions = self.sessions.borrow();
+        loop {
+            let id = self.next_id.get();
+            self.next_id.set(id.wrapping_add(1).max(1));
+            if !sessions.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    pub(crate) fn register(&self, session: SessionRef) {
+        self.sessions.borrow_mut().insert(session.id(), session);
+    }
+
+    /// Removes `id`; `true` if it was registered (handshake completed).
+    pub(crate) fn deregister(&self, id: u32) -> bool {
+        self.sessions.borrow_mut().remove(&id).is_some()
+    }
+
+    /// Delivers an event to every subscriber, never blocking the session.
+    pub(crate) fn emit(&self, event: ClientEvent) {
+        for recipient in &self.server.events {
+            match recipient.try_send(event.clone()) {
+                Ok(()) | Err(SendError::Closed(_)) => {}
+                Err(SendError::Full(event)) => {
+                    let recipient = recipient.clone();
+                    actix::spawn(async move {
+                        let _ = recipient.send(event).await;
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// The listening socket as an actor; starts a [`Session`] per connection.
+pub struct Listener {
+    std: Option<std::net::TcpListener>,
+    local: SocketAddr,
+    shared: Rc<Shared>,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("local", &self.local)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Listener {
+    /// Binds `addr` (SO_REUSEADDR, non-blocking); the actor starts accepting
+    /// when it starts.
+    ///
+    /// # Errors
+    /// [`ServerError::Bind`] if the address is invalid or taken.
+    pub fn bind(server: Server, addr: &str) -> Result<Self, ServerError> {
+        let bind_err = |source: io::Error| ServerError::Bind {
+            addr: addr.to_owned(),
+            source,
+        };
+        let sockaddr = addr
+            .parse::<SocketAddr>()
+            .map_err(|e| bind_err(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(sockaddr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )
+        .map_err(bind_err)?;
+        socket.set_reuse_address(true).map_err(bind_err)?;
+        socket.set_nonblocking(true).map_err(bind_err)?;
+        socket.bind(&sockaddr.into()).map_err(bind_err)?;
+        socket.listen(1024).map_err(bind_err)?;
+        let std: std::net::TcpListener = socket.into();
+        let local = std.local_addr().map_err(bind_err)?;
+        Ok(Self {
+            std: Some(std),
+            local,
+            shared: Rc::new(Shared {
+                server,
+                failures: Failures::default(),
+                sessions: RefCell::new(HashMap::new()),
+                next_id: Cell::new(1),
+            }),
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+}
+
+impl Actor for Listener {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let Some(std) = self.std.take() else {
+            return ctx.stop();
+        };
+        let listener = match TcpListener::from_std(std) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(addr = %self.local, error = %e, "listener could not start");
+                return ctx.stop();
+            }
+        };
+        tracing::info!(addr = %self.local, auth = self.shared.server.auth.kind(),
+            tls = self.shared.server.tls.is_some(), "listening");
+        ctx.spawn(accept_loop(listener, self.shared.clone()).into_actor(self));
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        // Sessions live on without their listener only as long as it takes
+        // to flush: close them all.
+        let sessions: Vec<SessionRef> = self.shared.sessions.borrow().values().cloned().collect();
+        for s in sessions {
+            s.close();
+        }
+        tracing::info!(addr = %self.local, "listener stopped");
+    }
+}
+
+/// Errors that concern one connection only; anything else (out of file
+/// descriptors, memory) pauses accepting with a growing delay.
+fn per_connection(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+    )
+}
+
+async fn accept_loop(listener: TcpListener, shared: Rc<Shared>) {
+    let options = &shared.server.options;
+    let permits = Arc::new(Semaphore::new(options.max_connections.max(1)));
+    let mut pause = Duration::from_millis(5);
+    loop {
+        // At the limit, wait here: new peers queue in the kernel backlog.
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                pause = Duration::from_millis(5);
+                open(&shared, stream, peer, permit);
+            }
+            Err(e) if per_connection(&e) => {
+                tracing::debug!(error = %e, "accept");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, ?pause, "accept failed; pausing");
+                drop(permit);
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+fn open(
+    shared: &Rc<Shared>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+) {
+    let options = &shared.server.options;
+    tune(&stream, options.nodelay, options.tcp_keepalive);
+    match &shared.server.tls {
+        None => Session::spawn(shared.clone(), Transport::Plain(stream), peer, permit),
+        Some(tls) => {
+            let acceptor = tls.acceptor.clone();
+            let shared = shared.clone();
+            let limit = options.handshake_timeout;
+            actix::spawn(async move {
+                match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => {
+                        Session::spawn(shared, Transport::TlsServer(Box::new(tls)), peer, permit);
+                    }
+                    Ok(Err(e)) => tracing::warn!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::warn!(%peer, "TLS handshake timed out"),
+                }
+            });
+        }
+    }
+}
+
+/// The bound address.
+#[derive(Debug, Message)]
+#[rtype(result = "SocketAddr")]
+pub struct LocalAddr;
+
+impl Handler<LocalAddr> for Listener {
+    type Result = MessageResult<LocalAddr>;
+    fn handle(&mut self, _: LocalAddr, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.local)
+    }
+}
+
+/// The sessions that completed their handshake, by client id.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<SessionRef>")]
+pub struct ListSessions;
+
+impl Handler<ListSessions> for Listener {
+    type Result = MessageResult<ListSessions>;
+    fn handle(&mut self, _: ListSessions, _: &mut Self::Context) -> Self::Result {
+        let mut list: Vec<SessionRef> = self.shared.sessions.borrow().values().cloned().collect();
+        list.sort_by_key(SessionRef::id);
+        MessageResult(list)
+    }
+}
+
+/// A started server: its address and the listener actor.
+#[derive(Debug, Clone)]
+pub struct ServerHandle {
+    addr: Addr<Listener>,
+    local: SocketAddr,
+}
+
+impl ServerHandle {
+    pub(crate) fn new(addr: Addr<Listener>, local: SocketAddr) -> Self {
+        Self { addr, local }
+    }
+
+    /// The bound address (the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The listener actor.
+    pub fn listener(&self) -> &Addr<Listener> {
+        &self.addr
+    }
+
+    /// The connected sessions, by client id.
+    ///
+    /// # Errors
+    /// The listener has stopped.
+    pub async fn sessions(&self) -> Result<Vec<SessionRef>, MailboxError> {
+        self.addr.send(ListSessions).await
+    }
+
+    /// Snapshots of the connected sessions.
+    ///
+    /// # Errors
+    /// The listener has stopped.
+    pub async fn session_infos(&self) -> Result<Vec<SessionInfo>, MailboxError> {
+        Ok(self
+            .sessions()
+            .await?
+            .iter()
+            .map(SessionRef::info)
+            .collect())
+    }
+
+    /// Stops accepting and closes every session.
+    pub fn stop(&self) {
+        let _ = self.addr.try_send(StopListener);
+    }
+}
+
+/// Stop accepting and close every session.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct StopListener;
+
+impl Handler<StopListener> for Listener {
+    type Result = ();
+    fn handle(&mut self, _: StopListener, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}

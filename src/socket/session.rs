@@ -1,0 +1,550 @@
+//! One peer: handshake, keepalive, priority, bounded output, and handing
+//! application packets to the service.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+
+use actix::io::{FramedWrite, WriteHandler};
+use actix::prelude::*;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::auth::{Hello, Verdict};
+use super::io::{IoRead, IoWrite, SharedIo, Transport, set_priority_tos};
+use super::listener::Shared;
+use super::{ClientEvent, Inbound, SessionInfo, SlowPeer};
+use crate::codec::{CodecError, FrameCodec, FrameStream};
+use crate::frame::{Flags, Frame, Kind, Status};
+
+/// What every holder of a [`SessionRef`] can read about the session.
+#[derive(Debug)]
+pub(crate) struct SessionState {
+    pub(crate) id: u32,
+    pub(crate) peer: SocketAddr,
+    pub(crate) tls: bool,
+    pub(crate) priority: AtomicU8,
+    pub(crate) authed: AtomicBool,
+    /// 0 = none.
+    pub(crate) quick_port: AtomicU32,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) subscriptions: Mutex<Vec<String>>,
+}
+
+impl SessionState {
+    pub(crate) fn info(&self) -> SessionInfo {
+        let quick = self.quick_port.load(Ordering::Relaxed);
+        SessionInfo {
+            id: self.id,
+            peer: self.peer,
+            priority: self.priority.load(Ordering::Relaxed),
+            authed: self.authed.load(Ordering::Relaxed),
+            quick_port: u16::try_from(quick).ok().filter(|p| *p != 0),
+            subscriptions: self.subscriptions.lock().clone(),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            tls: self.tls,
+        }
+    }
+}
+
+/// A handle on a session: read its state, send it packets, close it.
+/// Cheap to clone and `Send`.
+#[derive(Debug, Clone)]
+pub struct SessionRef {
+    state: Arc<SessionState>,
+    addr: Addr<Session>,
+}
+
+impl SessionRef {
+    /// Client id.
+    pub fn id(&self) -> u32 {
+        self.state.id
+    }
+    /// Peer address.
+    pub fn peer(&self) -> SocketAddr {
+        self.state.peer
+    }
+    /// Priority 0–7.
+    pub fn priority(&self) -> u8 {
+        self.state.priority.load(Ordering::Relaxed)
+    }
+    /// VSOA's `authed` flag.
+    pub fn authed(&self) -> bool {
+        self.state.authed.load(Ordering::Relaxed)
+    }
+    /// A snapshot of the session.
+    pub fn info(&self) -> SessionInfo {
+        self.state.info()
+    }
+    /// Whether the session actor is still running.
+    pub fn connected(&self) -> bool {
+        self.addr.connected()
+    }
+
+    /// Queues `frame` for the peer without waiting.
+    ///
+    /// # Errors
+    /// The session's mailbox is full (the frame comes back) or closed.
+    pub fn send(&self, frame: Frame) -> Result<(), SendError<Frame>> {
+        self.addr.try_send(Outbound(frame)).map_err(|e| match e {
+            SendError::Full(Outbound(f)) => SendError::Full(f),
+            SendError::Closed(Outbound(f)) => SendError::Closed(f),
+        })
+    }
+
+    /// Queues `frame`, waiting for mailbox room; `Ok(false)` if the session
+    /// refused it (too large, or dropped under [`SlowPeer`]).
+    ///
+    /// # Errors
+    /// The session is gone.
+    pub async fn send_wait(&self, frame: Frame) -> Result<bool, MailboxError> {
+        self.addr.send(Outbound(frame)).await
+    }
+
+    /// Sets `authed` (who receives publishes).
+    pub fn set_authed(&self, authed: bool) {
+        self.state.authed.store(authed, Ordering::Relaxed);
+    }
+
+    /// Sets the priority (0–7, clamped): IP_TOS on the socket, and a
+    /// QOSSETUP packet tells the client to do the same.
+    ///
+    /// # Errors
+    /// The session is gone or its mailbox is full.
+    pub fn set_priority(&self, priority: u8) -> Result<(), SendError<()>> {
+        self.addr
+            .try_send(SetPriority(priority.min(7)))
+            .map_err(|e| match e {
+                SendError::Full(_) => SendError::Full(()),
+                SendError::Closed(_) => SendError::Closed(()),
+            })
+    }
+
+    /// Closes the connection after what is queued has been written.
+    pub fn close(&self) {
+        let _ = self.addr.try_send(Close);
+    }
+}
+
+/// Write a packet to the peer. Answers `false` when the packet was refused
+/// (larger than the packet limit, or dropped by [`SlowPeer::DropNewest`]).
+#[derive(Debug, Message)]
+#[rtype(result = "bool")]
+pub struct Outbound(pub Frame);
+
+/// Close the connection once the output is flushed.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Close;
+
+/// Set VSOA's `authed` flag.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct SetAuthed(pub bool);
+
+/// Set the priority (see [`SessionRef::set_priority`]).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct SetPriority(pub(crate) u8);
+
+/// The actor serving one connected peer.
+pub struct Session {
+    state: Arc<SessionState>,
+    shared: Rc<Shared>,
+    io: Rc<SharedIo>,
+    writer: FramedWrite<Frame, IoWrite, FrameCodec>,
+    /// Bytes handed to the writer so far (`encoded - io.written()` is queued).
+    encoded: u64,
+    /// `written` when the pending stall check was scheduled.
+    stall_mark: Option<u64>,
+    phase: Phase,
+    reason: Option<String>,
+    _permit: OwnedSemaphorePermit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for SERVINFO.
+    Hello,
+    /// A throttled SERVINFO is waiting to be judged.
+    Judging,
+    Ready,
+    /// Flushing, then closing; input is ignored.
+    Closing,
+}
+
+impl Session {
+    pub(crate) fn spawn(
+        shared: Rc<Shared>,
+        stream: Transport,
+        peer: SocketAddr,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let tls = !matches!(stream, Transport::Plain(_));
+        let id = shared.next_id();
+        Session::create(move |ctx| {
+            ctx.set_mailbox_capacity(shared.server.options.session_mailbox);
+            let io = SharedIo::new(stream);
+            ctx.add_stream(FrameStream::new(IoRead(io.clone()), FrameCodec::tcp()));
+            let mut writer = FramedWrite::new(IoWrite(io.clone()), FrameCodec::tcp(), ctx);
+            // psvc bounds the queue itself (SlowPeer); never let actix pause
+            // the session's input while it drains.
+            writer.set_buffer_capacity(usize::MAX / 4, usize::MAX / 2);
+            let state = Arc::new(SessionState {
+                id,
+                peer,
+                tls,
+                priority: AtomicU8::new(0),
+                authed: AtomicBool::new(false),
+                quick_port: AtomicU32::new(0),
+                dropped: AtomicU64::new(0),
+                subscriptions: Mutex::new(Vec::new()),
+            });
+            Session {
+                state,
+                shared,
+                io,
+                writer,
+                encoded: 0,
+                stall_mark: None,
+                phase: Phase::Hello,
+                reason: None,
+                _permit: permit,
+            }
+        });
+    }
+
+    fn session_ref(&self, ctx: &Context<Self>) -> SessionRef {
+        SessionRef {
+            state: self.state.clone(),
+            addr: ctx.address(),
+        }
+    }
+
+    /// Ends the session at once (output not flushed).
+    fn abort(&mut self, reason: String, ctx: &mut Context<Self>) {
+        tracing::warn!(id = self.state.id, peer = %self.state.peer, %reason, "closing connection");
+        self.reason.get_or_insert(reason);
+        self.phase = Phase::Closing;
+        ctx.stop();
+    }
+
+    /// Flushes what is queued, then closes.
+    fn close_after_flush(&mut self, reason: String) {
+        tracing::debug!(id = self.state.id, peer = %self.state.peer, %reason, "closing connection");
+        self.reason.get_or_insert(reason);
+        self.phase = Phase::Closing;
+        self.writer.close();
+    }
+
+    /// Queues `frame` under the slow-peer policy; `false` if refused.
+    fn write(&mut self, frame: Frame, ctx: &mut Context<Self>) -> bool {
+        let len = frame.encoded_len();
+        if len > FrameCodec::tcp().max() || frame.url.len() > usize::from(u16::MAX) {
+            tracing::warn!(
+                id = self.state.id,
+                len,
+                "outgoing packet over the limit, not sent"
+            );
+            return false;
+        }
+        if self.writer.closed() {
+            return false;
+        }
+        let options = &self.shared.server.options;
+        let queued = self.encoded - self.io.written();
+        if queued + len as u64 > options.send_buffer as u64 {
+            match options.slow_peer {
+                SlowPeer::Disconnect => {
+                    self.abort(format!("slow peer: {queued} bytes unread"), ctx);
+                }
+                SlowPeer::DropNewest => {
+                    self.state.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            return false;
+        }
+        self.writer.write(frame);
+        self.encoded += len as u64;
+        if self.stall_mark.is_none() {
+            self.watch_output(ctx);
+        }
+        true
+    }
+
+    /// Checks after `send_timeout` that queued output moved.
+    fn watch_output(&mut self, ctx: &mut Context<Self>) {
+        let mark = self.io.written();
+        self.stall_mark = Some(mark);
+        ctx.run_later(self.shared.server.options.send_timeout, move |act, ctx| {
+            let written = act.io.written();
+            if act.encoded == written {
+                act.stall_mark = None;
+            } else if written == mark && act.shared.server.options.slow_peer == SlowPeer::Disconnect
+            {
+                let queued = act.encoded - written;
+                act.abort(format!("send timeout: {queued} bytes unread"), ctx);
+            } else {
+                act.watch_output(ctx);
+            }
+        });
+    }
+
+    fn on_frame(&mut self, frame: Frame, ctx: &mut Context<Self>) {
+        if frame.is_reply() {
+            return self.abort(format!("{:?} REPLY sent to a server", frame.kind), ctx);
+        }
+        match self.phase {
+            Phase::Closing | Phase::Judging => {}
+            Phase::Hello if frame.kind != Kind::ServInfo => {
+                self.abort(format!("expected SERVINFO, got {:?}", frame.kind), ctx);
+            }
+            Phase::Hello => {
+                let policy = self.shared.server.options.throttle;
+                let delay = self.shared.failures.delay(self.state.peer.ip(), &policy);
+                if delay.is_zero() {
+                    self.handshake(&frame, ctx);
+                } else {
+                    tracing::debug!(peer = %self.state.peer, ?delay, "handshake throttled");
+                    self.phase = Phase::Judging;
+                    ctx.run_later(delay, move |act, ctx| act.handshake(&frame, ctx));
+                }
+            }
+            Phase::Ready => self.on_packet(frame, ctx),
+        }
+    }
+
+    fn handshake(&mut self, frame: &Frame, ctx: &mut Context<Self>) {
+        let param: serde_json::Value = serde_json::from_slice(&frame.param).unwrap_or_default();
+        let client_certificate = self.state.tls && self.shared.server.tls.is_some();
+        let hello = Hello {
+            peer: self.state.peer,
+            password: param.get("passwd").and_then(serde_json::Value::as_str),
+            param: &param,
+            client_certificate,
+        };
+        let ip = self.state.peer.ip();
+        match self.shared.server.auth.judge(&hello) {
+            Verdict::Accept { authed } => {
+                self.shared.failures.succeeded(ip);
+                self.state.authed.store(authed, Ordering::Relaxed);
+                if frame.flags.contains(Flags::TUNNEL) && !self.state.tls {
+                    self.state
+                        .quick_port
+                        .store(u32::from(frame.tunid), Ordering::Relaxed);
+                }
+                self.phase = Phase::Ready;
+                let reply = frame
+                    .reply()
+                    .param(Bytes::copy_from_slice(self.shared.server.info.as_bytes()))
+                    .data(Bytes::copy_from_slice(&self.state.id.to_be_bytes()));
+                self.write(reply, ctx);
+                self.shared.register(self.session_ref(ctx));
+                tracing::debug!(id = self.state.id, peer = %self.state.peer, "client connected");
+                self.shared.emit(ClientEvent::Connected(self.state.info()));
+            }
+            Verdict::Reject => {
+                self.shared
+                    .failures
+                    .failed(ip, &self.shared.server.options.throttle);
+                self.write(frame.reply().status(Status::PASSWORD), ctx);
+                self.close_after_flush("wrong password".into());
+            }
+        }
+    }
+
+    fn on_packet(&mut self, frame: Frame, ctx: &mut Context<Self>) {
+        match frame.kind {
+            Kind::PingEcho => {
+                self.write(frame.reply(), ctx);
+            }
+            Kind::Noop | Kind::ServInfo | Kind::QosSetup => {}
+            Kind::Subscribe | Kind::Unsubscribe => self.on_subscription(frame, ctx),
+            Kind::Rpc | Kind::Datagram | Kind::Publish => self.forward(frame, ctx),
+        }
+    }
+
+    fn on_subscription(&mut self, frame: Frame, ctx: &mut Context<Self>) {
+        let urls = match subscription_urls(&frame) {
+            Some(urls) => urls,
+            None => {
+                self.write(frame.reply().status(Status::ARGUMENTS), ctx);
+                return;
+            }
+        };
+        let subscribe = frame.kind == Kind::Subscribe;
+        {
+            let mut subs = self.state.subscriptions.lock();
+            for url in &urls {
+                let pos = subs.iter().position(|s| s == url);
+                match (subscribe, pos) {
+                    (true, None) => subs.push(url.clone()),
+                    (false, Some(i)) => {
+                        subs.remove(i);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.write(frame.reply(), ctx);
+        for url in urls {
+            let id = self.state.id;
+            self.shared.emit(if subscribe {
+                ClientEvent::Subscribed { id, url }
+            } else {
+                ClientEvent::Unsubscribed { id, url }
+            });
+        }
+        if self.shared.server.inbound.is_some() {
+            self.forward(frame, ctx);
+        }
+    }
+
+    fn forward(&mut self, frame: Frame, ctx: &mut Context<Self>) {
+        let Some(inbound) = self.shared.server.inbound.clone() else {
+            if frame.kind == Kind::Rpc {
+                self.write(frame.reply().status(Status::INVALID_URL), ctx);
+            }
+            return;
+        };
+        let msg = Inbound {
+            session: self.session_ref(ctx),
+            frame,
+        };
+        match inbound.try_send(msg) {
+            Ok(()) => {}
+            Err(SendError::Full(msg)) => {
+                // Back-pressure: this peer's input waits until the
+                // dispatcher has room; other sessions are not affected.
+                ctx.wait(
+                    async move {
+                        let _ = inbound.send(msg).await;
+                    }
+                    .into_actor(self),
+                );
+            }
+            Err(SendError::Closed(msg)) => {
+                if msg.frame.kind == Kind::Rpc {
+                    self.write(msg.frame.reply().status(Status::NO_RESPONDING), ctx);
+                }
+            }
+        }
+    }
+}
+
+/// The URLs of a SUBSCRIBE/UNSUBSCRIBE: the url field, or a JSON list in
+/// param when the url is empty (VSOA's multi-URL form). `None` if invalid.
+fn subscription_urls(frame: &Frame) -> Option<Vec<String>> {
+    if !frame.url.is_empty() {
+        let url = frame.url_str()?;
+        return url.starts_with('/').then(|| vec![url.to_owned()]);
+    }
+    let list: Vec<String> = serde_json::from_slice(&frame.param).ok()?;
+    let urls: Vec<String> = list.into_iter().filter(|u| u.starts_with('/')).collect();
+    (!urls.is_empty()).then_some(urls)
+}
+
+impl Actor for Session {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let limit = self.shared.server.options.handshake_timeout;
+        ctx.run_later(limit, move |act, ctx| {
+            if matches!(act.phase, Phase::Hello | Phase::Judging) {
+                act.abort(format!("no handshake within {limit:?}"), ctx);
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.finish();
+    }
+}
+
+impl Session {
+    /// Deregisters and reports the disconnect (once; also from `Drop`, so a
+    /// panicking session is reported too).
+    fn finish(&mut self) {
+        let reason = self.reason.take().unwrap_or_else(|| "closed".into());
+        if self.shared.deregister(self.state.id) {
+            tracing::debug!(id = self.state.id, peer = %self.state.peer, %reason, "client disconnected");
+            self.shared.emit(ClientEvent::Disconnected {
+                info: self.state.info(),
+                reason,
+            });
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+impl StreamHandler<Result<Frame, CodecError>> for Session {
+    fn handle(&mut self, item: Result<Frame, CodecError>, ctx: &mut Self::Context) {
+        match item {
+            Ok(frame) => self.on_frame(frame, ctx),
+            Err(e) => self.abort(e.to_string(), ctx),
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        self.reason.get_or_insert_with(|| "peer closed".into());
+        if self.phase != Phase::Closing {
+            ctx.stop();
+        }
+    }
+}
+
+impl WriteHandler<CodecError> for Session {
+    fn error(&mut self, err: CodecError, ctx: &mut Self::Context) -> Running {
+        self.reason
+            .get_or_insert_with(|| format!("write failed: {err}"));
+        ctx.stop();
+        Running::Stop
+    }
+}
+
+impl Handler<Outbound> for Session {
+    type Result = bool;
+    fn handle(&mut self, Outbound(frame): Outbound, ctx: &mut Self::Context) -> bool {
+        self.phase == Phase::Ready && self.write(frame, ctx)
+    }
+}
+
+impl Handler<Close> for Session {
+    type Result = ();
+    fn handle(&mut self, _: Close, _: &mut Self::Context) {
+        self.close_after_flush("closed by the service".into());
+    }
+}
+
+impl Handler<SetAuthed> for Session {
+    type Result = ();
+    fn handle(&mut self, SetAuthed(authed): SetAuthed, _: &mut Self::Context) {
+        self.state.authed.store(authed, Ordering::Relaxed);
+    }
+}
+
+impl Handler<SetPriority> for Session {
+    type Result = ();
+    fn handle(&mut self, SetPriority(priority): SetPriority, ctx: &mut Self::Context) {
+        self.state.priority.store(priority, Ordering::Relaxed);
+        match self.io.with_tcp(|tcp| set_priority_tos(tcp, priority)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) | Err(e) => tracing::debug!(error = %e, "IP_TOS not set"),
+        }
+        if self.phase == Phase::Ready {
+            self.write(
+                Frame::new(Kind::QosSetup)
+                    .flags(Flags::REPLY)
+                    .status(Status(priority)),
+                ctx,
+            );
+        }
+    }
+}

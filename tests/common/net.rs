@@ -1,0 +1,131 @@
+//! Raw VSOA peers for the network tests: a plain tokio socket that writes
+//! and reads packets by hand, so tests can send exactly the bytes they mean.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use actix::prelude::*;
+use bytes::BytesMut;
+use psvc::frame::{self, Frame, Kind, MAX_TCP_PACKET};
+use psvc::socket::{Auth, ClientEvent, Server, ServerHandle};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A raw connection.
+pub struct Raw {
+    pub stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl Raw {
+    pub async fn connect(addr: SocketAddr) -> Raw {
+        Raw {
+            stream: TcpStream::connect(addr).await.unwrap(),
+            buf: BytesMut::new(),
+        }
+    }
+
+    pub async fn send(&mut self, frame: &Frame) {
+        let mut out = BytesMut::new();
+        frame::encode(frame, &mut out, MAX_TCP_PACKET).unwrap();
+        self.send_bytes(&out).await;
+    }
+
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    /// The next packet, or `None` if the server closed the connection.
+    pub async fn recv(&mut self) -> Option<Frame> {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match frame::decode(&mut self.buf, MAX_TCP_PACKET) {
+                    Ok(f) => return Some(f),
+                    Err(frame::Error::Incomplete(_)) => {}
+                    Err(e) => panic!("server sent a malformed packet: {e}"),
+                }
+                match self.stream.read_buf(&mut self.buf).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .expect("no packet and no close within 10 s")
+    }
+
+    /// Handshakes; returns the SERVINFO reply.
+    pub async fn hello(&mut self, password: Option<&str>) -> Frame {
+        let mut hello = Frame::new(Kind::ServInfo).seqno(1);
+        if let Some(pw) = password {
+            hello = hello.param(format!("{{\"passwd\":\"{pw}\"}}"));
+        }
+        self.send(&hello).await;
+        self.recv().await.expect("no SERVINFO reply")
+    }
+
+    /// Asserts the server closes the connection (reading whatever it still
+    /// sends) and returns the packets received before the close.
+    pub async fn expect_closed(&mut self) -> Vec<Frame> {
+        let mut got = Vec::new();
+        while let Some(f) = self.recv().await {
+            got.push(f);
+        }
+        got
+    }
+
+    pub async fn ping(&mut self, seqno: u32) -> Frame {
+        self.send(&Frame::new(Kind::PingEcho).seqno(seqno)).await;
+        self.recv().await.expect("no ping reply")
+    }
+}
+
+/// Collects [`ClientEvent`]s.
+#[derive(Default)]
+pub struct Events(pub std::sync::Arc<std::sync::Mutex<Vec<ClientEvent>>>);
+
+impl Actor for Events {
+    type Context = Context<Self>;
+}
+
+impl Handler<ClientEvent> for Events {
+    type Result = ();
+    fn handle(&mut self, e: ClientEvent, _: &mut Self::Context) {
+        self.0.lock().unwrap().push(e);
+    }
+}
+
+pub type EventLog = std::sync::Arc<std::sync::Mutex<Vec<ClientEvent>>>;
+
+/// A server on 127.0.0.1:0 with an event log.
+pub async fn server(server: Server) -> (ServerHandle, EventLog) {
+    let log = EventLog::default();
+    let events = Events(log.clone()).start();
+    let handle = server
+        .on_client(events.recipient())
+        .start("127.0.0.1:0")
+        .await
+        .unwrap();
+    (handle, log)
+}
+
+pub async fn anonymous() -> (ServerHandle, EventLog) {
+    server(Server::new(Auth::anonymous())).await
+}
+
+/// Waits (bounded) until `cond` holds on the event log.
+pub async fn until_event(log: &EventLog, mut cond: impl FnMut(&[ClientEvent]) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if cond(&log.lock().unwrap()) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "event not seen: {:?}",
+            log.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Real Python VSOA client (PyPI vsoa==1.0.4) for psvc interop tests.
+
+Usage: py_client.py HOST PORT [--password PW] [--call URL [--set] [--param JSON] [--data-hex HEX]]
+                              [--subscribe URL [--count N]]
+
+Prints exactly one JSON line on stdout:
+  success: {"ok":true,"info":<server info as received>,"ping":true|false[,"call":{...}][,"messages":[...]]}
+  failure: {"ok":false,"error":"<vsoa.Client error name>","code":<int>}   (exit 1)
+  other:   {"ok":false,"error":"<text>"}                                   (exit 2; 3 = hard timeout)
+Connects only to loopback. Hard overall timeout: 10 s.
+Run with the venv made by install.sh: DIR/venv/bin/python tests/peers/py_client.py 127.0.0.1 PORT
+"""
+import argparse, json, os, signal, sys, threading
+
+HARD_TIMEOUT = 10
+CONNECT_TIMEOUT = 5.0
+OP_TIMEOUT = 2.0
+
+
+def emit(obj, code):
+    sys.stdout.write(json.dumps(obj, separators=(',', ':')) + '\n')
+    sys.stdout.flush()
+    os._exit(code)
+
+
+def on_alarm(_sig, _frm):
+    emit({'ok': False, 'error': 'hard timeout (%d s)' % HARD_TIMEOUT}, 3)
+
+
+def jsonable(v):
+    """param as the library delivered it: parsed JSON, or bytes when not JSON."""
+    if isinstance(v, (bytes, bytearray)):
+        return bytes(v).decode('utf-8', 'replace')
+    return v
+
+
+def import_vsoa():
+    try:
+        import vsoa  # noqa: F401
+        return vsoa
+    except ImportError:
+        pass
+    # Fallback: re-exec with the venv install.sh puts in <repo>/target/peers.
+    here = os.path.dirname(os.path.abspath(__file__))
+    py = os.path.join(here, '..', '..', 'target', 'peers', 'venv', 'bin', 'python')
+    if os.path.exists(py) and os.path.realpath(py) != os.path.realpath(sys.executable) \
+            and not os.environ.get('PSVC_PEER_REEXEC'):
+        os.environ['PSVC_PEER_REEXEC'] = '1'
+        os.execv(py, [py] + sys.argv)
+    emit({'ok': False, 'error': 'python vsoa not importable (run tests/peers/install.sh)'}, 2)
+
+
+def main():
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(HARD_TIMEOUT)
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument('host')
+    ap.add_argument('port', type=int)
+    ap.add_argument('--password', default='')
+    ap.add_argument('--call')
+    ap.add_argument('--set', action='store_true')
+    ap.add_argument('--param')
+    ap.add_argument('--data-hex')
+    ap.add_argument('--subscribe')
+    ap.add_argument('--count', type=int, default=1)
+    try:
+        a = ap.parse_args()
+    except SystemExit:
+        emit({'ok': False, 'error': 'bad arguments'}, 2)
+
+    host = '127.0.0.1' if a.host == 'localhost' else a.host
+    if not host.startswith('127.'):
+        emit({'ok': False, 'error': 'refusing non-loopback host %s' % a.host}, 2)
+
+    vsoa = import_vsoa()
+    C = vsoa.Client
+    names = {getattr(C, n): n for n in ('CONNECT_OK', 'CONNECT_ERROR', 'CONNECT_UNREACHABLE',
+             'SERVER_NOT_FOUND', 'SERVER_NO_RESPONDING', 'INVALID_RESPONDING', 'INVALID_PASSWD',
+             'SSL_HS_FAILED')}
+
+    cli = C()
+    msgs, msg_ev = [], threading.Event()
+
+    def onmessage(_c, url, payload, quick):
+        msgs.append({'url': url, 'param': jsonable(payload.param),
+                     'data_hex': bytes(payload.data).hex() if payload.data else '', 'quick': quick})
+        if len(msgs) >= a.count:
+            msg_ev.set()
+    cli.onmessage = onmessage
+
+    rc = cli.connect('vsoa://%s:%d' % (host, a.port), a.password, timeout=CONNECT_TIMEOUT)
+    if rc != C.CONNECT_OK:
+        emit({'ok': False, 'error': names.get(rc, str(rc)), 'code': rc}, 1)
+    # server info as received: parsed JSON (object / string / ...) or None when absent
+    info = jsonable(cli._Client__info)
+
+    threading.Thread(target=cli.run, daemon=True).start()
+
+    ev, res = threading.Event(), []
+    cli.ping(lambda _c, ok: (res.append(ok), ev.set()), OP_TIMEOUT)
+    ev.wait(OP_TIMEOUT + 0.5)
+    out = {'ok': True, 'info': info, 'ping': bool(res and res[0])}
+
+    if a.call:
+        payload = {}
+        if a.param is not None:
+            payload['param'] = a.param.encode()   # sent verbatim
+        if a.data_hex:
+            payload['data'] = bytes.fromhex(a.data_hex)
+        h, p, code = cli.fetch(a.call, 1 if a.set else 0, payload or None, timeout=OP_TIMEOUT)
+        if h is None:
+            out['call'] = {'error': names.get(code, str(code)), 'code': code}
+        else:
+            out['call'] = {'status': h.status, 'param': jsonable(p.param),
+                           'data_hex': bytes(p.data).hex() if p.data else ''}
+
+    if a.subscribe:
+        sev, sres = threading.Event(), []
+        cli.subscribe(a.subscribe, lambda _c, ok: (sres.append(ok), sev.set()), OP_TIMEOUT)
+        sev.wait(OP_TIMEOUT + 0.5)
+        out['subscribed'] = bool(sres and sres[0])
+        if out['subscribed']:
+            msg_ev.wait(OP_TIMEOUT)
+        out['messages'] = msgs[:a.count]
+
+    try:
+        cli.close()
+    except Exception:
+        pass
+    emit(out, 0)
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except SystemExit:
+        raise
+    except BaseException as e:  # noqa: BLE001
+        emit({'ok': False, 'error': '%s: %s' % (type(e).__name__, e)}, 2)
