@@ -10,7 +10,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::{ClientOptions, ConnectError, ServerInfo};
-use crate::codec::{FrameCodec, FrameStream};
+use crate::codec::{CodecError, FrameCodec, FrameStream};
 use crate::frame::{self, Flags, Frame, Kind, Status};
 use crate::socket::io::{IoRead, IoWrite, SharedIo, Transport, tune};
 
@@ -123,6 +123,11 @@ async fn establish_inner(options: &ClientOptions) -> Result<Established, Connect
     let mut frames = FrameStream::new(IoRead(io.clone()), FrameCodec::tcp());
     let reply = match frames.next().await {
         Some(Ok(reply)) => reply,
+        // Under TLS 1.3 the server judges the client certificate after the
+        // client's handshake has finished: its refusal arrives here.
+        Some(Err(CodecError::Io(e))) if options.tls.is_some() => {
+            return Err(ConnectError::Tls(e.to_string()));
+        }
         Some(Err(e)) => return Err(ConnectError::InvalidResponding(e.to_string())),
         None => {
             return Err(ConnectError::NoResponding(

@@ -336,10 +336,7 @@ impl Session {
                         .store(u32::from(frame.tunid), Ordering::Relaxed);
                 }
                 self.phase = Phase::Ready;
-                let reply = frame
-                    .reply()
-                    .param(Bytes::copy_from_slice(self.shared.server.info.as_bytes()))
-                    .data(Bytes::copy_from_slice(&self.state.id.to_be_bytes()));
+                let reply = self.servinfo_reply(frame);
                 self.write(reply, ctx);
                 self.shared.register(self.session_ref(ctx));
                 tracing::debug!(id = self.state.id, peer = %self.state.peer, "client connected");
@@ -355,12 +352,25 @@ impl Session {
         }
     }
 
+    /// SERVINFO reply: the server info and the 4-byte client id.
+    fn servinfo_reply(&self, hello: &Frame) -> Frame {
+        hello
+            .reply()
+            .param(Bytes::copy_from_slice(self.shared.server.info.as_bytes()))
+            .data(Bytes::copy_from_slice(&self.state.id.to_be_bytes()))
+    }
+
     fn on_packet(&mut self, frame: Frame, ctx: &mut Context<Self>) {
         match frame.kind {
             Kind::PingEcho => {
                 self.write(frame.reply(), ctx);
             }
-            Kind::Noop | Kind::ServInfo | Kind::QosSetup => {}
+            // VSOA servers answer a repeated SERVINFO again (same id).
+            Kind::ServInfo => {
+                let reply = self.servinfo_reply(&frame);
+                self.write(reply, ctx);
+            }
+            Kind::Noop | Kind::QosSetup => {}
             Kind::Subscribe | Kind::Unsubscribe => self.on_subscription(frame, ctx),
             Kind::Rpc | Kind::Datagram | Kind::Publish => self.forward(frame, ctx),
         }

@@ -249,3 +249,4 @@ pub fn start_probes(
 }
 
 pub mod net;
+pub mod peers;

@@ -1,0 +1,168 @@
+//! TLS with rustls: a round trip over an encrypted session, certificates the
+//! client does not trust, and client-certificate verification.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::net::server;
+use psvc::client::{Client, ClientOptions};
+use psvc::socket::{Auth, ClientTls, Server, ServerTls};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+
+/// A CA and certificates it signed, written as PEM files.
+struct Pki {
+    dir: tempfile::TempDir,
+    ca: Issuer<'static, KeyPair>,
+}
+
+impl Pki {
+    fn new(name: &str) -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, format!("{name} CA"));
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), cert.pem()).unwrap();
+        Pki {
+            dir,
+            ca: Issuer::new(params, key),
+        }
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// Issues a certificate for `names`; returns (cert, key) paths.
+    fn issue(&self, file: &str, names: &[&str]) -> (PathBuf, PathBuf) {
+        let params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        let (c, k) = (
+            self.path(&format!("{file}.pem")),
+            self.path(&format!("{file}.key")),
+        );
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        (c, k)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+fn server_tls(pki: &Pki) -> ServerTls {
+    let (cert, key) = pki.issue("server", &["localhost", "127.0.0.1"]);
+    ServerTls::from_pem(cert, key).unwrap()
+}
+
+#[actix_rt::test]
+async fn tls_round_trip_with_password() {
+    let pki = Pki::new("test");
+    let (srv, _) = server(Server::new(Auth::password("pw")).tls(server_tls(&pki))).await;
+    let tls = ClientTls::new(pki.ca(), "localhost").unwrap();
+    let client = Client::connect(
+        ClientOptions::new(srv.local_addr().to_string())
+            .password("pw")
+            .tls(tls),
+    )
+    .await
+    .unwrap();
+    client.ping().await.unwrap();
+    client.subscribe(["/secure/"]).await.unwrap();
+    let info = srv.session_infos().await.unwrap().remove(0);
+    assert!(info.tls);
+    assert_eq!(info.subscriptions, vec!["/secure/"]);
+    assert_eq!(info.quick_port, None, "no quick channel under TLS");
+}
+
+#[actix_rt::test]
+async fn a_certificate_from_an_unknown_ca_is_rejected() {
+    let real = Pki::new("real");
+    let other = Pki::new("other");
+    let (srv, _) = server(Server::new(Auth::anonymous()).tls(server_tls(&real))).await;
+    let tls = ClientTls::new(other.ca(), "localhost").unwrap();
+    let err = Client::connect(ClientOptions::new(srv.local_addr().to_string()).tls(tls))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), 7, "{err}");
+    // Wrong name with the right CA is rejected too.
+    let tls = ClientTls::new(real.ca(), "elsewhere.example").unwrap();
+    let err = Client::connect(ClientOptions::new(srv.local_addr().to_string()).tls(tls))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), 7, "{err}");
+    // A plain-TCP client talking to a TLS server gets no SERVINFO.
+    let err = Client::connect(
+        ClientOptions::new(srv.local_addr().to_string())
+            .connect_timeout(std::time::Duration::from_millis(500)),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err.code(), 4 | 5), "{err}");
+    assert!(srv.sessions().await.unwrap().is_empty());
+}
+
+#[actix_rt::test]
+async fn client_certificates_are_verified_when_required() {
+    let pki = Pki::new("corp");
+    let (cert, key) = pki.issue("server", &["localhost"]);
+    let (ccert, ckey) = pki.issue("device-7", &["device-7"]);
+    let tls = ServerTls::with_client_auth(&cert, &key, pki.ca()).unwrap();
+    let (srv, _) = server(Server::new(Auth::anonymous()).tls(tls)).await;
+    let addr = srv.local_addr().to_string();
+
+    let with_cert = ClientTls::with_client_cert(pki.ca(), "localhost", &ccert, &ckey).unwrap();
+    let client = Client::connect(ClientOptions::new(addr.clone()).tls(with_cert))
+        .await
+        .unwrap();
+    client.ping().await.unwrap();
+
+    let without = ClientTls::new(pki.ca(), "localhost").unwrap();
+    let err = Client::connect(
+        ClientOptions::new(addr.clone())
+            .tls(without)
+            .connect_timeout(std::time::Duration::from_secs(2)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), 7, "{err}");
+
+    let stranger = Pki::new("stranger");
+    let (scert, skey) = stranger.issue("intruder", &["intruder"]);
+    let foreign = ClientTls::with_client_cert(pki.ca(), "localhost", &scert, &skey).unwrap();
+    let err = Client::connect(
+        ClientOptions::new(addr)
+            .tls(foreign)
+            .connect_timeout(std::time::Duration::from_secs(2)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), 7, "{err}");
+    assert_eq!(
+        srv.sessions().await.unwrap().len(),
+        1,
+        "only the trusted device got in"
+    );
+}
+
+#[test]
+fn bad_pem_files_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate").unwrap();
+    let err = ServerTls::from_pem(&junk, &junk).unwrap_err().to_string();
+    assert!(err.contains("junk.pem"), "{err}");
+    let err = ClientTls::new(Path::new("/nonexistent/ca.pem"), "localhost")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+}
