@@ -70,7 +70,7 @@ pub enum Error {
 }
 
 /// Packet type (header byte 1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Kind {
     /// Handshake: client hello and server info.
     ServInfo,
@@ -86,7 +86,8 @@ pub enum Kind {
     Datagram,
     /// Client sets its priority.
     QosSetup,
-    /// Ignored by the receiver.
+    /// Ignored by the receiver (the default).
+    #[default]
     Noop,
     /// Keepalive request and echo.
     PingEcho,
@@ -233,12 +234,6 @@ pub struct Frame {
     pub param: Bytes,
     /// Raw data.
     pub data: Bytes,
-}
-
-impl Default for Kind {
-    fn default() -> Self {
-        Kind::Noop
-    }
 }
 
 impl Frame {

@@ -298,10 +298,10 @@ impl ClientActor {
         match frame.kind {
             Kind::QosSetup => {
                 let priority = frame.status.0.min(7);
-                if let Some(conn) = &self.conn {
-                    if let Ok(Err(e)) = conn.io.with_tcp(|tcp| set_priority_tos(tcp, priority)) {
-                        tracing::debug!(error = %e, "IP_TOS not set");
-                    }
+                if let Some(conn) = &self.conn
+                    && let Ok(Err(e)) = conn.io.with_tcp(|tcp| set_priority_tos(tcp, priority))
+                {
+                    tracing::debug!(error = %e, "IP_TOS not set");
                 }
                 self.emit(ClientMessage::Priority(priority));
             }
