@@ -236,10 +236,31 @@ pub enum ClientMessage {
     Priority(u8),
 }
 
-/// A handle on a client actor.
+/// A handle on a client actor. Clones share the connection; when the last
+/// clone is dropped the client closes.
 #[derive(Debug, Clone)]
 pub struct Client {
     addr: Addr<ClientActor>,
+    _owner: std::sync::Arc<CloseOnDrop>,
+}
+
+/// Closes the client when the last handle goes.
+#[derive(Debug)]
+struct CloseOnDrop(Addr<ClientActor>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.try_send(Command::Close);
+    }
+}
+
+impl Client {
+    fn from_addr(addr: Addr<ClientActor>) -> Self {
+        Self {
+            _owner: std::sync::Arc::new(CloseOnDrop(addr.clone())),
+            addr,
+        }
+    }
 }
 
 pub(crate) use actor::{Command, Reply};
@@ -254,7 +275,7 @@ impl Client {
         let (tx, rx) = oneshot::channel();
         let addr = ClientActor::new(options, Some(tx)).start();
         match rx.await {
-            Ok(Ok(())) => Ok(Client { addr }),
+            Ok(Ok(())) => Ok(Client::from_addr(addr)),
             Ok(Err(e)) => {
                 let _ = addr.try_send(Command::Close);
                 Err(e)
@@ -266,9 +287,7 @@ impl Client {
     /// Starts a client that connects in the background (and, in robot
     /// mode, retries until it succeeds).
     pub fn start(options: ClientOptions) -> Client {
-        Client {
-            addr: ClientActor::new(options, None).start(),
-        }
+        Client::from_addr(ClientActor::new(options, None).start())
     }
 
     async fn command(&self, command: Command) -> Result<Reply, RequestError> {

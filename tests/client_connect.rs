@@ -211,3 +211,26 @@ async fn server_pushes_reach_the_client_and_priority_is_applied() {
     );
     assert!(client.is_connected().await);
 }
+
+#[actix_rt::test]
+async fn dropping_the_last_client_handle_closes_the_connection() {
+    let (srv, events) = anonymous().await;
+    let client = Client::connect(ClientOptions::new(srv.local_addr().to_string()))
+        .await
+        .unwrap();
+    let second = client.clone();
+    drop(client);
+    second.ping().await.unwrap();
+    assert_eq!(
+        srv.sessions().await.unwrap().len(),
+        1,
+        "a clone keeps it open"
+    );
+    drop(second);
+    common::net::until_event(&events, |e| {
+        e.iter()
+            .any(|e| matches!(e, psvc::socket::ClientEvent::Disconnected { .. }))
+    })
+    .await;
+    assert!(srv.sessions().await.unwrap().is_empty());
+}

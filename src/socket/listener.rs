@@ -24,6 +24,9 @@ pub(crate) struct Shared {
     pub(crate) failures: Failures,
     sessions: RefCell<HashMap<u32, SessionRef>>,
     next_id: Cell<u32>,
+    /// Set when the listener stops: sessions still in their handshake
+    /// close instead of joining.
+    pub(crate) stopped: Cell<bool>,
 }
 
 impl Shared {
@@ -113,6 +116,7 @@ impl Listener {
                 failures: Failures::default(),
                 sessions: RefCell::new(HashMap::new()),
                 next_id: Cell::new(1),
+                stopped: Cell::new(false),
             }),
         })
     }
@@ -145,6 +149,7 @@ impl Actor for Listener {
     fn stopped(&mut self, _: &mut Self::Context) {
         // Sessions live on without their listener only as long as it takes
         // to flush: close them all.
+        self.shared.stopped.set(true);
         let sessions: Vec<SessionRef> = self.shared.sessions.borrow().values().cloned().collect();
         for s in sessions {
             s.close();

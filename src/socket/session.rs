@@ -327,6 +327,9 @@ impl Session {
         };
         let ip = self.state.peer.ip();
         match self.shared.server.auth.judge(&hello) {
+            Verdict::Accept { .. } if self.shared.stopped.get() => {
+                self.abort("server stopping".into(), ctx);
+            }
             Verdict::Accept { authed } => {
                 self.shared.failures.succeeded(ip);
                 self.state.authed.store(authed, Ordering::Relaxed);
