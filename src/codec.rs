@@ -42,38 +42,40 @@ pub enum CodecError {
 /// Encodes and decodes [`Frame`]s with a size limit.
 #[derive(Debug, Clone, Copy)]
 pub struct FrameCodec {
-    max: usize,
+    /// At most 4 GiB; `u32` keeps a session's read state small.
+    max: u32,
 }
 
 impl FrameCodec {
     /// The TCP limit (256 KiB per packet).
     pub const fn tcp() -> Self {
         Self {
-            max: MAX_TCP_PACKET,
+            max: MAX_TCP_PACKET as u32,
         }
     }
 
     /// The UDP quick-channel limit (65 507 bytes per packet).
     pub const fn udp() -> Self {
         Self {
-            max: MAX_UDP_PACKET,
+            max: MAX_UDP_PACKET as u32,
         }
     }
 
-    /// A custom limit (header included); at least 20 bytes.
+    /// A custom limit (header included), clamped to 20 bytes … 4 GiB − 1.
     pub const fn with_max(max: usize) -> Self {
-        Self {
-            max: if max < frame::HEADER_LEN {
-                frame::HEADER_LEN
-            } else {
-                max
-            },
-        }
+        let max = if max < frame::HEADER_LEN {
+            frame::HEADER_LEN
+        } else if max > u32::MAX as usize {
+            u32::MAX as usize
+        } else {
+            max
+        };
+        Self { max: max as u32 }
     }
 
     /// The limit in force.
     pub const fn max(&self) -> usize {
-        self.max
+        self.max as usize
     }
 }
 
@@ -88,7 +90,7 @@ impl Decoder for FrameCodec {
     type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
-        match frame::decode(src, self.max) {
+        match frame::decode(src, self.max()) {
             Ok(frame) => Ok(Some(frame)),
             Err(frame::Error::Incomplete(need)) => {
                 // Size the buffer once for the whole packet (the header check
@@ -113,7 +115,7 @@ impl Encoder<Frame> for FrameCodec {
     type Error = CodecError;
 
     fn encode(&mut self, item: Frame, dst: &mut BytesMut) -> Result<(), CodecError> {
-        frame::encode(&item, dst, self.max).map_err(Into::into)
+        frame::encode(&item, dst, self.max()).map_err(Into::into)
     }
 }
 
@@ -121,7 +123,7 @@ impl Encoder<&Frame> for FrameCodec {
     type Error = CodecError;
 
     fn encode(&mut self, item: &Frame, dst: &mut BytesMut) -> Result<(), CodecError> {
-        frame::encode(item, dst, self.max).map_err(Into::into)
+        frame::encode(item, dst, self.max()).map_err(Into::into)
     }
 }
 
@@ -136,8 +138,8 @@ const STACK_READ: usize = 2048;
 #[derive(Debug)]
 pub struct FrameStream<R> {
     io: R,
-    codec: FrameCodec,
     buf: BytesMut,
+    codec: FrameCodec,
     done: bool,
 }
 
@@ -150,6 +152,17 @@ impl<R> FrameStream<R> {
             buf: BytesMut::new(),
             done: false,
         }
+    }
+
+    /// The reader.
+    pub fn get_ref(&self) -> &R {
+        &self.io
+    }
+
+    /// The reader, mutably (e.g. to write to a duplex transport; never read
+    /// from it directly, or frames get lost).
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.io
     }
 
     /// Heap bytes held for incomplete input (0 when idle).

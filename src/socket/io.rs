@@ -5,10 +5,10 @@
 //! at a time, so the halves can share the stream through an `Rc<RefCell<_>>`
 //! (as actix's own writer does) instead of `tokio::io::split`'s `Arc` and
 //! lock. The shared cell also keeps the TCP socket reachable for options set
-//! after the handshake (IP_TOS on QOSSETUP) and counts written bytes, which
-//! is how a session knows how much output a slow peer has left queued.
+//! after the handshake (IP_TOS on QOSSETUP). The client uses these halves;
+//! a server session keeps its transport inline (see `session.rs`).
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -70,23 +70,16 @@ impl AsyncWrite for Transport {
     }
 }
 
-/// The transport plus the count of bytes written to it.
+/// The transport shared by a client's read and write halves.
 pub(crate) struct SharedIo {
     stream: RefCell<Transport>,
-    written: Cell<u64>,
 }
 
 impl SharedIo {
     pub(crate) fn new(stream: Transport) -> Rc<Self> {
         Rc::new(Self {
             stream: RefCell::new(stream),
-            written: Cell::new(0),
         })
-    }
-
-    /// Bytes the kernel has accepted so far.
-    pub(crate) fn written(&self) -> u64 {
-        self.written.get()
     }
 
     /// Runs `f` on the TCP socket (for socket options).
@@ -107,7 +100,7 @@ fn busy_mut(_: std::cell::BorrowMutError) -> io::Error {
 /// The read half.
 pub(crate) struct IoRead(pub(crate) Rc<SharedIo>);
 
-/// The write half; counts written bytes.
+/// The write half.
 pub(crate) struct IoWrite(pub(crate) Rc<SharedIo>);
 
 impl AsyncRead for IoRead {
@@ -127,13 +120,8 @@ impl AsyncWrite for IoWrite {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let shared = &self.0;
-        let mut stream = shared.stream.try_borrow_mut().map_err(busy_mut)?;
-        let res = Pin::new(&mut *stream).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = res {
-            shared.written.set(shared.written.get() + n as u64);
-        }
-        res
+        let mut stream = self.0.stream.try_borrow_mut().map_err(busy_mut)?;
+        Pin::new(&mut *stream).poll_write(cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut stream = self.0.stream.try_borrow_mut().map_err(busy_mut)?;

@@ -9,20 +9,25 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix::WeakAddr;
 use actix::prelude::*;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::auth::Failures;
 use super::io::{Transport, tune};
-use super::session::{Session, SessionRef};
+use super::session::{Session, SessionRef, SessionState};
 use super::{ClientEvent, Server, ServerError, SessionInfo};
+
+/// A session in the registry. The address is weak: the registry does not
+/// keep a sender (and its allocation) alive per peer.
+type Registered = (Arc<SessionState>, WeakAddr<Session>);
 
 /// State shared by a listener and its sessions (all on one arbiter).
 pub(crate) struct Shared {
     pub(crate) server: Server,
     pub(crate) failures: Failures,
-    sessions: RefCell<HashMap<u32, SessionRef>>,
+    sessions: RefCell<HashMap<u32, Registered>>,
     next_id: Cell<u32>,
     /// Set when the listener stops: sessions still in their handshake
     /// close instead of joining.
@@ -42,8 +47,20 @@ impl Shared {
         }
     }
 
-    pub(crate) fn register(&self, session: SessionRef) {
-        self.sessions.borrow_mut().insert(session.id(), session);
+    pub(crate) fn register(&self, state: Arc<SessionState>, addr: WeakAddr<Session>) {
+        self.sessions.borrow_mut().insert(state.id, (state, addr));
+    }
+
+    /// Handles on the live sessions.
+    pub(crate) fn sessions(&self) -> Vec<SessionRef> {
+        let mut list: Vec<SessionRef> = self
+            .sessions
+            .borrow()
+            .values()
+            .filter_map(|(state, addr)| Some(SessionRef::new(state.clone(), addr.upgrade()?)))
+            .collect();
+        list.sort_by_key(SessionRef::id);
+        list
     }
 
     /// Removes `id`; `true` if it was registered (handshake completed).
@@ -150,8 +167,7 @@ impl Actor for Listener {
         // Sessions live on without their listener only as long as it takes
         // to flush: close them all.
         self.shared.stopped.set(true);
-        let sessions: Vec<SessionRef> = self.shared.sessions.borrow().values().cloned().collect();
-        for s in sessions {
+        for s in self.shared.sessions() {
             s.close();
         }
         tracing::info!(addr = %self.local, "listener stopped");
@@ -243,9 +259,7 @@ pub struct ListSessions;
 impl Handler<ListSessions> for Listener {
     type Result = MessageResult<ListSessions>;
     fn handle(&mut self, _: ListSessions, _: &mut Self::Context) -> Self::Result {
-        let mut list: Vec<SessionRef> = self.shared.sessions.borrow().values().cloned().collect();
-        list.sort_by_key(SessionRef::id);
-        MessageResult(list)
+        MessageResult(self.shared.sessions())
     }
 }
 

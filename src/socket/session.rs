@@ -6,17 +6,16 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
-use actix::io::{FramedWrite, WriteHandler};
 use actix::prelude::*;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::auth::{Hello, Verdict};
-use super::io::{IoRead, IoWrite, SharedIo, Transport, set_priority_tos};
+use super::io::{Transport, set_priority_tos};
 use super::listener::Shared;
 use super::{ClientEvent, Inbound, SessionInfo, SlowPeer};
-use crate::codec::{CodecError, FrameCodec, FrameStream};
+use crate::codec::{FrameCodec, FrameStream};
 use crate::frame::{Flags, Frame, Kind, Status};
 
 /// What every holder of a [`SessionRef`] can read about the session.
@@ -58,6 +57,10 @@ pub struct SessionRef {
 }
 
 impl SessionRef {
+    pub(crate) fn new(state: Arc<SessionState>, addr: Addr<Session>) -> Self {
+        Self { state, addr }
+    }
+
     /// Client id.
     pub fn id(&self) -> u32 {
         self.state.id
@@ -150,18 +153,63 @@ pub struct SetAuthed(pub bool);
 pub(crate) struct SetPriority(pub(crate) u8);
 
 /// The actor serving one connected peer.
+///
+/// Everything a connection needs lives inline in this struct (transport,
+/// read state, output queue), driven by one [`Pump`] future inside the
+/// actor's context: an idle session is one tokio task, one mailbox and the
+/// socket, with no read buffer and no write buffer allocated.
 pub struct Session {
     state: Arc<SessionState>,
     shared: Rc<Shared>,
-    io: Rc<SharedIo>,
-    writer: FramedWrite<Frame, IoWrite, FrameCodec>,
-    /// Bytes handed to the writer so far (`encoded - io.written()` is queued).
-    encoded: u64,
-    /// `written` when the pending stall check was scheduled.
-    stall_mark: Option<u64>,
+    /// The transport, read through the frame decoder.
+    conn: FrameStream<Transport>,
+    /// Encoded output not yet accepted by the socket.
+    out: bytes::BytesMut,
+    /// Bytes the socket has accepted so far.
+    written: u64,
+    /// `written` when the pending stall check was scheduled, or
+    /// [`NO_MARK`] when none is.
+    stall_mark: u64,
+    /// The pump's waker, to flush output queued outside of it.
+    waker: Option<std::task::Waker>,
+    pumping: bool,
+    /// The handshake deadline, cancelled once the client is in.
+    handshake_timer: SpawnHandle,
     phase: Phase,
-    reason: Option<String>,
+    reason: Option<Box<str>>,
     _permit: OwnedSemaphorePermit,
+}
+
+/// `stall_mark` when no stall check is pending.
+const NO_MARK: u64 = u64::MAX;
+
+/// Frames handled per wake-up before the session yields to its mailbox.
+const READ_BUDGET: usize = 64;
+
+/// Drives a session's socket: reads and handles frames, writes queued output.
+struct Pump;
+
+impl ActorFuture<Session> for Pump {
+    type Output = ();
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        act: &mut Session,
+        ctx: &mut Context<Session>,
+        task: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if !act
+            .waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(task.waker()))
+        {
+            act.waker = Some(task.waker().clone());
+        }
+        act.pumping = true;
+        let poll = act.pump(ctx, task);
+        act.pumping = false;
+        poll
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,12 +234,7 @@ impl Session {
         let id = shared.next_id();
         Session::create(move |ctx| {
             ctx.set_mailbox_capacity(shared.server.options.session_mailbox);
-            let io = SharedIo::new(stream);
-            ctx.add_stream(FrameStream::new(IoRead(io.clone()), FrameCodec::tcp()));
-            let mut writer = FramedWrite::new(IoWrite(io.clone()), FrameCodec::tcp(), ctx);
-            // psvc bounds the queue itself (SlowPeer); never let actix pause
-            // the session's input while it drains.
-            writer.set_buffer_capacity(usize::MAX / 4, usize::MAX / 2);
+            ctx.spawn(Pump);
             let state = Arc::new(SessionState {
                 id,
                 peer,
@@ -205,10 +248,13 @@ impl Session {
             Session {
                 state,
                 shared,
-                io,
-                writer,
-                encoded: 0,
-                stall_mark: None,
+                conn: FrameStream::new(stream, FrameCodec::tcp()),
+                out: bytes::BytesMut::new(),
+                written: 0,
+                stall_mark: NO_MARK,
+                waker: None,
+                pumping: false,
+                handshake_timer: SpawnHandle::default(),
                 phase: Phase::Hello,
                 reason: None,
                 _permit: permit,
@@ -226,7 +272,7 @@ impl Session {
     /// Ends the session at once (output not flushed).
     fn abort(&mut self, reason: String, ctx: &mut Context<Self>) {
         tracing::warn!(id = self.state.id, peer = %self.state.peer, %reason, "closing connection");
-        self.reason.get_or_insert(reason);
+        self.reason.get_or_insert(reason.into());
         self.phase = Phase::Closing;
         ctx.stop();
     }
@@ -234,9 +280,86 @@ impl Session {
     /// Flushes what is queued, then closes.
     fn close_after_flush(&mut self, reason: String) {
         tracing::debug!(id = self.state.id, peer = %self.state.peer, %reason, "closing connection");
-        self.reason.get_or_insert(reason);
+        self.reason.get_or_insert(reason.into());
         self.phase = Phase::Closing;
-        self.writer.close();
+        self.wake_pump();
+    }
+
+    fn wake_pump(&self) {
+        if !self.pumping
+            && let Some(w) = &self.waker
+        {
+            w.wake_by_ref();
+        }
+    }
+
+    /// One turn of the pump: handle what the peer sent, then write.
+    fn pump(
+        &mut self,
+        ctx: &mut Context<Self>,
+        task: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        use std::task::Poll;
+        let mut budget = READ_BUDGET;
+        while self.phase != Phase::Closing && !ctx.waiting() {
+            if budget == 0 {
+                task.waker().wake_by_ref();
+                break;
+            }
+            match std::pin::Pin::new(&mut self.conn).poll_next(task) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    budget -= 1;
+                    self.on_frame(frame, ctx);
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    self.abort(e.to_string(), ctx);
+                    return Poll::Ready(());
+                }
+                Poll::Ready(None) => {
+                    self.reason.get_or_insert_with(|| "peer closed".into());
+                    ctx.stop();
+                    return Poll::Ready(());
+                }
+                Poll::Pending => break,
+            }
+        }
+        match self.poll_flush_out(task) {
+            Poll::Ready(Err(e)) => {
+                self.reason
+                    .get_or_insert_with(|| format!("write failed: {e}").into());
+                ctx.stop();
+                Poll::Ready(())
+            }
+            Poll::Ready(Ok(())) if self.phase == Phase::Closing => {
+                ctx.stop();
+                Poll::Ready(())
+            }
+            _ => Poll::Pending,
+        }
+    }
+
+    /// Writes queued output until done or the socket is full. An emptied
+    /// queue gives its memory back.
+    fn poll_flush_out(
+        &mut self,
+        task: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use bytes::Buf;
+        use std::task::{Poll, ready};
+        use tokio::io::AsyncWrite;
+        let io = self.conn.get_mut();
+        while !self.out.is_empty() {
+            let n = ready!(std::pin::Pin::new(&mut *io).poll_write(task, &self.out))?;
+            if n == 0 {
+                return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+            }
+            self.out.advance(n);
+            self.written += n as u64;
+        }
+        if self.out.capacity() > 0 {
+            self.out = bytes::BytesMut::new();
+        }
+        std::pin::Pin::new(io).poll_flush(task)
     }
 
     /// Queues `frame` under the slow-peer policy; `false` if refused.
@@ -250,12 +373,12 @@ impl Session {
             );
             return false;
         }
-        if self.writer.closed() {
+        if self.phase == Phase::Closing {
             return false;
         }
         let options = &self.shared.server.options;
-        let queued = self.encoded - self.io.written();
-        if queued + len as u64 > options.send_buffer as u64 {
+        let queued = self.out.len();
+        if queued + len > options.send_buffer {
             match options.slow_peer {
                 SlowPeer::Disconnect => {
                     self.abort(format!("slow peer: {queued} bytes unread"), ctx);
@@ -266,9 +389,14 @@ impl Session {
             }
             return false;
         }
-        self.writer.write(frame);
-        self.encoded += len as u64;
-        if self.stall_mark.is_none() {
+        if let Err(e) = crate::frame::encode(&frame, &mut self.out, FrameCodec::tcp().max()) {
+            tracing::warn!(id = self.state.id, error = %e, "packet not encodable, not sent");
+            return false;
+        }
+        if queued == 0 {
+            self.wake_pump();
+        }
+        if self.stall_mark == NO_MARK {
             self.watch_output(ctx);
         }
         true
@@ -276,15 +404,15 @@ impl Session {
 
     /// Checks after `send_timeout` that queued output moved.
     fn watch_output(&mut self, ctx: &mut Context<Self>) {
-        let mark = self.io.written();
-        self.stall_mark = Some(mark);
+        let mark = self.written;
+        self.stall_mark = mark;
         ctx.run_later(self.shared.server.options.send_timeout, move |act, ctx| {
-            let written = act.io.written();
-            if act.encoded == written {
-                act.stall_mark = None;
+            let written = act.written;
+            if act.out.is_empty() {
+                act.stall_mark = NO_MARK;
             } else if written == mark && act.shared.server.options.slow_peer == SlowPeer::Disconnect
             {
-                let queued = act.encoded - written;
+                let queued = act.out.len();
                 act.abort(format!("send timeout: {queued} bytes unread"), ctx);
             } else {
                 act.watch_output(ctx);
@@ -339,9 +467,11 @@ impl Session {
                         .store(u32::from(frame.tunid), Ordering::Relaxed);
                 }
                 self.phase = Phase::Ready;
+                ctx.cancel_future(std::mem::take(&mut self.handshake_timer));
                 let reply = self.servinfo_reply(frame);
                 self.write(reply, ctx);
-                self.shared.register(self.session_ref(ctx));
+                self.shared
+                    .register(self.state.clone(), ctx.address().downgrade());
                 tracing::debug!(id = self.state.id, peer = %self.state.peer, "client connected");
                 self.shared.emit(ClientEvent::Connected(self.state.info()));
             }
@@ -464,7 +594,7 @@ impl Actor for Session {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let limit = self.shared.server.options.handshake_timeout;
-        ctx.run_later(limit, move |act, ctx| {
+        self.handshake_timer = ctx.run_later(limit, move |act, ctx| {
             if matches!(act.phase, Phase::Hello | Phase::Judging) {
                 act.abort(format!("no handshake within {limit:?}"), ctx);
             }
@@ -480,7 +610,10 @@ impl Session {
     /// Deregisters and reports the disconnect (once; also from `Drop`, so a
     /// panicking session is reported too).
     fn finish(&mut self) {
-        let reason = self.reason.take().unwrap_or_else(|| "closed".into());
+        let reason = self
+            .reason
+            .take()
+            .map_or_else(|| "closed".into(), String::from);
         if self.shared.deregister(self.state.id) {
             tracing::debug!(id = self.state.id, peer = %self.state.peer, %reason, "client disconnected");
             self.shared.emit(ClientEvent::Disconnected {
@@ -494,31 +627,6 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.finish();
-    }
-}
-
-impl StreamHandler<Result<Frame, CodecError>> for Session {
-    fn handle(&mut self, item: Result<Frame, CodecError>, ctx: &mut Self::Context) {
-        match item {
-            Ok(frame) => self.on_frame(frame, ctx),
-            Err(e) => self.abort(e.to_string(), ctx),
-        }
-    }
-
-    fn finished(&mut self, ctx: &mut Self::Context) {
-        self.reason.get_or_insert_with(|| "peer closed".into());
-        if self.phase != Phase::Closing {
-            ctx.stop();
-        }
-    }
-}
-
-impl WriteHandler<CodecError> for Session {
-    fn error(&mut self, err: CodecError, ctx: &mut Self::Context) -> Running {
-        self.reason
-            .get_or_insert_with(|| format!("write failed: {err}"));
-        ctx.stop();
-        Running::Stop
     }
 }
 
@@ -547,9 +655,8 @@ impl Handler<SetPriority> for Session {
     type Result = ();
     fn handle(&mut self, SetPriority(priority): SetPriority, ctx: &mut Self::Context) {
         self.state.priority.store(priority, Ordering::Relaxed);
-        match self.io.with_tcp(|tcp| set_priority_tos(tcp, priority)) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) | Err(e) => tracing::debug!(error = %e, "IP_TOS not set"),
+        if let Err(e) = set_priority_tos(self.conn.get_ref().tcp(), priority) {
+            tracing::debug!(error = %e, "IP_TOS not set");
         }
         if self.phase == Phase::Ready {
             self.write(
