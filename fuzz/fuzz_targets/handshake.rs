@@ -75,9 +75,12 @@ fn read_frame(stream: &mut TcpStream, buf: &mut BytesMut) -> Frame {
             Err(e) => panic!("control connection: server sent a malformed packet: {e}"),
         }
         let mut tmp = [0u8; 4096];
-        let n = stream
-            .read(&mut tmp)
-            .unwrap_or_else(|e| panic!("control connection: read failed: {e}"));
+        let n = match stream.read(&mut tmp) {
+            Ok(n) => n,
+            // libFuzzer's -timeout alarm (SIGALRM) interrupts blocking calls.
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => panic!("control connection: read failed: {e}"),
+        };
         assert!(n > 0, "control connection closed by the server");
         buf.extend_from_slice(&tmp[..n]);
     }
@@ -163,6 +166,23 @@ fn health_check(h: &Harness) {
     assert_eq!(echo.seqno, seqno, "control: echo seqno");
 }
 
+/// Connects to the server. Out of local ports (thousands of connections in
+/// TIME_WAIT) is the harness's problem, not the server's: wait and retry.
+fn connect(addr: SocketAddr) -> TcpStream {
+    let mut tries = 0;
+    loop {
+        match TcpStream::connect(addr) {
+            Ok(s) => return s,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::AddrNotAvailable && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("connect {addr}: {e} (is the server still accepting?)"),
+        }
+    }
+}
+
 /// What the server should make of the first packet on the connection.
 enum Gate {
     /// Not a SERVINFO request: nothing may be answered.
@@ -204,7 +224,7 @@ fuzz_target!(|data: &[u8]| {
     }
     sent.extend_from_slice(rest);
 
-    let mut conn = TcpStream::connect(h.addr).expect("connect: the server stopped accepting");
+    let mut conn = connect(h.addr);
     conn.set_read_timeout(Some(Duration::from_secs(1)))
         .expect("timeout");
     conn.set_write_timeout(Some(Duration::from_secs(1)))
