@@ -331,6 +331,12 @@ impl Session {
                 Poll::Ready(())
             }
             Poll::Ready(Ok(())) if self.phase == Phase::Closing => {
+                // Best-effort orderly close (FIN, TLS close_notify); the
+                // socket is dropped right after either way.
+                let _ = tokio::io::AsyncWrite::poll_shutdown(
+                    std::pin::Pin::new(self.conn.get_mut()),
+                    task,
+                );
                 ctx.stop();
                 Poll::Ready(())
             }
