@@ -181,7 +181,14 @@ impl<R: AsyncRead + Unpin> Stream for FrameStream<R> {
         }
         loop {
             match this.codec.decode(&mut this.buf) {
-                Ok(Some(frame)) => return Poll::Ready(Some(Ok(frame))),
+                Ok(Some(frame)) => {
+                    if this.buf.is_empty() {
+                        // Drop the emptied buffer's hold on the read
+                        // allocation: the frame owns what it needs.
+                        this.buf = BytesMut::new();
+                    }
+                    return Poll::Ready(Some(Ok(frame)));
+                }
                 Ok(None) => {}
                 Err(e) => {
                     this.done = true;

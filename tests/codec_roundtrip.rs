@@ -116,8 +116,17 @@ fn a_large_packet_is_read_into_one_buffer_and_idle_streams_hold_none() {
         .unwrap();
     rt.block_on(async {
         let mut s = FrameStream::new(&wire[..], FrameCodec::tcp());
-        assert_eq!(s.next().await.unwrap().unwrap(), big);
+        let got = s.next().await.unwrap().unwrap();
+        assert_eq!(got, big);
         assert_eq!(s.buffered_capacity(), 0, "nothing kept between packets");
+        // The stream holds no share of the read allocation: once the url is
+        // gone the frame's data is the allocation's only owner.
+        let Frame { url, data, .. } = got;
+        drop(url);
+        assert!(
+            data.is_unique(),
+            "the stream still references the read buffer"
+        );
         assert!(s.next().await.is_none());
     });
 }

@@ -362,9 +362,9 @@ impl Session {
             self.out.advance(n);
             self.written += n as u64;
         }
-        if self.out.capacity() > 0 {
-            self.out = bytes::BytesMut::new();
-        }
+        // An emptied BytesMut still owns its allocation (even at capacity 0,
+        // its pointer sits at the end of it): release it.
+        self.out = bytes::BytesMut::new();
         std::pin::Pin::new(io).poll_flush(task)
     }
 
