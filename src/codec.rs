@@ -94,8 +94,11 @@ impl Decoder for FrameCodec {
             Ok(frame) => Ok(Some(frame)),
             Err(frame::Error::Incomplete(need)) => {
                 // Size the buffer once for the whole packet (the header check
-                // already bounded `need` by the limit).
-                src.reserve(need.saturating_sub(src.len()));
+                // already bounded `need` by the limit). An empty buffer stays
+                // empty: idle connections hold no memory.
+                if !src.is_empty() {
+                    src.reserve(need.saturating_sub(src.len()));
+                }
                 Ok(None)
             }
             Err(e) => Err(e.into()),

@@ -173,8 +173,6 @@ pub struct Session {
     /// The pump's waker, to flush output queued outside of it.
     waker: Option<std::task::Waker>,
     pumping: bool,
-    /// The handshake deadline, cancelled once the client is in.
-    handshake_timer: SpawnHandle,
     phase: Phase,
     reason: Option<Box<str>>,
     _permit: OwnedSemaphorePermit,
@@ -254,7 +252,6 @@ impl Session {
                 stall_mark: NO_MARK,
                 waker: None,
                 pumping: false,
-                handshake_timer: SpawnHandle::default(),
                 phase: Phase::Hello,
                 reason: None,
                 _permit: permit,
@@ -473,7 +470,6 @@ impl Session {
                         .store(u32::from(frame.tunid), Ordering::Relaxed);
                 }
                 self.phase = Phase::Ready;
-                ctx.cancel_future(std::mem::take(&mut self.handshake_timer));
                 let reply = self.servinfo_reply(frame);
                 self.write(reply, ctx);
                 self.shared
@@ -600,7 +596,10 @@ impl Actor for Session {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let limit = self.shared.server.options.handshake_timeout;
-        self.handshake_timer = ctx.run_later(limit, move |act, ctx| {
+        // Not cancelled on success: actix keeps cancelled handles in a list
+        // that never shrinks, which would cost every session more than the
+        // timer does for its 5 s.
+        ctx.run_later(limit, move |act, ctx| {
             if matches!(act.phase, Phase::Hello | Phase::Judging) {
                 act.abort(format!("no handshake within {limit:?}"), ctx);
             }
