@@ -155,7 +155,7 @@ pub(crate) struct SetPriority(pub(crate) u8);
 /// The actor serving one connected peer.
 ///
 /// Everything a connection needs lives inline in this struct (transport,
-/// read state, output queue), driven by one [`Pump`] future inside the
+/// read state, output queue), driven by one pump future inside the
 /// actor's context: an idle session is one tokio task, one mailbox and the
 /// socket, with no read buffer and no write buffer allocated.
 pub struct Session {
