@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::net::Inbox;
+
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -151,18 +153,6 @@ async fn requests_time_out_and_fail_clearly_when_the_link_drops() {
     }
     assert!(!client.is_connected().await);
     assert_eq!(client.ping().await.unwrap_err(), RequestError::NotConnected);
-}
-
-/// Collects client messages.
-struct Inbox(std::sync::Arc<std::sync::Mutex<Vec<ClientMessage>>>);
-impl Actor for Inbox {
-    type Context = Context<Self>;
-}
-impl Handler<ClientMessage> for Inbox {
-    type Result = ();
-    fn handle(&mut self, msg: ClientMessage, _: &mut Self::Context) {
-        self.0.lock().unwrap().push(msg);
-    }
 }
 
 #[actix_rt::test]

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::net::Inbox;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,17 +34,6 @@ async fn start_on(addr: &str, log: &EventLog) -> ServerHandle {
             }
             Err(e) => panic!("{e}"),
         }
-    }
-}
-
-struct Inbox(Arc<Mutex<Vec<ClientMessage>>>);
-impl Actor for Inbox {
-    type Context = Context<Self>;
-}
-impl Handler<ClientMessage> for Inbox {
-    type Result = ();
-    fn handle(&mut self, msg: ClientMessage, _: &mut Self::Context) {
-        self.0.lock().unwrap().push(msg);
     }
 }
 

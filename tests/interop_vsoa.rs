@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::net::Inbox;
+
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -151,17 +153,6 @@ impl Drop for PyServer {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-struct Inbox(Arc<Mutex<Vec<ClientMessage>>>);
-impl Actor for Inbox {
-    type Context = Context<Self>;
-}
-impl Handler<ClientMessage> for Inbox {
-    type Result = ();
-    fn handle(&mut self, msg: ClientMessage, _: &mut Self::Context) {
-        self.0.lock().unwrap().push(msg);
     }
 }
 

@@ -133,3 +133,17 @@ pub async fn until_event(log: &EventLog, mut cond: impl FnMut(&[ClientEvent]) ->
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// Collects a client's [`psvc::client::ClientMessage`]s.
+pub struct Inbox(pub std::sync::Arc<std::sync::Mutex<Vec<psvc::client::ClientMessage>>>);
+
+impl Actor for Inbox {
+    type Context = Context<Self>;
+}
+
+impl Handler<psvc::client::ClientMessage> for Inbox {
+    type Result = ();
+    fn handle(&mut self, msg: psvc::client::ClientMessage, _: &mut Self::Context) {
+        self.0.lock().unwrap().push(msg);
+    }
+}
