@@ -10,6 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::common::{BenchError, Framework, Outcome, Sample, Scenario, Size, err, parse_result};
+use crate::host::{Host, load_average, locked_version};
 
 /// Driver settings.
 #[derive(Debug, Clone)]
@@ -485,79 +486,16 @@ fn render(
     out
 }
 
-fn command_line(program: &str, args: &[&str]) -> Option<String> {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    (out.status.success() && !s.is_empty()).then_some(s)
-}
-
-fn read_trimmed(path: &str) -> Option<String> {
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-}
-
-/// Version of `name` in the workspace `Cargo.lock` this binary was built with.
-fn locked_version(name: &str) -> String {
-    const LOCK: &str = include_str!("../../Cargo.lock");
-    let needle = format!("name = \"{name}\"\nversion = \"");
-    LOCK.find(&needle)
-        .and_then(|i| {
-            let rest = &LOCK[i + needle.len()..];
-            rest.find('"').map(|j| rest[..j].to_string())
-        })
-        .unwrap_or_else(|| "?".to_string())
-}
-
-/// 1/5/15-minute load averages: other work on this 2-core box skews absolute numbers.
-fn load_average() -> String {
-    read_trimmed("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|| "unknown".to_string())
-}
-
 fn environment(opts: &DriverOptions, pinned: bool, elapsed: Duration, load: &str) -> String {
-    let unknown = || "unknown".to_string();
-    let cpu = read_trimmed("/proc/cpuinfo")
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(unknown);
-    let nproc = thread::available_parallelism().map_or(0, usize::from);
-    let kernel = read_trimmed("/proc/sys/kernel/osrelease")
-        .or_else(|| command_line("uname", &["-r"]))
-        .unwrap_or_else(unknown);
-    let rustc = std::env::var("RUSTC")
-        .ok()
-        .and_then(|r| command_line(&r, &["--version"]))
-        .or_else(|| command_line("rustc", &["--version"]))
-        .unwrap_or_else(|| "unavailable".to_string());
-    let date = command_line("date", &["-u", "+%Y-%m-%d %H:%M:%S UTC"]).unwrap_or_else(unknown);
-    let cpuidle =
-        read_trimmed("/sys/devices/system/cpu/cpuidle/current_driver").unwrap_or_else(unknown);
-    let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let dirty = command_line(
-        "git",
-        &[
-            "-C",
-            workspace,
-            "status",
-            "--porcelain",
-            "--untracked-files=all",
-        ],
-    )
-    .map_or("", |_| " + uncommitted changes");
-    let git = command_line("git", &["-C", workspace, "rev-parse", "--short", "HEAD"])
-        .map_or_else(|| "no commit".to_string(), |sha| format!("{sha}{dirty}"));
+    let Host {
+        date,
+        git,
+        nproc,
+        cpu,
+        kernel,
+        cpuidle,
+        rustc,
+    } = Host::read();
     let v = locked_version;
     let mut s = String::new();
     let _ = writeln!(

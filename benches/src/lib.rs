@@ -7,7 +7,9 @@
 //!   with the `psvc` feature, `psvc_fw`), each with one function per scenario;
 //! - [`driver`]: runs every framework in its own process, interleaved over rounds, and writes
 //!   the markdown report;
-//! - [`cli`]: argument parsing shared by driver and worker modes.
+//! - [`cli`]: argument parsing shared by driver and worker modes;
+//! - [`host`]: machine, toolchain and commit facts for every report (also used by the
+//!   `network` harness).
 //!
 //! Run with `cargo bench -p psvc-benches --bench actors [-- --rounds 5 --quick]`.
 
@@ -18,5 +20,6 @@ pub mod fw_actix;
 pub mod fw_kameo;
 pub mod fw_ractor;
 pub mod fw_tokio;
+pub mod host;
 #[cfg(feature = "psvc")]
 pub mod psvc_fw;
