@@ -363,6 +363,18 @@ mod role {
             })
         }
 
+        /// Records one round trip `t0..t1` of the timed window that began at
+        /// `from`; `true` once the window (ending at `end`) or the count is full.
+        fn record(&mut self, t0: Instant, t1: Instant, from: Instant, end: Instant) -> bool {
+            self.hist.saturating_record((t1 - t0).as_nanos() as u64);
+            self.count += 1;
+            let done = t1 >= end || self.count >= MAX_PINGS;
+            if done {
+                self.secs = (t1 - from).as_secs_f64();
+            }
+            done
+        }
+
         fn print(&self) {
             let q = |q: f64| self.hist.value_at_quantile(q);
             println!(
@@ -434,13 +446,10 @@ mod role {
                 let t1 = Instant::now();
                 proto.verify(&rep, seq)?;
                 seq = seq.wrapping_add(1);
-                if let Some(from) = measured_from {
-                    timed.hist.saturating_record((t1 - t0).as_nanos() as u64);
-                    timed.count += 1;
-                    if t1 >= end || timed.count >= MAX_PINGS {
-                        timed.secs = (t1 - from).as_secs_f64();
-                        break;
-                    }
+                if let Some(from) = measured_from
+                    && timed.record(t0, t1, from, end)
+                {
+                    break;
                 }
             }
             Ok::<_, String>(timed)
@@ -474,13 +483,10 @@ mod role {
                 }
                 client.ping().await.map_err(io("ping"))?;
                 let t1 = Instant::now();
-                if let Some(from) = measured_from {
-                    timed.hist.saturating_record((t1 - t0).as_nanos() as u64);
-                    timed.count += 1;
-                    if t1 >= end || timed.count >= MAX_PINGS {
-                        timed.secs = (t1 - from).as_secs_f64();
-                        break;
-                    }
+                if let Some(from) = measured_from
+                    && timed.record(t0, t1, from, end)
+                {
+                    break;
                 }
             }
             client.close();
