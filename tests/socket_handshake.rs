@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::net::{Raw, anonymous, server, until_event};
+use common::net::{Raw, anonymous, client_id, server, until_connected, until_event};
 use psvc::frame::{Flags, Frame, Kind, Status};
 use psvc::socket::{Auth, ClientEvent, Server, ServerOptions, Throttle};
 
@@ -26,16 +26,10 @@ async fn servinfo_reply_carries_info_and_client_id() {
         assert_eq!(&r.param[..], br#"{"name":"thermo"}"#);
         assert_eq!(r.data.len(), 4);
     }
-    let ida = u32::from_be_bytes(ra.data[..4].try_into().unwrap());
-    let idb = u32::from_be_bytes(rb.data[..4].try_into().unwrap());
+    let ida = client_id(&ra);
+    let idb = client_id(&rb);
     assert_ne!(ida, idb, "client ids are unique");
-    until_event(&events, |e| {
-        e.iter()
-            .filter(|e| matches!(e, ClientEvent::Connected(_)))
-            .count()
-            == 2
-    })
-    .await;
+    until_connected(&events, 2).await;
     let infos = srv.session_infos().await.unwrap();
     assert_eq!(infos.iter().map(|i| i.id).collect::<Vec<_>>(), {
         let mut v = vec![ida, idb];

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::net::{Raw, server, until_event};
+use common::net::{Raw, server, until_connected, until_event};
 use psvc::frame::{Frame, Kind, Status};
 use psvc::socket::{Auth, ClientEvent, Hello, Server, ServerOptions, Verdict};
 
@@ -62,11 +62,5 @@ async fn a_panicking_authenticator_ends_only_that_connection() {
         Status::OK,
         "still accepting"
     );
-    until_event(&events, |e| {
-        e.iter()
-            .filter(|e| matches!(e, ClientEvent::Connected(_)))
-            .count()
-            == 2
-    })
-    .await;
+    until_connected(&events, 2).await;
 }

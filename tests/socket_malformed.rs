@@ -63,7 +63,7 @@ async fn each_malformed_packet_closes_only_its_connection() {
     healthy.hello(None).await;
     for (i, (name, bytes, reason)) in cases().into_iter().enumerate() {
         let mut bad = Raw::connect(srv.local_addr()).await;
-        let id = u32::from_be_bytes(bad.hello(None).await.data[..4].try_into().unwrap());
+        let id = bad.hello_id().await;
         bad.send_bytes(&bytes).await;
         if name.starts_with("truncated") {
             bad.stream.shutdown().await.unwrap();

@@ -30,9 +30,9 @@ async fn a_slow_reader_is_disconnected_while_a_fast_one_gets_everything() {
     let (srv, events) =
         server(Server::new(Auth::anonymous()).options(options(SlowPeer::Disconnect))).await;
     let mut slow = Raw::connect(srv.local_addr()).await;
-    let slow_id = u32::from_be_bytes(slow.hello(None).await.data[..4].try_into().unwrap());
+    let slow_id = slow.hello_id().await;
     let mut fast = Raw::connect(srv.local_addr()).await;
-    let fast_id = u32::from_be_bytes(fast.hello(None).await.data[..4].try_into().unwrap());
+    let fast_id = fast.hello_id().await;
     let sessions = srv.sessions().await.unwrap();
     let to = |id| sessions.iter().find(|s| s.id() == id).unwrap().clone();
     let (to_slow, to_fast) = (to(slow_id), to(fast_id));
@@ -82,7 +82,7 @@ async fn output_that_does_not_move_within_the_send_timeout_ends_the_session() {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let mut stuck = Raw::from_stream(socket.connect(srv.local_addr()).await.unwrap());
-    let id = u32::from_be_bytes(stuck.hello(None).await.data[..4].try_into().unwrap());
+    let id = stuck.hello_id().await;
     let s = srv
         .sessions()
         .await

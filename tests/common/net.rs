@@ -69,6 +69,11 @@ impl Raw {
         self.recv().await.expect("no SERVINFO reply")
     }
 
+    /// Handshakes without a password; returns the client id from SERVINFO.
+    pub async fn hello_id(&mut self) -> u32 {
+        client_id(&self.hello(None).await)
+    }
+
     /// Asserts the server closes the connection (reading whatever it still
     /// sends) and returns the packets received before the close.
     pub async fn expect_closed(&mut self) -> Vec<Frame> {
@@ -83,6 +88,22 @@ impl Raw {
         self.send(&Frame::new(Kind::PingEcho).seqno(seqno)).await;
         self.recv().await.expect("no ping reply")
     }
+}
+
+/// The client id in a SERVINFO reply.
+pub fn client_id(reply: &Frame) -> u32 {
+    u32::from_be_bytes(reply.data[..4].try_into().expect("4-byte client id"))
+}
+
+/// Waits (bounded) until `n` clients have connected.
+pub async fn until_connected(log: &EventLog, n: usize) {
+    until_event(log, |e| {
+        e.iter()
+            .filter(|e| matches!(e, ClientEvent::Connected(_)))
+            .count()
+            == n
+    })
+    .await;
 }
 
 /// Collects [`ClientEvent`]s.
