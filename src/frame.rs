@@ -320,6 +320,22 @@ impl Frame {
         let body = self.body_len();
         HEADER_LEN + body + pad_for(body as u64) as usize
     }
+
+    /// [`Frame::encoded_len`], if the packet can be encoded under `max`.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] if it would exceed `max` bytes or the url exceeds
+    /// its 16-bit length field.
+    pub fn checked_len(&self, max: usize) -> Result<usize, Error> {
+        let len = self.encoded_len();
+        if len > max || self.url.len() > usize::from(u16::MAX) {
+            return Err(Error::TooLarge {
+                len: len as u64,
+                max: max.min(HEADER_LEN + usize::from(u16::MAX)),
+            });
+        }
+        Ok(len)
+    }
 }
 
 /// Pad bytes needed after a body of `body` bytes.
@@ -408,13 +424,7 @@ pub fn decode(src: &mut BytesMut, max: usize) -> Result<Frame, Error> {
 /// [`Error::TooLarge`] if the packet would exceed `max` bytes or a field
 /// exceeds its length field (url > 65 535 bytes); nothing is written then.
 pub fn encode(frame: &Frame, dst: &mut BytesMut, max: usize) -> Result<(), Error> {
-    let len = frame.encoded_len();
-    if len > max || frame.url.len() > usize::from(u16::MAX) {
-        return Err(Error::TooLarge {
-            len: len as u64,
-            max: max.min(HEADER_LEN + usize::from(u16::MAX)),
-        });
-    }
+    let len = frame.checked_len(max)?;
     let body = frame.body_len() as u64;
     let pad = pad_for(body);
     dst.reserve(len);

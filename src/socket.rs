@@ -162,6 +162,21 @@ pub struct Inbound {
     pub frame: Frame,
 }
 
+/// Hands `msg` to `recipient` without blocking the caller: at once if its
+/// mailbox has room, else from a task that waits for room (events are not
+/// dropped; under overload their order across a full mailbox is not kept).
+pub(crate) fn deliver<M>(recipient: &Recipient<M>, msg: M)
+where
+    M: Message<Result = ()> + Send + 'static,
+{
+    if let Err(SendError::Full(msg)) = recipient.try_send(msg) {
+        let recipient = recipient.clone();
+        actix::spawn(async move {
+            let _ = recipient.send(msg).await;
+        });
+    }
+}
+
 /// Why a server could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -113,12 +113,7 @@ impl ClientActor {
 
     fn emit(&self, message: ClientMessage) {
         for l in &self.listeners {
-            if let Err(SendError::Full(m)) = l.try_send(message.clone()) {
-                let l = l.clone();
-                actix::spawn(async move {
-                    let _ = l.send(m).await;
-                });
-            }
+            crate::socket::deliver(l, message.clone());
         }
     }
 
@@ -238,10 +233,11 @@ impl ClientActor {
         let Some(conn) = self.conn.as_mut() else {
             return Err(RequestError::NotConnected);
         };
-        if frame.encoded_len() > FrameCodec::tcp().max() || frame.url.len() > usize::from(u16::MAX)
-        {
-            return Err(RequestError::TooLarge);
-        }
+        // Checked here: actix's writer would end the connection on an
+        // encoding error.
+        frame
+            .checked_len(FrameCodec::tcp().max())
+            .map_err(|_| RequestError::TooLarge)?;
         conn.writer.write(frame);
         Ok(())
     }

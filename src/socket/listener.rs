@@ -71,15 +71,7 @@ impl Shared {
     /// Delivers an event to every subscriber, never blocking the session.
     pub(crate) fn emit(&self, event: ClientEvent) {
         for recipient in &self.server.events {
-            match recipient.try_send(event.clone()) {
-                Ok(()) | Err(SendError::Closed(_)) => {}
-                Err(SendError::Full(event)) => {
-                    let recipient = recipient.clone();
-                    actix::spawn(async move {
-                        let _ = recipient.send(event).await;
-                    });
-                }
-            }
+            super::deliver(recipient, event.clone());
         }
     }
 }

@@ -367,21 +367,18 @@ impl Session {
 
     /// Queues `frame` under the slow-peer policy; `false` if refused.
     fn write(&mut self, frame: Frame, ctx: &mut Context<Self>) -> bool {
-        let len = frame.encoded_len();
-        if len > FrameCodec::tcp().max() || frame.url.len() > usize::from(u16::MAX) {
-            tracing::warn!(
-                id = self.state.id,
-                len,
-                "outgoing packet over the limit, not sent"
-            );
-            return false;
-        }
         if self.phase == Phase::Closing {
             return false;
         }
-        let options = &self.shared.server.options;
         let queued = self.out.len();
-        if queued + len > options.send_buffer {
+        if let Err(e) = crate::frame::encode(&frame, &mut self.out, FrameCodec::tcp().max()) {
+            tracing::warn!(id = self.state.id, error = %e, "packet not sent");
+            return false;
+        }
+        let options = &self.shared.server.options;
+        if self.out.len() > options.send_buffer {
+            // Over the queue limit: take the packet back out.
+            self.out.truncate(queued);
             match options.slow_peer {
                 SlowPeer::Disconnect => {
                     self.abort(format!("slow peer: {queued} bytes unread"), ctx);
@@ -390,10 +387,6 @@ impl Session {
                     self.state.dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            return false;
-        }
-        if let Err(e) = crate::frame::encode(&frame, &mut self.out, FrameCodec::tcp().max()) {
-            tracing::warn!(id = self.state.id, error = %e, "packet not encodable, not sent");
             return false;
         }
         if queued == 0 {
