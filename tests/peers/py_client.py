@@ -13,15 +13,13 @@ Run with the venv made by install.sh: DIR/venv/bin/python tests/peers/py_client.
 """
 import argparse, json, os, signal, sys, threading
 
+from peerlib import emit, import_vsoa
+
 HARD_TIMEOUT = 10
 CONNECT_TIMEOUT = 5.0
 OP_TIMEOUT = 2.0
 
 
-def emit(obj, code):
-    sys.stdout.write(json.dumps(obj, separators=(',', ':')) + '\n')
-    sys.stdout.flush()
-    os._exit(code)
 
 
 def on_alarm(_sig, _frm):
@@ -35,20 +33,6 @@ def jsonable(v):
     return v
 
 
-def import_vsoa():
-    try:
-        import vsoa  # noqa: F401
-        return vsoa
-    except ImportError:
-        pass
-    # Fallback: re-exec with the venv install.sh puts in <repo>/target/peers.
-    here = os.path.dirname(os.path.abspath(__file__))
-    py = os.path.join(here, '..', '..', 'target', 'peers', 'venv', 'bin', 'python')
-    if os.path.exists(py) and os.path.realpath(py) != os.path.realpath(sys.executable) \
-            and not os.environ.get('PSVC_PEER_REEXEC'):
-        os.environ['PSVC_PEER_REEXEC'] = '1'
-        os.execv(py, [py] + sys.argv)
-    emit({'ok': False, 'error': 'python vsoa not importable (run tests/peers/install.sh)'}, 2)
 
 
 def main():

@@ -16,29 +16,13 @@ On failure before listening: {"ok":false,"error":"..."} and exit 1 (2 = vsoa not
 """
 import argparse, json, os, signal, socket, sys, threading, time
 
+from peerlib import emit, import_vsoa
+
 TICK = 0.05
 
 
-def emit(obj, code=None):
-    sys.stdout.write(json.dumps(obj, separators=(',', ':')) + '\n')
-    sys.stdout.flush()
-    if code is not None:
-        os._exit(code)
 
 
-def import_vsoa():
-    try:
-        import vsoa  # noqa: F401
-        return vsoa
-    except ImportError:
-        pass
-    here = os.path.dirname(os.path.abspath(__file__))
-    py = os.path.join(here, '..', '..', 'target', 'peers', 'venv', 'bin', 'python')
-    if os.path.exists(py) and os.path.realpath(py) != os.path.realpath(sys.executable) \
-            and not os.environ.get('PSVC_PEER_REEXEC'):
-        os.environ['PSVC_PEER_REEXEC'] = '1'
-        os.execv(py, [py] + sys.argv)
-    emit({'ok': False, 'error': 'python vsoa not importable (run tests/peers/install.sh)'}, 2)
 
 
 def free_port():
