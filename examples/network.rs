@@ -46,7 +46,7 @@ impl Handler<ClientMessage> for Observer {
     type Result = ();
     fn handle(&mut self, message: ClientMessage, _: &mut Context<Self>) {
         match message {
-            ClientMessage::Published(f) => {
+            ClientMessage::Published { frame: f, .. } => {
                 tracing::info!(url = ?f.url_str(), param = %String::from_utf8_lossy(&f.param), "client got a publish");
             }
             other => tracing::info!(?other, "client"),

@@ -24,7 +24,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use crate::frame::Frame;
+use crate::frame::{Flags, Frame, Kind};
 use crate::socket::ClientTls;
 use crate::supervisor::Backoff;
 
@@ -95,6 +95,13 @@ pub enum RequestError {
     /// The client actor has stopped.
     #[error("client stopped")]
     Stopped,
+    /// A quick datagram was asked for but the connection has no quick
+    /// channel (TLS, or turned off).
+    #[error("no quick channel on this connection")]
+    NoQuickChannel,
+    /// The quick channel failed to send.
+    #[error("quick channel: {0}")]
+    Quick(String),
 }
 
 /// Robot mode: keep the connection alive and come back after failures.
@@ -158,6 +165,11 @@ pub struct ClientOptions {
     pub robot: Option<Robot>,
     /// TCP_NODELAY.
     pub nodelay: bool,
+    /// Open the quick UDP channel (VSOA does; never under TLS).
+    pub quick: bool,
+    /// The position server for `vsoa://name` addresses (else
+    /// `VSOA_POS_SERVER` or `/etc/vsoa.pos`, as VSOA).
+    pub position: Option<std::net::SocketAddr>,
 }
 
 impl ClientOptions {
@@ -171,7 +183,23 @@ impl ClientOptions {
             tls: None,
             robot: None,
             nodelay: true,
+            quick: true,
+            position: None,
         }
+    }
+
+    /// Turns the quick UDP channel on or off.
+    #[must_use]
+    pub fn quick(mut self, on: bool) -> Self {
+        self.quick = on;
+        self
+    }
+
+    /// Resolves `vsoa://name` addresses with this position server.
+    #[must_use]
+    pub fn position(mut self, server: std::net::SocketAddr) -> Self {
+        self.position = Some(server);
+        self
     }
 
     /// Sends this password in the handshake.
@@ -212,11 +240,17 @@ impl ClientOptions {
 
 /// What the server said in its SERVINFO reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ServerInfo {
     /// The info param (JSON text as sent).
     pub info: String,
     /// The client id the server assigned.
     pub client_id: u32,
+    /// The server's address (streams connect to its IP).
+    pub addr: std::net::SocketAddr,
+    /// The server's quick port, when it announced one apart from its TCP
+    /// port.
+    pub quick_port: Option<u16>,
 }
 
 /// Something the server sent or a change of the connection.
@@ -229,9 +263,19 @@ pub enum ClientMessage {
     /// The connection dropped, with the reason.
     Disconnected(String),
     /// A PUBLISH for a subscribed URL.
-    Published(Frame),
+    Published {
+        /// The packet (url, param, data).
+        frame: Frame,
+        /// Whether it came over the quick UDP channel.
+        quick: bool,
+    },
     /// A DATAGRAM from the server.
-    Datagram(Frame),
+    Datagram {
+        /// The packet (url, param, data).
+        frame: Frame,
+        /// Whether it came over the quick UDP channel.
+        quick: bool,
+    },
     /// The server set this client's priority (QOSSETUP).
     Priority(u8),
 }
@@ -264,6 +308,147 @@ impl Client {
 }
 
 pub(crate) use actor::{Command, Reply};
+
+/// An RPC to send with [`Client::rpc`]: URL, method, payload, timeout.
+#[derive(Debug, Clone)]
+pub struct Rpc {
+    frame: Frame,
+    timeout: Option<Duration>,
+}
+
+impl Rpc {
+    /// A GET of `url`.
+    pub fn get(url: &str) -> Self {
+        Rpc {
+            frame: Frame::new(Kind::Rpc).url(bytes::Bytes::copy_from_slice(url.as_bytes())),
+            timeout: None,
+        }
+    }
+
+    /// A SET of `url`.
+    pub fn set(url: &str) -> Self {
+        let mut rpc = Rpc::get(url);
+        rpc.frame = rpc.frame.flags(Flags::SET);
+        rpc
+    }
+
+    /// Sets the param (JSON text by convention).
+    #[must_use]
+    pub fn param(mut self, param: impl Into<bytes::Bytes>) -> Self {
+        self.frame.param = param.into();
+        self
+    }
+
+    /// Sets the param to `value` as JSON.
+    ///
+    /// # Errors
+    /// [`CallError::Encode`] if it cannot be serialized.
+    pub fn json<T: serde::Serialize + ?Sized>(self, value: &T) -> Result<Self, CallError> {
+        let json = serde_json::to_vec(value).map_err(|e| CallError::Encode(e.to_string()))?;
+        Ok(self.param(json))
+    }
+
+    /// Sets the data to `value` as postcard (and leaves the param empty).
+    ///
+    /// # Errors
+    /// [`CallError::Encode`] if it cannot be serialized.
+    pub fn postcard<T: serde::Serialize + ?Sized>(self, value: &T) -> Result<Self, CallError> {
+        let bytes = postcard::to_stdvec(value).map_err(|e| CallError::Encode(e.to_string()))?;
+        Ok(self.param(bytes::Bytes::new()).data(bytes))
+    }
+
+    /// Sets the data.
+    #[must_use]
+    pub fn data(mut self, data: impl Into<bytes::Bytes>) -> Self {
+        self.frame.data = data.into();
+        self
+    }
+
+    /// Waits this long for the reply instead of the client's default.
+    #[must_use]
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
+}
+
+/// Why a typed call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// No reply (not connected, timeout, disconnect…).
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// The server answered with a non-zero status.
+    #[error("status {status}: {message}")]
+    Status {
+        /// The reply status (VSOA's 1–6 or a user code 128–255).
+        status: crate::frame::Status,
+        /// The server's `{"error": …}` message, or the param text.
+        message: String,
+        /// The whole reply.
+        reply: Box<Frame>,
+    },
+    /// The argument could not be encoded.
+    #[error("cannot encode the argument: {0}")]
+    Encode(String),
+    /// The reply did not decode as the expected type.
+    #[error("cannot decode the reply: {0}")]
+    Decode(String),
+}
+
+/// Decodes a typed reply: status 0 required; postcard when the reply has
+/// data and no param, JSON otherwise (an empty param reads as `null`).
+///
+/// # Errors
+/// [`CallError::Status`] for a non-zero status, [`CallError::Decode`] if
+/// the payload is not an `R`.
+pub fn decode_reply<R: serde::de::DeserializeOwned>(reply: &Frame) -> Result<R, CallError> {
+    if !reply.status.is_ok() {
+        let text = String::from_utf8_lossy(&reply.param).into_owned();
+        let message = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("error")?.as_str().map(str::to_owned))
+            .unwrap_or(text);
+        return Err(CallError::Status {
+            status: reply.status,
+            message,
+            reply: Box::new(reply.clone()),
+        });
+    }
+    if reply.param.is_empty() && !reply.data.is_empty() {
+        return postcard::from_bytes(&reply.data).map_err(|e| CallError::Decode(e.to_string()));
+    }
+    let text: &[u8] = if reply.param.is_empty() {
+        b"null"
+    } else {
+        &reply.param
+    };
+    serde_json::from_slice(text).map_err(|e| CallError::Decode(e.to_string()))
+}
+
+/// Why a one-shot [`fetch`] failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The connection failed.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The request failed.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+}
+
+/// Connects, sends one RPC, returns the reply and closes (VSOA's `fetch`).
+///
+/// # Errors
+/// [`FetchError`].
+pub async fn fetch(options: ClientOptions, rpc: Rpc) -> Result<Frame, FetchError> {
+    let client = Client::connect(options.quick(false)).await?;
+    let reply = client.rpc(rpc).await;
+    client.close();
+    Ok(reply?)
+}
 
 impl Client {
     /// Starts a client and waits for its first connection.
@@ -332,6 +517,80 @@ impl Client {
     /// Not connected, or the packet is too large.
     pub async fn send(&self, frame: Frame) -> Result<(), RequestError> {
         self.wait(Command::Send(frame)).await.map(drop)
+    }
+
+    /// Sends a DATAGRAM to `url` over TCP, or over the quick UDP channel
+    /// (unordered, may be lost; at most 65,507 bytes).
+    ///
+    /// # Errors
+    /// Not connected, no quick channel (TLS, or the server has none), or
+    /// the packet is too large.
+    pub async fn datagram(
+        &self,
+        url: &str,
+        param: impl Into<bytes::Bytes>,
+        data: impl Into<bytes::Bytes>,
+        quick: bool,
+    ) -> Result<(), RequestError> {
+        let frame = Frame::new(Kind::Datagram)
+            .url(bytes::Bytes::copy_from_slice(url.as_bytes()))
+            .param(param)
+            .data(data);
+        if quick {
+            self.wait(Command::Quick(frame)).await.map(drop)
+        } else {
+            self.send(frame).await
+        }
+    }
+
+    /// Sends an RPC built with [`Rpc`] and returns the reply packet, whatever
+    /// its status (header and payload).
+    ///
+    /// # Errors
+    /// See [`RequestError`].
+    pub async fn rpc(&self, rpc: Rpc) -> Result<Frame, RequestError> {
+        self.wait(Command::Request(rpc.frame, rpc.timeout)).await
+    }
+
+    /// Calls `url` with a typed argument as JSON in the param (any VSOA
+    /// server understands it) and decodes the typed result.
+    ///
+    /// # Errors
+    /// [`CallError`]: no reply, a non-zero status, or a result that does
+    /// not decode.
+    pub async fn call<T, R>(&self, url: &str, args: &T) -> Result<R, CallError>
+    where
+        T: serde::Serialize + ?Sized,
+        R: serde::de::DeserializeOwned,
+    {
+        let reply = self.rpc(Rpc::get(url).json(args)?).await?;
+        decode_reply(&reply)
+    }
+
+    /// [`Client::call`] with postcard in the data: the compact fast path
+    /// between Rust peers (psvc `typed` commands accept both).
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn call_postcard<T, R>(&self, url: &str, args: &T) -> Result<R, CallError>
+    where
+        T: serde::Serialize + ?Sized,
+        R: serde::de::DeserializeOwned,
+    {
+        let reply = self.rpc(Rpc::get(url).postcard(args)?).await?;
+        decode_reply(&reply)
+    }
+
+    /// Opens the stream a server offered in a reply's tunid.
+    ///
+    /// # Errors
+    /// Not connected, or the connection fails.
+    pub async fn stream(&self, tunid: u16) -> std::io::Result<tokio::net::TcpStream> {
+        let info = self
+            .info()
+            .await
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotConnected))?;
+        crate::stream::connect(info.addr, tunid).await
     }
 
     /// PINGECHO round trip.

@@ -203,6 +203,12 @@ impl Status {
     }
 }
 
+impl From<u8> for Status {
+    fn from(code: u8) -> Self {
+        Status(code)
+    }
+}
+
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({})", self.0, self.name())

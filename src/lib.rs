@@ -12,19 +12,29 @@
 //! - [`logging`]: `tracing` to the console and to `logs/<Name>.log`.
 //! - [`frame`] and [`codec`]: VSOA v2 packets and their tokio-util codec.
 //! - [`socket`]: the server side (listener, sessions, handshake, TLS).
-//! - [`client`]: the client actor with auto-reconnect (robot mode).
+//! - [`client`]: the client actor with auto-reconnect (robot mode), typed
+//!   calls, datagrams and streams.
+//! - [`commander`]: RPC routing by URL to async, typed handlers.
+//! - [`broker`]: URL-prefix publish/subscribe for clients and local actors.
+//! - [`stream`]: one-shot stream tunnels and file transfer with SHA-256.
+//! - [`position`]: VSOA's name lookup service (`vsoa://name`).
 //!
 //! The [`prelude`] brings the names most services use.
 
+pub mod broker;
 pub mod client;
 pub mod codec;
+pub mod commander;
 pub mod config;
 pub mod error;
 pub mod frame;
 pub mod logging;
+pub mod position;
 pub mod service;
 pub mod socket;
+pub mod stream;
 pub mod supervisor;
+mod url;
 
 pub use error::{Error, Result};
 pub use service::{ExitStatus, Service, ServiceContext, ServiceSystem};

@@ -37,6 +37,7 @@ use serde::Deserialize;
 pub use auth::{Auth, Authenticator, Hello, Throttle, Verdict};
 pub use listener::{ListSessions, Listener, LocalAddr, ServerHandle, StopListener};
 pub use session::{Close, Outbound, Session, SessionRef, SetAuthed};
+pub(crate) use session::subscription_urls;
 pub use tls::{ClientTls, ServerTls, TlsError};
 
 use crate::frame::Frame;
@@ -151,15 +152,30 @@ pub enum ClientEvent {
 }
 
 /// A packet from an authenticated client that the transport does not handle
-/// itself: RPC, DATAGRAM, PUBLISH (and SUBSCRIBE/UNSUBSCRIBE, after the
-/// session has recorded them). The Commander and Broker consume these.
+/// itself: RPC and DATAGRAM (to the [`Server::commander`] recipient),
+/// SUBSCRIBE/UNSUBSCRIBE after the session has recorded them, and PUBLISH
+/// (to the [`Server::broker`] recipient).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
+#[non_exhaustive]
 pub struct Inbound {
     /// Who sent it; reply through it.
     pub session: SessionRef,
     /// The packet.
     pub frame: Frame,
+    /// Whether it came over the quick UDP channel.
+    pub quick: bool,
+}
+
+impl Inbound {
+    /// A packet from `session` over TCP.
+    pub fn new(session: SessionRef, frame: Frame) -> Self {
+        Inbound {
+            session,
+            frame,
+            quick: false,
+        }
+    }
 }
 
 /// Hands `msg` to `recipient` without blocking the caller: at once if its
@@ -203,7 +219,9 @@ pub struct Server {
     pub(crate) options: ServerOptions,
     pub(crate) tls: Option<ServerTls>,
     pub(crate) events: Vec<Recipient<ClientEvent>>,
-    pub(crate) inbound: Option<Recipient<Inbound>>,
+    pub(crate) commander: Option<Recipient<Inbound>>,
+    pub(crate) broker: Option<Recipient<Inbound>>,
+    pub(crate) quick: bool,
 }
 
 impl Server {
@@ -215,7 +233,9 @@ impl Server {
             options: ServerOptions::default(),
             tls: None,
             events: Vec::new(),
-            inbound: None,
+            commander: None,
+            broker: None,
+            quick: true,
         }
     }
 
@@ -247,12 +267,38 @@ impl Server {
         self
     }
 
-    /// Receives RPC, datagram, publish and subscription packets. Without
-    /// one, RPCs are answered with status 3 (invalid URL) and datagrams are
-    /// dropped.
+    /// Receives RPC and datagram packets (a
+    /// [`Commander`](crate::commander::Commander)). Without one, RPCs are
+    /// answered with status 3 (invalid URL) and datagrams are dropped.
+    #[must_use]
+    pub fn commander(mut self, recipient: Recipient<Inbound>) -> Self {
+        self.commander = Some(recipient);
+        self
+    }
+
+    /// Receives SUBSCRIBE/UNSUBSCRIBE (after the session recorded them) and
+    /// client PUBLISH packets (a [`Broker`](crate::broker::Broker)).
+    #[must_use]
+    pub fn broker(mut self, recipient: Recipient<Inbound>) -> Self {
+        self.broker = Some(recipient);
+        self
+    }
+
+    /// Receives every packet the transport does not handle itself (RPC,
+    /// DATAGRAM, PUBLISH, SUBSCRIBE, UNSUBSCRIBE): one dispatcher of your
+    /// own instead of a Commander and a Broker.
     #[must_use]
     pub fn inbound(mut self, recipient: Recipient<Inbound>) -> Self {
-        self.inbound = Some(recipient);
+        self.commander = Some(recipient.clone());
+        self.broker = Some(recipient);
+        self
+    }
+
+    /// Whether to open the quick UDP channel on the server's port (on by
+    /// default; never under TLS, as in VSOA).
+    #[must_use]
+    pub fn quick(mut self, on: bool) -> Self {
+        self.quick = on;
         self
     }
 

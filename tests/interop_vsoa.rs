@@ -213,7 +213,7 @@ async fn psvc_client_talks_to_a_python_vsoa_server() {
     let ns: Vec<i64> = inbox
         .iter()
         .map(|m| match m {
-            ClientMessage::Published(f) => {
+            ClientMessage::Published { frame: f, .. } => {
                 assert_eq!(&f.url[..], b"/tick");
                 serde_json::from_slice::<serde_json::Value>(&f.param).unwrap()["n"]
                     .as_i64()

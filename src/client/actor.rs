@@ -24,6 +24,8 @@ type Waiter = oneshot::Sender<Result<Frame, RequestError>>;
 pub(crate) enum Command {
     Request(Frame, Option<Duration>),
     Send(Frame),
+    /// A DATAGRAM over the quick channel.
+    Quick(Frame),
     Ping,
     Subscribe(Vec<String>, bool),
     Listen(Recipient<ClientMessage>),
@@ -56,6 +58,7 @@ struct Conn {
     reader: SpawnHandle,
     keepalive: Option<SpawnHandle>,
     info: ServerInfo,
+    quick: Option<(Rc<tokio::net::UdpSocket>, SpawnHandle)>,
 }
 
 /// Frames of one connection generation; `item: None` marks its end.
@@ -63,6 +66,7 @@ struct Conn {
 struct Incoming {
     generation: u64,
     item: Option<Result<Frame, CodecError>>,
+    quick: bool,
 }
 
 /// The actor behind [`super::Client`].
@@ -148,14 +152,25 @@ impl ClientActor {
             .map(move |item| Incoming {
                 generation,
                 item: Some(item),
+                quick: false,
             })
             .chain(futures::stream::once(async move {
                 Incoming {
                     generation,
                     item: None,
+                    quick: false,
                 }
             }));
         let reader = ctx.add_stream(frames);
+        let quick = est.quick.map(|socket| {
+            let socket = Rc::new(socket);
+            let packets = quick_packets(socket.clone()).map(move |frame| Incoming {
+                generation,
+                item: Some(Ok(frame)),
+                quick: true,
+            });
+            (socket, ctx.add_stream(packets))
+        });
         let writer = FramedWrite::new(IoWrite(est.io.clone()), FrameCodec::tcp(), ctx);
         let keepalive = self
             .options
@@ -168,6 +183,7 @@ impl ClientActor {
             reader,
             keepalive,
             info: est.info.clone(),
+            quick,
         });
         self.attempt = 0;
         self.lost_pings = 0;
@@ -205,6 +221,9 @@ impl ClientActor {
         if let Some(k) = conn.keepalive {
             ctx.cancel_future(k);
         }
+        if let Some((_, reader)) = conn.quick {
+            ctx.cancel_future(reader);
+        }
         tracing::debug!(addr = %self.options.addr, %reason, "disconnected");
         for (_, p) in self.pending.drain() {
             ctx.cancel_future(p.timer);
@@ -240,6 +259,26 @@ impl ClientActor {
             .map_err(|_| RequestError::TooLarge)?;
         conn.writer.write(frame);
         Ok(())
+    }
+
+    fn write_quick(&mut self, frame: Frame) -> Result<(), RequestError> {
+        let Some(conn) = self.conn.as_ref() else {
+            return Err(RequestError::NotConnected);
+        };
+        let Some((socket, _)) = &conn.quick else {
+            return Err(RequestError::NoQuickChannel);
+        };
+        // The quick channel carries the client id in the seqno.
+        let frame = frame.seqno(conn.info.client_id);
+        let mut buf = bytes::BytesMut::new();
+        crate::frame::encode(&frame, &mut buf, crate::frame::MAX_UDP_PACKET)
+            .map_err(|_| RequestError::TooLarge)?;
+        match socket.try_send(&buf) {
+            Ok(_) => Ok(()),
+            // A full socket buffer drops the datagram, as UDP would.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) => Err(RequestError::Quick(e.to_string())),
+        }
     }
 
     fn request(
@@ -290,7 +329,7 @@ impl ClientActor {
         );
     }
 
-    fn on_frame(&mut self, frame: Frame, ctx: &mut Context<Self>) {
+    fn on_frame(&mut self, frame: Frame, quick: bool, ctx: &mut Context<Self>) {
         match frame.kind {
             Kind::QosSetup => {
                 let priority = frame.status.0.min(7);
@@ -301,8 +340,9 @@ impl ClientActor {
                 }
                 self.emit(ClientMessage::Priority(priority));
             }
-            Kind::Publish => self.emit(ClientMessage::Published(frame)),
-            Kind::Datagram => self.emit(ClientMessage::Datagram(frame)),
+            Kind::Publish => self.emit(ClientMessage::Published { frame, quick }),
+            Kind::Datagram => self.emit(ClientMessage::Datagram { frame, quick }),
+            _ if quick => {}
             Kind::Noop => {}
             _ if frame.is_reply() => self.on_reply(frame, ctx),
             other => tracing::debug!(?other, "unexpected packet from server ignored"),
@@ -379,7 +419,7 @@ impl StreamHandler<Incoming> for ClientActor {
             return;
         }
         match incoming.item {
-            Some(Ok(frame)) => self.on_frame(frame, ctx),
+            Some(Ok(frame)) => self.on_frame(frame, incoming.quick, ctx),
             Some(Err(e)) => self.disconnect(e.to_string(), ctx),
             None => self.disconnect("server closed the connection".into(), ctx),
         }
@@ -415,6 +455,7 @@ impl Handler<Command> for ClientActor {
                 ctx,
             ),
             Command::Send(frame) => Reply::Done(self.write(frame)),
+            Command::Quick(frame) => Reply::Done(self.write_quick(frame)),
             Command::Subscribe(urls, subscribe) => {
                 if urls.is_empty() || urls.iter().any(|u| !u.starts_with('/')) {
                     return Reply::Done(Err(RequestError::Refused(Status::ARGUMENTS)));
@@ -440,4 +481,26 @@ impl Handler<Command> for ClientActor {
             }
         }
     }
+}
+
+/// Packets from the quick channel; malformed ones and receive errors (ICMP
+/// after a send) are skipped, never ending the connection.
+fn quick_packets(socket: Rc<tokio::net::UdpSocket>) -> impl futures::Stream<Item = Frame> {
+    futures::stream::unfold(socket, |socket| async move {
+        let mut buf = vec![0u8; crate::frame::MAX_UDP_PACKET];
+        loop {
+            let n = match socket.recv(&mut buf).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::trace!(error = %e, "quick channel receive");
+                    continue;
+                }
+            };
+            let mut packet = bytes::BytesMut::from(&buf[..n]);
+            match crate::frame::decode(&mut packet, crate::frame::MAX_UDP_PACKET) {
+                Ok(frame) => return Some((frame, socket)),
+                Err(e) => tracing::debug!(error = %e, "malformed quick packet dropped"),
+            }
+        }
+    })
 }

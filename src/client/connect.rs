@@ -20,6 +20,8 @@ pub(crate) struct Established {
     pub(crate) io: Rc<SharedIo>,
     pub(crate) frames: FrameStream<IoRead>,
     pub(crate) info: ServerInfo,
+    /// The quick UDP channel, connected to the server's quick port.
+    pub(crate) quick: Option<tokio::net::UdpSocket>,
 }
 
 fn connect_error(e: &io::Error, addr: &str) -> ConnectError {
@@ -32,10 +34,13 @@ fn connect_error(e: &io::Error, addr: &str) -> ConnectError {
     }
 }
 
-/// The SERVINFO request: TUNNEL with the quick port (none yet: 0) and the
-/// password as VSOA sends it.
-pub(crate) fn hello(password: Option<&str>) -> Frame {
-    let hello = Frame::new(Kind::ServInfo);
+/// The SERVINFO request: TUNNEL with the client's quick UDP port (when it
+/// has one) and the password as VSOA sends it.
+pub(crate) fn hello(password: Option<&str>, quick_port: Option<u16>) -> Frame {
+    let mut hello = Frame::new(Kind::ServInfo);
+    if let Some(port) = quick_port {
+        hello = hello.tunid(port);
+    }
     match password.filter(|p| !p.is_empty()) {
         Some(pw) => hello.param(serde_json::json!({ "passwd": pw }).to_string()),
         None => hello,
@@ -67,14 +72,35 @@ pub(crate) fn check_reply(reply: &Frame) -> Result<ServerInfo, ConnectError> {
             ));
         }
     };
+    // Six bytes: the client id and the server's quick port, when it is not
+    // the connection's port.
+    let quick_port = reply
+        .data
+        .get(4..6)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]));
     Ok(ServerInfo {
         info: String::from_utf8_lossy(&reply.param).into_owned(),
         client_id,
+        addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+        quick_port,
     })
 }
 
+/// A UDP socket for the quick channel, connected to the server.
+async fn quick_socket(server: std::net::SocketAddr) -> io::Result<tokio::net::UdpSocket> {
+    let local: std::net::SocketAddr = if server.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = tokio::net::UdpSocket::bind(local).await?;
+    socket.connect(server).await?;
+    Ok(socket)
+}
+
 async fn establish_inner(options: &ClientOptions) -> Result<Established, ConnectError> {
-    let addr = options.addr.as_str();
+    let resolved = crate::position::resolve(&options.addr, options.position).await?;
+    let addr = resolved.as_str();
     let tcp = match TcpStream::connect(addr).await {
         Ok(s) => s,
         Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
@@ -92,6 +118,23 @@ async fn establish_inner(options: &ClientOptions) -> Result<Established, Connect
         }
     };
     tune(&tcp, options.nodelay, None);
+    let server = tcp
+        .peer_addr()
+        .map_err(|e| ConnectError::Error(format!("{addr}: {e}")))?;
+    let quick = match options.quick && options.tls.is_none() {
+        true => match quick_socket(server).await {
+            Ok(socket) => Some(socket),
+            Err(e) => {
+                tracing::debug!(error = %e, "no quick channel");
+                None
+            }
+        },
+        false => None,
+    };
+    let quick_port = quick
+        .as_ref()
+        .and_then(|s| s.local_addr().ok())
+        .map(|a| a.port());
     let transport = match &options.tls {
         None => Transport::Plain(tcp),
         Some(tls) => {
@@ -106,7 +149,7 @@ async fn establish_inner(options: &ClientOptions) -> Result<Established, Connect
     let io = SharedIo::new(transport);
     let mut out = bytes::BytesMut::new();
     frame::encode(
-        &hello(options.password.as_deref()),
+        &hello(options.password.as_deref(), quick_port),
         &mut out,
         frame::MAX_TCP_PACKET,
     )
@@ -135,8 +178,22 @@ async fn establish_inner(options: &ClientOptions) -> Result<Established, Connect
             ));
         }
     };
-    let info = check_reply(&reply)?;
-    Ok(Established { io, frames, info })
+    let mut info = check_reply(&reply)?;
+    info.addr = server;
+    if let (Some(socket), Some(port)) = (&quick, info.quick_port)
+        && port != server.port()
+        && let Err(e) = socket
+            .connect(std::net::SocketAddr::new(server.ip(), port))
+            .await
+    {
+        tracing::debug!(error = %e, "quick channel not connected");
+    }
+    Ok(Established {
+        io,
+        frames,
+        info,
+        quick,
+    })
 }
 
 /// Connects and handshakes within `options.connect_timeout`.

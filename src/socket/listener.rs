@@ -1,7 +1,7 @@
 //! The accept loop: bind, connection limit, accept backoff, TLS accept, and
 //! the registry of live sessions.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     /// Set when the listener stops: sessions still in their handshake
     /// close instead of joining.
     pub(crate) stopped: Cell<bool>,
+    /// The quick UDP channel, once the listener has started.
+    pub(crate) quick: OnceCell<Arc<tokio::net::UdpSocket>>,
 }
 
 impl Shared {
@@ -63,6 +65,13 @@ impl Shared {
         list
     }
 
+    /// The live session with client id `id`.
+    pub(crate) fn session(&self, id: u32) -> Option<SessionRef> {
+        let sessions = self.sessions.borrow();
+        let (state, addr) = sessions.get(&id)?;
+        Some(SessionRef::new(state.clone(), addr.upgrade()?))
+    }
+
     /// Removes `id`; `true` if it was registered (handshake completed).
     pub(crate) fn deregister(&self, id: u32) -> bool {
         self.sessions.borrow_mut().remove(&id).is_some()
@@ -79,6 +88,7 @@ impl Shared {
 /// The listening socket as an actor; starts a [`Session`] per connection.
 pub struct Listener {
     std: Option<std::net::TcpListener>,
+    udp: Option<std::net::UdpSocket>,
     local: SocketAddr,
     shared: Rc<Shared>,
 }
@@ -97,6 +107,8 @@ impl Listener {
     ///
     /// # Errors
     /// [`ServerError::Bind`] if the address is invalid or taken.
+    /// The quick UDP channel is bound to the same port (unless TLS is on or
+    /// [`Server::quick`] is off); with port 0 both get the same free port.
     pub fn bind(server: Server, addr: &str) -> Result<Self, ServerError> {
         let bind_err = |source: io::Error| ServerError::Bind {
             addr: addr.to_owned(),
@@ -105,20 +117,33 @@ impl Listener {
         let sockaddr = addr
             .parse::<SocketAddr>()
             .map_err(|e| bind_err(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
-        let socket = socket2::Socket::new(
-            socket2::Domain::for_address(sockaddr),
-            socket2::Type::STREAM,
-            Some(socket2::Protocol::TCP),
-        )
-        .map_err(bind_err)?;
-        socket.set_reuse_address(true).map_err(bind_err)?;
-        socket.set_nonblocking(true).map_err(bind_err)?;
-        socket.bind(&sockaddr.into()).map_err(bind_err)?;
-        socket.listen(1024).map_err(bind_err)?;
-        let std: std::net::TcpListener = socket.into();
-        let local = std.local_addr().map_err(bind_err)?;
-        Ok(Self {
+        let want_udp = server.quick && server.tls.is_none();
+        // With port 0 the TCP port is picked first; if its UDP twin is
+        // taken, try another port.
+        let attempts = if sockaddr.port() == 0 && want_udp { 16 } else { 1 };
+        let mut last = None;
+        for _ in 0..attempts {
+            let (std, local) = bind_tcp(sockaddr).map_err(bind_err)?;
+            if !want_udp {
+                return Ok(Self::new(server, std, None, local));
+            }
+            match bind_udp(local) {
+                Ok(udp) => return Ok(Self::new(server, std, Some(udp), local)),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(bind_err(last.unwrap_or_else(|| io::ErrorKind::AddrInUse.into())))
+    }
+
+    fn new(
+        server: Server,
+        std: std::net::TcpListener,
+        udp: Option<std::net::UdpSocket>,
+        local: SocketAddr,
+    ) -> Self {
+        Self {
             std: Some(std),
+            udp,
             local,
             shared: Rc::new(Shared {
                 server,
@@ -126,8 +151,9 @@ impl Listener {
                 sessions: RefCell::new(HashMap::new()),
                 next_id: Cell::new(1),
                 stopped: Cell::new(false),
+                quick: OnceCell::new(),
             }),
-        })
+        }
     }
 
     /// The bound address.
@@ -150,8 +176,21 @@ impl Actor for Listener {
                 return ctx.stop();
             }
         };
+        if let Some(udp) = self.udp.take() {
+            match tokio::net::UdpSocket::from_std(udp) {
+                Ok(udp) => {
+                    let udp = Arc::new(udp);
+                    let _ = self.shared.quick.set(udp.clone());
+                    ctx.spawn(quick_loop(udp, self.shared.clone()).into_actor(self));
+                }
+                Err(e) => {
+                    tracing::warn!(addr = %self.local, error = %e, "quick channel unavailable");
+                }
+            }
+        }
         tracing::info!(addr = %self.local, auth = self.shared.server.auth.kind(),
-            tls = self.shared.server.tls.is_some(), "listening");
+            tls = self.shared.server.tls.is_some(), quick = self.shared.quick.get().is_some(),
+            "listening");
         ctx.spawn(accept_loop(listener, self.shared.clone()).into_actor(self));
     }
 
@@ -163,6 +202,79 @@ impl Actor for Listener {
             s.close();
         }
         tracing::info!(addr = %self.local, "listener stopped");
+    }
+}
+
+fn bind_tcp(addr: SocketAddr) -> io::Result<(std::net::TcpListener, SocketAddr)> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    let std: std::net::TcpListener = socket.into();
+    let local = std.local_addr()?;
+    Ok((std, local))
+}
+
+fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    // A restarted listener rebinds while the old sessions still hold the
+    // previous socket for a moment.
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// Reads the quick channel: client DATAGRAMs carry their client id in the
+/// seqno and must come from that client's address.
+async fn quick_loop(socket: Arc<tokio::net::UdpSocket>, shared: Rc<Shared>) {
+    let mut buf = vec![0u8; crate::frame::MAX_UDP_PACKET];
+    loop {
+        let (n, from) = match socket.recv_from(&mut buf).await {
+            Ok(r) => r,
+            Err(e) => {
+                // ICMP errors from earlier sends surface here; keep going.
+                tracing::trace!(error = %e, "quick channel receive");
+                continue;
+            }
+        };
+        let mut packet = bytes::BytesMut::from(&buf[..n]);
+        let frame = match crate::frame::decode(&mut packet, crate::frame::MAX_UDP_PACKET) {
+            Ok(f) if packet.is_empty() => f,
+            Ok(_) => {
+                tracing::debug!(%from, "quick packet with trailing bytes dropped");
+                continue;
+            }
+            Err(e) => {
+                tracing::debug!(%from, error = %e, "malformed quick packet dropped");
+                continue;
+            }
+        };
+        if frame.kind != crate::frame::Kind::Datagram || frame.is_reply() {
+            continue;
+        }
+        let Some(session) = shared.session(frame.seqno) else {
+            tracing::debug!(%from, id = frame.seqno, "quick packet for an unknown client dropped");
+            continue;
+        };
+        if session.peer().ip() != from.ip() {
+            tracing::debug!(%from, id = frame.seqno, "quick packet from another address dropped");
+            continue;
+        }
+        if let Some(commander) = &shared.server.commander {
+            let mut msg = super::Inbound::new(session, frame);
+            msg.quick = true;
+            super::deliver(commander, msg);
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! One peer: handshake, keepalive, priority, bounded output, and handing
 //! application packets to the service.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
@@ -23,7 +23,11 @@ use crate::frame::{Flags, Frame, Kind, Status};
 pub(crate) struct SessionState {
     pub(crate) id: u32,
     pub(crate) peer: SocketAddr,
+    /// The server address the peer connected to (streams bind there).
+    pub(crate) local_ip: IpAddr,
     pub(crate) tls: bool,
+    /// The server's quick UDP socket (none under TLS or when disabled).
+    pub(crate) quick: Option<Arc<tokio::net::UdpSocket>>,
     pub(crate) priority: AtomicU8,
     pub(crate) authed: AtomicBool,
     /// 0 = none.
@@ -85,6 +89,50 @@ impl SessionRef {
     pub fn connected(&self) -> bool {
         self.addr.connected()
     }
+    /// The server address the peer connected to.
+    pub fn local_ip(&self) -> IpAddr {
+        self.state.local_ip
+    }
+    /// Where quick-channel packets for this peer go: its address with the
+    /// UDP port it announced; `None` if it announced none or under TLS.
+    pub fn quick_addr(&self) -> Option<SocketAddr> {
+        self.state.quick.as_ref()?;
+        let port = u16::try_from(self.state.quick_port.load(Ordering::Relaxed)).ok()?;
+        (port != 0).then(|| SocketAddr::new(self.state.peer.ip(), port))
+    }
+
+    /// Sends `frame` over the quick UDP channel, without waiting. `false`
+    /// if the peer has no quick channel, the packet is over the UDP limit
+    /// (65,507 bytes) or the socket buffer is full (UDP may drop anyway).
+    pub fn send_quick(&self, frame: &Frame) -> bool {
+        let mut buf = bytes::BytesMut::new();
+        if crate::frame::encode(frame, &mut buf, crate::frame::MAX_UDP_PACKET).is_err() {
+            return false;
+        }
+        self.send_quick_encoded(&buf)
+    }
+
+    /// Sends an encoded packet over the quick channel.
+    pub(crate) fn send_quick_encoded(&self, packet: &[u8]) -> bool {
+        match (&self.state.quick, self.quick_addr()) {
+            (Some(socket), Some(to)) => socket.try_send_to(packet, to).is_ok(),
+            _ => false,
+        }
+    }
+
+    /// Queues `frame` regardless of the mailbox capacity: the session's
+    /// output limit and [`SlowPeer`] policy bound what a slow peer costs.
+    /// For replies and publishes, which must not be lost to a momentarily
+    /// full mailbox.
+    pub fn push(&self, frame: Frame) {
+        self.addr.do_send(Outbound(frame));
+    }
+
+    /// Queues an already encoded packet (a publish encoded once for all
+    /// its subscribers), like [`SessionRef::push`].
+    pub(crate) fn push_encoded(&self, packet: Bytes) {
+        self.addr.do_send(Encoded(packet));
+    }
 
     /// Queues `frame` for the peer without waiting.
     ///
@@ -136,6 +184,11 @@ impl SessionRef {
 #[derive(Debug, Message)]
 #[rtype(result = "bool")]
 pub struct Outbound(pub Frame);
+
+/// An encoded packet to write (see [`SessionRef::push_encoded`]).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct Encoded(pub(crate) Bytes);
 
 /// Close the connection once the output is flushed.
 #[derive(Debug, Message)]
@@ -229,6 +282,11 @@ impl Session {
         permit: OwnedSemaphorePermit,
     ) {
         let tls = !matches!(stream, Transport::Plain(_));
+        let local_ip = stream
+            .tcp()
+            .local_addr()
+            .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |a| a.ip());
+        let quick = if tls { None } else { shared.quick.get().cloned() };
         let id = shared.next_id();
         Session::create(move |ctx| {
             ctx.set_mailbox_capacity(shared.server.options.session_mailbox);
@@ -236,7 +294,9 @@ impl Session {
             let state = Arc::new(SessionState {
                 id,
                 peer,
+                local_ip,
                 tls,
+                quick,
                 priority: AtomicU8::new(0),
                 authed: AtomicBool::new(false),
                 quick_port: AtomicU32::new(0),
@@ -375,6 +435,22 @@ impl Session {
             tracing::warn!(id = self.state.id, error = %e, "packet not sent");
             return false;
         }
+        self.queued(queued, ctx)
+    }
+
+    /// Queues an encoded packet under the slow-peer policy.
+    fn write_encoded(&mut self, packet: &[u8], ctx: &mut Context<Self>) -> bool {
+        if self.phase != Phase::Ready {
+            return false;
+        }
+        let queued = self.out.len();
+        self.out.extend_from_slice(packet);
+        self.queued(queued, ctx)
+    }
+
+    /// Applies the output limit to what was just appended after `queued`
+    /// bytes, and wakes the pump.
+    fn queued(&mut self, queued: usize, ctx: &mut Context<Self>) -> bool {
         let options = &self.shared.server.options;
         if self.out.len() > options.send_buffer {
             // Over the queue limit: take the packet back out.
@@ -535,22 +611,24 @@ impl Session {
                 ClientEvent::Unsubscribed { id, url }
             });
         }
-        if self.shared.server.inbound.is_some() {
+        if self.shared.server.broker.is_some() {
             self.forward(frame, ctx);
         }
     }
 
     fn forward(&mut self, frame: Frame, ctx: &mut Context<Self>) {
-        let Some(inbound) = self.shared.server.inbound.clone() else {
+        let server = &self.shared.server;
+        let recipient = match frame.kind {
+            Kind::Rpc | Kind::Datagram => &server.commander,
+            _ => &server.broker,
+        };
+        let Some(inbound) = recipient.clone() else {
             if frame.kind == Kind::Rpc {
                 self.write(frame.reply().status(Status::INVALID_URL), ctx);
             }
             return;
         };
-        let msg = Inbound {
-            session: self.session_ref(ctx),
-            frame,
-        };
+        let msg = Inbound::new(self.session_ref(ctx), frame);
         match inbound.try_send(msg) {
             Ok(()) => {}
             Err(SendError::Full(msg)) => {
@@ -574,7 +652,7 @@ impl Session {
 
 /// The URLs of a SUBSCRIBE/UNSUBSCRIBE: the url field, or a JSON list in
 /// param when the url is empty (VSOA's multi-URL form). `None` if invalid.
-fn subscription_urls(frame: &Frame) -> Option<Vec<String>> {
+pub(crate) fn subscription_urls(frame: &Frame) -> Option<Vec<String>> {
     if !frame.url.is_empty() {
         let url = frame.url_str()?;
         return url.starts_with('/').then(|| vec![url.to_owned()]);
@@ -632,6 +710,13 @@ impl Handler<Outbound> for Session {
     type Result = bool;
     fn handle(&mut self, Outbound(frame): Outbound, ctx: &mut Self::Context) -> bool {
         self.phase == Phase::Ready && self.write(frame, ctx)
+    }
+}
+
+impl Handler<Encoded> for Session {
+    type Result = ();
+    fn handle(&mut self, Encoded(packet): Encoded, ctx: &mut Self::Context) {
+        self.write_encoded(&packet, ctx);
     }
 }
 

@@ -1,0 +1,827 @@
+//! The Commander: RPC routing by URL (PyService's Commander and
+//! `@command(ident)`, VSOA's `server.on(url)`), as an actor.
+//!
+//! Routing follows VSOA: the exact URL, then the longest registered route
+//! ending in `/` that covers it (`/a/` serves `/a` and `/a/b`), then the
+//! default route `/`; otherwise the caller gets status 3 (invalid URL). A URL
+//! that does not start with `/` gets status 2 (arguments).
+//!
+//! Handlers are async and run as tasks next to the Commander, never inside
+//! its mailbox: a handler that awaits (another command, a remote service, a
+//! timer) does not hold up other requests, and a handler may call commands
+//! of its own service, or of a peer that calls back, without deadlock.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use psvc::commander::{CommandError, Commander, Request, Response};
+//! use psvc::socket::{Auth, Server};
+//! use actix::Actor;
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Add { a: i64, b: i64 }
+//!
+//! let commander = Commander::new()
+//!     .typed("/add", |args: Add, _req| async move { Ok::<_, CommandError>(args.a + args.b) })
+//!     .route("/echo", |req: Request| async move {
+//!         Ok(Response::ok().param(req.param.clone()).data(req.data.clone()))
+//!     })
+//!     .start();
+//! let server = Server::new(Auth::anonymous())
+//!     .commander(commander.recipient())
+//!     .start("127.0.0.1:3001")
+//!     .await?;
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::LocalBoxFuture;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::oneshot;
+
+use crate::frame::{Flags, Frame, Kind, MAX_TCP_PACKET, Status};
+use crate::socket::{Inbound, SessionRef};
+use crate::url;
+
+/// The RPC method (VSOA's GET/SET, the SET flag on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Method {
+    /// A read (no SET flag).
+    #[default]
+    Get,
+    /// A write (SET flag).
+    Set,
+}
+
+/// How a typed payload is carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Encoding {
+    /// JSON text in `param`: what every VSOA client sends and reads.
+    #[default]
+    Json,
+    /// postcard in `data`: the compact fast path between Rust peers.
+    Postcard,
+}
+
+/// An RPC request as a handler sees it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Request {
+    /// The requested URL (always starts with `/`).
+    pub url: String,
+    /// GET or SET.
+    pub method: Method,
+    /// The caller's sequence number (0 for local calls).
+    pub seqno: u32,
+    /// The param, JSON text by convention.
+    pub param: Bytes,
+    /// Raw data.
+    pub data: Bytes,
+    /// The tunnel id, if the caller sent one.
+    pub tunid: Option<u16>,
+    /// Whether a datagram came over the quick UDP channel.
+    pub quick: bool,
+    caller: Option<SessionRef>,
+    commands: Option<Commands>,
+}
+
+impl Request {
+    /// A local request for `url` (GET, empty payload), for
+    /// [`Commands::call`].
+    pub fn new(url: impl Into<String>) -> Self {
+        Request {
+            url: url.into(),
+            method: Method::Get,
+            seqno: 0,
+            param: Bytes::new(),
+            data: Bytes::new(),
+            tunid: None,
+            quick: false,
+            caller: None,
+            commands: None,
+        }
+    }
+
+    /// Makes it a SET.
+    #[must_use]
+    pub fn set(mut self) -> Self {
+        self.method = Method::Set;
+        self
+    }
+
+    /// Sets the param (JSON text by convention).
+    #[must_use]
+    pub fn with_param(mut self, param: impl Into<Bytes>) -> Self {
+        self.param = param.into();
+        self
+    }
+
+    /// Sets the data.
+    #[must_use]
+    pub fn with_data(mut self, data: impl Into<Bytes>) -> Self {
+        self.data = data.into();
+        self
+    }
+
+    /// Sets the param to `value` as JSON.
+    ///
+    /// # Errors
+    /// [`CommandError::Arguments`] if `value` cannot be serialized.
+    pub fn with_json<T: Serialize + ?Sized>(self, value: &T) -> Result<Self, CommandError> {
+        let json = serde_json::to_vec(value).map_err(|e| CommandError::Arguments(e.to_string()))?;
+        Ok(self.with_param(json))
+    }
+
+    fn from_frame(frame: Frame, url: String, caller: SessionRef, quick: bool) -> Self {
+        Request {
+            url,
+            method: if frame.flags.contains(Flags::SET) {
+                Method::Set
+            } else {
+                Method::Get
+            },
+            seqno: frame.seqno,
+            tunid: frame.flags.contains(Flags::TUNNEL).then_some(frame.tunid),
+            param: frame.param,
+            data: frame.data,
+            quick,
+            caller: Some(caller),
+            commands: None,
+        }
+    }
+
+    /// The session that sent the request (id, address, priority, authed);
+    /// `None` for a local call.
+    pub fn caller(&self) -> Option<&SessionRef> {
+        self.caller.as_ref()
+    }
+
+    /// The commands of the service that received this request, to call
+    /// other commands from inside a handler.
+    pub fn commands(&self) -> Option<&Commands> {
+        self.commands.as_ref()
+    }
+
+    /// The param parsed as JSON into `T` (an empty param reads as `null`).
+    ///
+    /// # Errors
+    /// [`CommandError::Arguments`] with serde's message.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, CommandError> {
+        let text: &[u8] = if self.param.is_empty() {
+            b"null"
+        } else {
+            &self.param
+        };
+        serde_json::from_slice(text).map_err(|e| CommandError::Arguments(e.to_string()))
+    }
+
+    /// The data decoded as postcard into `T`.
+    ///
+    /// # Errors
+    /// [`CommandError::Arguments`] with postcard's message.
+    pub fn postcard<T: DeserializeOwned>(&self) -> Result<T, CommandError> {
+        postcard::from_bytes(&self.data).map_err(|e| CommandError::Arguments(e.to_string()))
+    }
+
+    /// Decodes the typed argument the way the caller sent it: JSON when
+    /// there is a param, postcard when there is only data, `null` when
+    /// there is neither.
+    ///
+    /// # Errors
+    /// [`CommandError::Arguments`] if it does not decode.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<(T, Encoding), CommandError> {
+        if self.param.is_empty() && !self.data.is_empty() {
+            Ok((self.postcard()?, Encoding::Postcard))
+        } else {
+            Ok((self.json()?, Encoding::Json))
+        }
+    }
+}
+
+/// An RPC reply: status, payload and an optional stream tunnel.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Response {
+    /// The status (0 ok; 128–255 are free for the service).
+    pub status: Status,
+    /// The param, JSON text by convention.
+    pub param: Bytes,
+    /// Raw data.
+    pub data: Bytes,
+    /// A stream port for the caller to connect to (TUNNEL flag).
+    pub tunid: Option<u16>,
+}
+
+impl Response {
+    /// Status 0, empty payload.
+    pub fn ok() -> Self {
+        Response::default()
+    }
+
+    /// An empty reply with `status` (a user code 128–255, or a VSOA one).
+    pub fn with_status(status: impl Into<Status>) -> Self {
+        Response {
+            status: status.into(),
+            ..Response::default()
+        }
+    }
+
+    /// `value` as JSON in the param, status 0.
+    ///
+    /// # Errors
+    /// [`CommandError::Failed`] if `value` cannot be serialized.
+    pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<Self, CommandError> {
+        let json = serde_json::to_vec(value).map_err(|e| CommandError::Failed(e.to_string()))?;
+        Ok(Response::ok().param(json))
+    }
+
+    /// `value` as postcard in the data, status 0.
+    ///
+    /// # Errors
+    /// [`CommandError::Failed`] if `value` cannot be serialized.
+    pub fn postcard<T: Serialize + ?Sized>(value: &T) -> Result<Self, CommandError> {
+        let bytes = postcard::to_stdvec(value).map_err(|e| CommandError::Failed(e.to_string()))?;
+        Ok(Response::ok().data(bytes))
+    }
+
+    /// `value` in the given encoding.
+    ///
+    /// # Errors
+    /// [`CommandError::Failed`] if `value` cannot be serialized.
+    pub fn encode<T: Serialize + ?Sized>(
+        value: &T,
+        encoding: Encoding,
+    ) -> Result<Self, CommandError> {
+        match encoding {
+            Encoding::Json => Response::json(value),
+            Encoding::Postcard => Response::postcard(value),
+        }
+    }
+
+    /// Sets the status.
+    #[must_use]
+    pub fn status(mut self, status: impl Into<Status>) -> Self {
+        self.status = status.into();
+        self
+    }
+
+    /// Sets the param.
+    #[must_use]
+    pub fn param(mut self, param: impl Into<Bytes>) -> Self {
+        self.param = param.into();
+        self
+    }
+
+    /// Sets the data.
+    #[must_use]
+    pub fn data(mut self, data: impl Into<Bytes>) -> Self {
+        self.data = data.into();
+        self
+    }
+
+    /// Offers a stream: the caller connects to this port (see
+    /// [`crate::stream::Tunnel`]).
+    #[must_use]
+    pub fn tunnel(mut self, port: u16) -> Self {
+        self.tunid = Some(port);
+        self
+    }
+
+    /// The param parsed as JSON (an empty param reads as `null`).
+    ///
+    /// # Errors
+    /// [`CommandError::Arguments`] with serde's message.
+    pub fn parse_json<T: DeserializeOwned>(&self) -> Result<T, CommandError> {
+        let text: &[u8] = if self.param.is_empty() {
+            b"null"
+        } else {
+            &self.param
+        };
+        serde_json::from_slice(text).map_err(|e| CommandError::Arguments(e.to_string()))
+    }
+
+    fn into_frame(self, seqno: u32) -> Frame {
+        let mut frame = Frame::new(Kind::Rpc)
+            .flags(Flags::REPLY)
+            .seqno(seqno)
+            .status(self.status)
+            .param(self.param)
+            .data(self.data);
+        if let Some(port) = self.tunid {
+            frame = frame.tunid(port);
+        }
+        frame
+    }
+}
+
+/// Why a command failed. Each maps to the reply status the caller sees,
+/// with the message as `{"error": …}` in the param.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// The arguments are missing or malformed: status 2.
+    #[error("bad arguments: {0}")]
+    Arguments(String),
+    /// No route serves the URL: status 3.
+    #[error("no command for {0}")]
+    NotFound(String),
+    /// The caller may not do this: status 5.
+    #[error("not permitted: {0}")]
+    Forbidden(String),
+    /// Any status with a message (user codes 128–255 included).
+    #[error("status {status}: {message}")]
+    Status {
+        /// The reply status.
+        status: Status,
+        /// What went wrong.
+        message: String,
+    },
+    /// The handler failed (returned this error or panicked): status 4
+    /// (no responding).
+    #[error("command failed: {0}")]
+    Failed(String),
+    /// The Commander is gone: status 4.
+    #[error("commander unavailable")]
+    Unavailable,
+}
+
+impl CommandError {
+    /// An error with a user status.
+    pub fn status(status: impl Into<Status>, message: impl Into<String>) -> Self {
+        CommandError::Status {
+            status: status.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The reply status for this error.
+    pub fn code(&self) -> Status {
+        match self {
+            CommandError::Arguments(_) => Status::ARGUMENTS,
+            CommandError::NotFound(_) => Status::INVALID_URL,
+            CommandError::Forbidden(_) => Status::NO_PERMISSIONS,
+            CommandError::Status { status, .. } => *status,
+            CommandError::Failed(_) | CommandError::Unavailable => Status::NO_RESPONDING,
+        }
+    }
+
+    /// The error reply: its status, and the message as `{"error": …}`.
+    pub fn to_response(&self) -> Response {
+        let message = match self {
+            CommandError::Status { message, .. } => message.clone(),
+            other => other.to_string(),
+        };
+        Response::with_status(self.code())
+            .param(serde_json::json!({ "error": message }).to_string())
+    }
+}
+
+/// What a handler returns.
+pub type CommandResult = Result<Response, CommandError>;
+
+type RpcHandler = Arc<dyn Fn(Request) -> LocalBoxFuture<'static, CommandResult> + Send + Sync>;
+type DatagramHandler = Arc<dyn Fn(Request) -> LocalBoxFuture<'static, ()> + Send + Sync>;
+
+/// URL → handler, with VSOA's exact / prefix / default rules.
+#[derive(Clone)]
+struct Table<H> {
+    exact: HashMap<String, H>,
+    /// By key: the route without its trailing `/` (`/` is ``).
+    prefix: HashMap<String, H>,
+}
+
+impl<H> Default for Table<H> {
+    fn default() -> Self {
+        Table {
+            exact: HashMap::new(),
+            prefix: HashMap::new(),
+        }
+    }
+}
+
+impl<H> Table<H> {
+    fn insert(&mut self, route: &str, handler: H) {
+        match url::prefix_key(route) {
+            Some(key) => self.prefix.insert(key.to_owned(), handler),
+            None => self.exact.insert(route.to_owned(), handler),
+        };
+    }
+
+    fn find(&self, target: &str) -> Option<&H> {
+        if let Some(h) = self.exact.get(target) {
+            return Some(h);
+        }
+        if self.prefix.is_empty() {
+            return None;
+        }
+        url::covering_keys(target).find_map(|key| self.prefix.get(key))
+    }
+
+    fn routes(&self) -> impl Iterator<Item = String> + '_ {
+        let prefix = self.prefix.keys().map(|k| format!("{k}/"));
+        self.exact.keys().cloned().chain(prefix)
+    }
+}
+
+/// The routes of a [`Commander`]: built once, shared by every restart.
+#[derive(Default, Clone)]
+struct Routes {
+    rpc: Table<RpcHandler>,
+    datagram: Table<DatagramHandler>,
+}
+
+/// The RPC router actor. Build it with [`Commander::new`] and the route
+/// methods, then start it and hand its recipient to
+/// [`crate::socket::Server::commander`]. It also serves local calls
+/// ([`Call`], [`Commands`]) and client datagrams.
+pub struct Commander {
+    routes: Arc<Routes>,
+    mailbox: usize,
+}
+
+impl std::fmt::Debug for Commander {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut routes: Vec<String> = self.routes.rpc.routes().collect();
+        routes.sort();
+        f.debug_struct("Commander")
+            .field("routes", &routes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Commander {
+    fn default() -> Self {
+        Commander::new()
+    }
+}
+
+impl Clone for Commander {
+    fn clone(&self) -> Self {
+        Commander {
+            routes: self.routes.clone(),
+            mailbox: self.mailbox,
+        }
+    }
+}
+
+impl Commander {
+    /// A Commander with no routes.
+    pub fn new() -> Self {
+        Commander {
+            routes: Arc::new(Routes::default()),
+            mailbox: 4096,
+        }
+    }
+
+    /// Routes are built before the Commander starts; a clone taken in
+    /// between (a child spec) keeps the table it saw.
+    fn routes_mut(&mut self) -> &mut Routes {
+        Arc::make_mut(&mut self.routes)
+    }
+
+    /// Serves `route` with an async handler that sees the whole request and
+    /// builds the whole reply. A route ending in `/` also serves every URL
+    /// under it; `/` is the default route.
+    ///
+    /// # Panics
+    /// If `route` does not start with `/` (a programming error).
+    #[must_use]
+    pub fn route<F, Fut>(mut self, route: &str, handler: F) -> Self
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = CommandResult> + 'static,
+    {
+        assert!(url::valid(route), "route {route:?} must start with '/'");
+        let handler: RpcHandler = Arc::new(move |req| handler(req).boxed_local());
+        self.routes_mut().rpc.insert(route, handler);
+        self
+    }
+
+    /// Serves `route` with a typed handler: the argument is decoded from the
+    /// request (JSON in param, or postcard in data when the caller used the
+    /// fast path) and the result is encoded the same way.
+    ///
+    /// # Panics
+    /// If `route` does not start with `/`.
+    #[must_use]
+    pub fn typed<T, R, F, Fut>(self, route: &str, handler: F) -> Self
+    where
+        T: DeserializeOwned + 'static,
+        R: Serialize + 'static,
+        F: Fn(T, Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, CommandError>> + 'static,
+    {
+        self.route(route, move |req: Request| {
+            let call = req
+                .decode::<T>()
+                .map(|(args, encoding)| (handler(args, req), encoding));
+            async move {
+                let (fut, encoding) = call?;
+                Response::encode(&fut.await?, encoding)
+            }
+        })
+    }
+
+    /// Serves `route` with a blocking function, run on tokio's blocking
+    /// pool (VSOA's WorkQueue): file IO, hardware access, heavy CPU work.
+    ///
+    /// # Panics
+    /// If `route` does not start with `/`.
+    #[must_use]
+    pub fn blocking<F>(self, route: &str, handler: F) -> Self
+    where
+        F: Fn(Request) -> CommandResult + Send + Sync + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.route(route, move |req: Request| {
+            let handler = handler.clone();
+            async move {
+                let mut req = req;
+                req.commands = None;
+                tokio::task::spawn_blocking(move || handler(req))
+                    .await
+                    .map_err(|e| CommandError::Failed(format!("blocking handler: {e}")))?
+            }
+        })
+    }
+
+    /// Serves `route` with an async handler run on another arbiter (its
+    /// own thread), so long or CPU-heavy work does not share the network
+    /// thread.
+    ///
+    /// # Panics
+    /// If `route` does not start with `/`.
+    #[must_use]
+    pub fn on_arbiter<F, Fut>(self, route: &str, arbiter: ArbiterHandle, handler: F) -> Self
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = CommandResult> + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.route(route, move |req: Request| {
+            let handler = handler.clone();
+            let (tx, rx) = oneshot::channel();
+            let sent = arbiter.spawn_fn(move || {
+                let fut = AssertUnwindSafe(handler(req)).catch_unwind();
+                actix::spawn(async move {
+                    let result = fut.await.unwrap_or_else(|p| Err(panicked(&p)));
+                    let _ = tx.send(result);
+                });
+            });
+            async move {
+                if !sent {
+                    return Err(CommandError::Failed("worker arbiter stopped".into()));
+                }
+                rx.await
+                    .map_err(|_| CommandError::Failed("worker arbiter stopped".into()))?
+            }
+        })
+    }
+
+    /// Handles client datagrams sent to `route` (same URL rules as RPC).
+    /// Datagrams to a URL with no handler are dropped.
+    ///
+    /// # Panics
+    /// If `route` does not start with `/`.
+    #[must_use]
+    pub fn datagram<F, Fut>(mut self, route: &str, handler: F) -> Self
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        assert!(url::valid(route), "route {route:?} must start with '/'");
+        let handler: DatagramHandler = Arc::new(move |req| handler(req).boxed_local());
+        self.routes_mut().datagram.insert(route, handler);
+        self
+    }
+
+    /// Mailbox capacity (default 4096 queued requests).
+    #[must_use]
+    pub fn mailbox(mut self, capacity: usize) -> Self {
+        self.mailbox = capacity.max(1);
+        self
+    }
+
+    /// The registered RPC routes, sorted.
+    pub fn routes(&self) -> Vec<String> {
+        let mut routes: Vec<String> = self.routes.rpc.routes().collect();
+        routes.sort();
+        routes
+    }
+
+    /// A supervised child running this Commander (restarts keep the routes).
+    pub fn child_spec(self, id: impl Into<String>) -> crate::ChildSpec<Commander> {
+        crate::ChildSpec::new(id, move || self.clone())
+    }
+
+    fn find(&self, target: &str) -> Result<RpcHandler, CommandError> {
+        if !url::valid(target) {
+            return Err(CommandError::Arguments(format!(
+                "URL {target:?} does not start with '/'"
+            )));
+        }
+        self.routes
+            .rpc
+            .find(target)
+            .cloned()
+            .ok_or_else(|| CommandError::NotFound(target.to_owned()))
+    }
+
+    /// Starts the handler for `req`: runs it at once as far as it goes
+    /// without waiting, and leaves the rest to a task.
+    fn dispatch(
+        &self,
+        mut req: Request,
+        ctx: &Context<Self>,
+        done: impl FnOnce(CommandResult) + 'static,
+    ) {
+        let handler = match self.find(&req.url) {
+            Ok(h) => h,
+            Err(e) => return done(Err(e)),
+        };
+        req.commands = Some(Commands {
+            addr: ctx.address(),
+        });
+        let mut fut = AssertUnwindSafe(handler(req)).catch_unwind();
+        // Most handlers finish without waiting: reply without a task.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match Pin::new(&mut fut).poll(&mut cx) {
+            Poll::Ready(result) => done(result.unwrap_or_else(|p| Err(panicked(&p)))),
+            Poll::Pending => {
+                actix::spawn(async move {
+                    done(fut.await.unwrap_or_else(|p| Err(panicked(&p))));
+                });
+            }
+        }
+    }
+
+    fn rpc(&self, session: SessionRef, frame: Frame, ctx: &Context<Self>) {
+        let seqno = frame.seqno;
+        let Some(target) = frame.url_str().map(str::to_owned) else {
+            let reply = CommandError::Arguments("URL is not UTF-8".into()).to_response();
+            return send_reply(&session, reply.into_frame(seqno));
+        };
+        let req = Request::from_frame(frame, target, session.clone(), false);
+        self.dispatch(req, ctx, move |result| {
+            let response = result.unwrap_or_else(|e| {
+                tracing::debug!(error = %e, "command failed");
+                e.to_response()
+            });
+            send_reply(&session, response.into_frame(seqno));
+        });
+    }
+
+    fn datagram_in(&self, session: SessionRef, frame: Frame, quick: bool, ctx: &Context<Self>) {
+        let Some(target) = frame.url_str().map(str::to_owned) else {
+            return;
+        };
+        let Some(handler) = self.routes.datagram.find(&target).cloned() else {
+            tracing::trace!(url = %target, "datagram with no handler dropped");
+            return;
+        };
+        let mut req = Request::from_frame(frame, target, session, quick);
+        req.commands = Some(Commands {
+            addr: ctx.address(),
+        });
+        let fut = AssertUnwindSafe(handler(req)).catch_unwind();
+        actix::spawn(async move {
+            if let Err(p) = fut.await {
+                tracing::warn!(error = %panicked(&p), "datagram handler panicked");
+            }
+        });
+    }
+}
+
+/// Sends an RPC reply, refusing one over the packet limit with status 6
+/// (no memory) instead of dropping it.
+fn send_reply(session: &SessionRef, frame: Frame) {
+    let frame = match frame.checked_len(MAX_TCP_PACKET) {
+        Ok(_) => frame,
+        Err(e) => {
+            let seqno = frame.seqno;
+            let error = CommandError::status(
+                Status::NO_MEMORY,
+                format!("reply too large ({e}); use a stream"),
+            );
+            error.to_response().into_frame(seqno)
+        }
+    };
+    session.push(frame);
+}
+
+fn panicked(payload: &Box<dyn std::any::Any + Send>) -> CommandError {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into());
+    tracing::error!(%message, "command handler panicked");
+    CommandError::Failed(format!("handler panicked: {message}"))
+}
+
+impl Actor for Commander {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(self.mailbox);
+    }
+}
+
+impl Handler<Inbound> for Commander {
+    type Result = ();
+
+    fn handle(&mut self, msg: Inbound, ctx: &mut Self::Context) {
+        let Inbound {
+            session,
+            frame,
+            quick,
+            ..
+        } = msg;
+        match frame.kind {
+            Kind::Rpc => self.rpc(session, frame, ctx),
+            Kind::Datagram => self.datagram_in(session, frame, quick, ctx),
+            _ => {}
+        }
+    }
+}
+
+/// A local call: run the command for `request` as if a client had sent it
+/// (no caller session).
+#[derive(Debug, Message)]
+#[rtype(result = "CommandResult")]
+pub struct Call(pub Request);
+
+impl Handler<Call> for Commander {
+    type Result = ResponseFuture<CommandResult>;
+
+    fn handle(&mut self, Call(req): Call, ctx: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.dispatch(req, ctx, move |result| {
+            let _ = tx.send(result);
+        });
+        Box::pin(async move { rx.await.unwrap_or(Err(CommandError::Unavailable)) })
+    }
+}
+
+/// A handle for calling a service's commands locally (from its own
+/// handlers, actors or tests). Cheap to clone and `Send`.
+#[derive(Debug, Clone)]
+pub struct Commands {
+    addr: Addr<Commander>,
+}
+
+impl Commands {
+    /// The handle of a running Commander.
+    pub fn new(addr: Addr<Commander>) -> Self {
+        Commands { addr }
+    }
+
+    /// Runs the command for `request`; errors come back as
+    /// [`CommandError`], replies with any status as `Ok`.
+    ///
+    /// # Errors
+    /// The command failed or the Commander is gone.
+    pub async fn call(&self, request: Request) -> CommandResult {
+        self.addr
+            .send(Call(request))
+            .await
+            .unwrap_or(Err(CommandError::Unavailable))
+    }
+
+    /// Calls `route` with a typed argument (JSON) and decodes the typed
+    /// result; a non-zero reply status is an error.
+    ///
+    /// # Errors
+    /// The command failed, returned a non-zero status, or its result does
+    /// not decode as `R`.
+    pub async fn call_json<T, R>(&self, route: &str, args: &T) -> Result<R, CommandError>
+    where
+        T: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        let response = self.call(Request::new(route).with_json(args)?).await?;
+        if !response.status.is_ok() {
+            let message = response
+                .parse_json::<serde_json::Value>()
+                .ok()
+                .and_then(|v| v.get("error")?.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            return Err(CommandError::status(response.status, message));
+        }
+        response.parse_json()
+    }
+
+    /// The Commander actor.
+    pub fn addr(&self) -> &Addr<Commander> {
+        &self.addr
+    }
+}
