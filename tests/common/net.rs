@@ -168,3 +168,74 @@ impl Handler<psvc::client::ClientMessage> for Inbox {
         self.0.lock().unwrap().push(msg);
     }
 }
+
+/// A server on 127.0.0.1:0 serving `commander`, with a broker.
+pub async fn serve(
+    commander: psvc::commander::Commander,
+) -> (ServerHandle, Addr<psvc::broker::Broker>) {
+    serve_with(Server::new(Auth::anonymous()), commander).await
+}
+
+/// [`serve`] with a server of your own (auth, options).
+pub async fn serve_with(
+    server: Server,
+    commander: psvc::commander::Commander,
+) -> (ServerHandle, Addr<psvc::broker::Broker>) {
+    let broker = psvc::broker::Broker::new().start();
+    let handle = server
+        .commander(commander.start().recipient())
+        .broker(broker.clone().recipient())
+        .start("127.0.0.1:0")
+        .await
+        .unwrap();
+    (handle, broker)
+}
+
+/// A connected psvc client.
+pub async fn connect(srv: &ServerHandle) -> psvc::client::Client {
+    psvc::client::Client::connect(psvc::client::ClientOptions::new(
+        srv.local_addr().to_string(),
+    ))
+    .await
+    .unwrap()
+}
+
+impl Inbox {
+    /// A new inbox listening to `client`.
+    pub async fn listen(client: &psvc::client::Client) -> Inbox {
+        let inbox = Inbox(Default::default());
+        let addr = Inbox(inbox.0.clone()).start();
+        client.on_message(addr.recipient()).await.unwrap();
+        inbox
+    }
+
+    /// The (url, quick) of every publish received so far.
+    pub fn published(&self) -> Vec<(String, bool)> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|m| match m {
+                psvc::client::ClientMessage::Published { frame, quick } => {
+                    Some((frame.url_str().unwrap().to_owned(), *quick))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every datagram received so far, with its quick flag.
+    pub fn datagrams(&self) -> Vec<(Frame, bool)> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|m| match m {
+                psvc::client::ClientMessage::Datagram { frame, quick } => {
+                    Some((frame.clone(), *quick))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
