@@ -69,6 +69,12 @@ impl Raw {
         self.recv().await.expect("no SERVINFO reply")
     }
 
+    /// Sends `hello` (a SERVINFO of your own) and returns the reply.
+    pub async fn hello_frame(&mut self, hello: Frame) -> Frame {
+        self.send(&hello).await;
+        self.recv().await.expect("no SERVINFO reply")
+    }
+
     /// Handshakes without a password; returns the client id from SERVINFO.
     pub async fn hello_id(&mut self) -> u32 {
         client_id(&self.hello(None).await)

@@ -1,0 +1,63 @@
+//! 1 GiB through a stream with SHA-256 on both ends, in constant memory:
+//! the process's peak RSS grows by a few MiB, not by the size moved.
+//! (Its own test binary, so no other test shares the peak.)
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::net::{connect, serve};
+use psvc::client::Rpc;
+use psvc::commander::{CommandError, Commander, Request, Response};
+use psvc::stream::{Tunnel, copy};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const SIZE: u64 = 1 << 30;
+/// Peak RSS growth allowed for moving SIZE bytes: buffers, not data.
+const MAX_GROWTH_KIB: u64 = 64 * 1024;
+
+fn status_kib(key: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with(key)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[actix_rt::test]
+async fn one_gibibyte_in_constant_memory() {
+    let commander = Commander::new().route("/big", |req: Request| async move {
+        let tunnel = Tunnel::open(&req).map_err(|e| CommandError::Failed(e.to_string()))?;
+        let port = tunnel.port();
+        actix::spawn(async move {
+            let mut stream = tunnel.accept().await.unwrap();
+            let mut source = tokio::io::repeat(0x5a).take(SIZE);
+            let sent = copy(&mut source, &mut stream, |_| {}).await.unwrap();
+            assert_eq!(sent.bytes, SIZE);
+            stream.shutdown().await.unwrap();
+        });
+        Ok(Response::ok().tunnel(port))
+    });
+    let (srv, _) = serve(commander).await;
+    let client = connect(&srv).await;
+    // Warm up allocator and runtime, then take the baseline.
+    client.ping().await.unwrap();
+    let before = status_kib("VmHWM:");
+    let reply = client.rpc(Rpc::get("/big")).await.unwrap();
+    let mut stream = client.stream(reply.tunid).await.unwrap();
+    let mut sink = tokio::io::sink();
+    let got = copy(&mut stream, &mut sink, |_| {}).await.unwrap();
+    let after = status_kib("VmHWM:");
+    assert_eq!(got.bytes, SIZE);
+    // The digest of 1 GiB of 0x5a, computed here in 1 MiB blocks.
+    let mut expected = sha2::Sha256::default();
+    let block = vec![0x5au8; 1 << 20];
+    for _ in 0..1024 {
+        sha2::Digest::update(&mut expected, &block);
+    }
+    let expected: [u8; 32] = sha2::Digest::finalize(expected).into();
+    assert_eq!(got.sha256, expected);
+    let growth = after.saturating_sub(before);
+    eprintln!("peak RSS {before} KiB -> {after} KiB (+{growth} KiB) for 1 GiB");
+    assert!(
+        growth < MAX_GROWTH_KIB,
+        "peak RSS grew by {growth} KiB while streaming 1 GiB"
+    );
+}
