@@ -76,7 +76,8 @@ impl Position {
     /// Adds (or replaces) `name` → `addr`.
     #[must_use]
     pub fn register(mut self, name: &str, addr: SocketAddr, security: bool) -> Self {
-        self.names.insert(name.to_owned(), entry(name, addr, security));
+        self.names
+            .insert(name.to_owned(), entry(name, addr, security));
         self
     }
 
@@ -125,18 +126,30 @@ impl PositionHandle {
     }
 
     /// Adds or replaces a name while running.
-    pub fn register(&self, name: &str, addr: SocketAddr, security: bool) {
-        self.addr.do_send(Register(Some(entry(name, addr, security)), name.to_owned()));
+    ///
+    /// # Errors
+    /// The service has stopped.
+    pub async fn register(
+        &self,
+        name: &str,
+        addr: SocketAddr,
+        security: bool,
+    ) -> Result<(), MailboxError> {
+        let entry = entry(name, addr, security);
+        self.addr.send(Register(Some(entry), name.to_owned())).await
     }
 
     /// Removes a name.
-    pub fn unregister(&self, name: &str) {
-        self.addr.do_send(Register(None, name.to_owned()));
+    ///
+    /// # Errors
+    /// The service has stopped.
+    pub async fn unregister(&self, name: &str) -> Result<(), MailboxError> {
+        self.addr.send(Register(None, name.to_owned())).await
     }
 
     /// Stops the service.
     pub fn stop(&self) {
-        self.addr.do_send(StopPosition);
+        let _ = self.addr.try_send(StopPosition);
     }
 }
 
@@ -252,7 +265,10 @@ pub async fn lookup(name: &str, server: SocketAddr) -> std::io::Result<SocketAdd
 fn default_servers() -> Vec<SocketAddr> {
     let parse = |s: &str, sep: char| -> Option<SocketAddr> {
         let (ip, port) = s.trim().split_once(sep)?;
-        Some(SocketAddr::new(ip.trim().parse().ok()?, port.trim().parse().ok()?))
+        Some(SocketAddr::new(
+            ip.trim().parse().ok()?,
+            port.trim().parse().ok()?,
+        ))
     };
     if let Ok(list) = std::env::var("VSOA_POS_SERVER") {
         let servers: Vec<SocketAddr> = list.split(',').filter_map(|s| parse(s, ':')).collect();

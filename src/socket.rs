@@ -36,8 +36,8 @@ use serde::Deserialize;
 
 pub use auth::{Auth, Authenticator, Hello, Throttle, Verdict};
 pub use listener::{ListSessions, Listener, LocalAddr, ServerHandle, StopListener};
-pub use session::{Close, Outbound, Session, SessionRef, SetAuthed};
 pub(crate) use session::subscription_urls;
+pub use session::{Close, Outbound, Session, SessionRef, SetAuthed};
 pub use tls::{ClientTls, ServerTls, TlsError};
 
 use crate::frame::Frame;

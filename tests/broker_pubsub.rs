@@ -54,10 +54,7 @@ async fn the_vsoa_subscription_rule() {
 
 #[actix_rt::test]
 async fn overlapping_subscriptions_deliver_once() {
-    assert_eq!(
-        received_for(&["/", "/a/", "/a/b/", "/a/b/c"]).await,
-        URLS
-    );
+    assert_eq!(received_for(&["/", "/a/", "/a/b/", "/a/b/c"]).await, URLS);
 }
 
 #[actix_rt::test]
@@ -118,7 +115,13 @@ async fn delivery_follows_priority_order() {
     for (s, p) in sessions.iter().zip(priorities) {
         s.set_priority(p).unwrap();
     }
-    common::until(|| sessions.iter().zip(priorities).all(|(s, p)| s.priority() == p)).await;
+    common::until(|| {
+        sessions
+            .iter()
+            .zip(priorities)
+            .all(|(s, p)| s.priority() == p)
+    })
+    .await;
     let delivered = broker.send(Publish::new("/p/q")).await.unwrap();
     let ids: Vec<u32> = sessions.iter().map(|s| s.id()).collect();
     // 7, 7 (by id), 5, 2, 0.
@@ -157,7 +160,7 @@ async fn local_actors_and_remote_clients_share_the_broker() {
     let delivered = broker.send(Publish::new("/s/1")).await.unwrap();
     assert_eq!((delivered.sessions.len(), delivered.local), (1, 1));
     common::until(|| seen.lock().unwrap().len() == 1 && inbox.published().len() == 1).await;
-    broker.do_send(Unsubscribe(sub));
+    broker.send(Unsubscribe(sub)).await.unwrap();
     let delivered = broker.send(Publish::new("/s/2")).await.unwrap();
     assert_eq!((delivered.sessions.len(), delivered.local), (1, 0));
     // A bad pattern is refused.
@@ -258,7 +261,10 @@ async fn a_slow_subscriber_is_cut_off_and_others_keep_receiving() {
     common::until(|| inbox.published().len() == total).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while srv.sessions().await.unwrap().len() != 1 {
-        assert!(tokio::time::Instant::now() < deadline, "slow peer not cut off");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "slow peer not cut off"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -184,8 +184,12 @@ async fn server_pushes_reach_the_client_and_priority_is_applied() {
     {
         let got = got.lock().unwrap();
         assert!(matches!(got[0], ClientMessage::Priority(5)));
-        assert!(matches!(&got[1], ClientMessage::Published { frame: f, .. } if &f.url[..] == b"/t"));
-        assert!(matches!(&got[2], ClientMessage::Datagram { frame: f, .. } if &f.data[..] == b"raw"));
+        assert!(
+            matches!(&got[1], ClientMessage::Published { frame: f, .. } if &f.url[..] == b"/t")
+        );
+        assert!(
+            matches!(&got[2], ClientMessage::Datagram { frame: f, .. } if &f.data[..] == b"raw")
+        );
     }
     assert_eq!(session.priority(), 5);
     // A packet over the 256 KiB limit is refused, not sent.

@@ -16,10 +16,10 @@ use psvc::frame::{Frame, Kind, Status};
 use serde::{Deserialize, Serialize};
 
 /// Each route answers with its own name, so a reply shows which one served.
-fn named(route: &'static str) -> impl Fn(Request) -> std::future::Ready<Result<Response, CommandError>>
-+ Send
-+ Sync
-+ 'static {
+fn named(
+    route: &'static str,
+) -> impl Fn(Request) -> std::future::Ready<Result<Response, CommandError>> + Send + Sync + 'static
+{
     move |req: Request| {
         std::future::ready(Response::json(&serde_json::json!({
             "route": route,
@@ -50,12 +50,12 @@ async fn exact_then_longest_prefix_then_status_3() {
     let (srv, _) = serve(routes()).await;
     let client = connect(&srv).await;
     let cases = [
-        ("/a", Some("/a")),         // exact beats the /a/ prefix
-        ("/a/", Some("/a/")),       // the prefix route itself
-        ("/a/z", Some("/a/")),      // under /a/
-        ("/a/b", Some("/a/b/")),    // /a/b/ serves /a/b too
+        ("/a", Some("/a")),          // exact beats the /a/ prefix
+        ("/a/", Some("/a/")),        // the prefix route itself
+        ("/a/z", Some("/a/")),       // under /a/
+        ("/a/b", Some("/a/b/")),     // /a/b/ serves /a/b too
         ("/a/b/z/y", Some("/a/b/")), // longest prefix wins
-        ("/a/b/c", Some("/a/b/c")), // exact
+        ("/a/b/c", Some("/a/b/c")),  // exact
         ("/x", Some("/x/")),
         ("/xy", None), // /x/ does not cover /xy
         ("/ab", None), // nor /a/ /ab
@@ -79,7 +79,10 @@ async fn default_route_serves_what_nothing_else_does() {
     let client = connect(&srv).await;
     assert_eq!(route_of(&client, "/nothing").await.1.as_deref(), Some("/"));
     assert_eq!(route_of(&client, "/").await.1.as_deref(), Some("/"));
-    assert_eq!(route_of(&client, "/a/b/c").await.1.as_deref(), Some("/a/b/c"));
+    assert_eq!(
+        route_of(&client, "/a/b/c").await.1.as_deref(),
+        Some("/a/b/c")
+    );
     assert_eq!(route_of(&client, "/xy").await.1.as_deref(), Some("/"));
 }
 
@@ -307,7 +310,10 @@ async fn blocking_and_arbiter_commands_run_off_the_network_thread() {
     };
     let (slow, fast_done) = futures::join!(slow, fast);
     let slow_done = std::time::Instant::now();
-    assert!(slow.unwrap(), "the blocking command ran on the network thread");
+    assert!(
+        slow.unwrap(),
+        "the blocking command ran on the network thread"
+    );
     assert!(fast_done < slow_done);
     assert!(client.call::<_, bool>("/arbiter", &()).await.unwrap());
     worker.stop();
@@ -380,7 +386,10 @@ async fn fetch_is_a_one_shot_call() {
     // The connection is closed afterwards.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while !srv.sessions().await.unwrap().is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "fetch left its connection open");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "fetch left its connection open"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -414,7 +423,8 @@ async fn unrouted_datagrams_and_kinds_are_ignored() {
     raw.hello(None).await;
     raw.send(&Frame::new(Kind::Datagram).url("/nowhere").data("x"))
         .await;
-    raw.send(&Frame::new(Kind::Datagram).url(&b"\xff"[..])).await;
+    raw.send(&Frame::new(Kind::Datagram).url(&b"\xff"[..]))
+        .await;
     raw.send(&Frame::new(Kind::Rpc).seqno(5).url("/a")).await;
     let reply = raw.recv().await.unwrap();
     assert_eq!((reply.seqno, reply.status), (5, Status::OK));

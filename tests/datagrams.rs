@@ -21,7 +21,9 @@ fn recorder(seen: Seen) -> Commander {
         let seen = seen.clone();
         async move {
             let id = req.caller().map_or(0, |c| c.id());
-            seen.lock().unwrap().push((req.url, req.data, req.quick, id));
+            seen.lock()
+                .unwrap()
+                .push((req.url, req.data, req.quick, id));
         }
     })
 }
@@ -44,7 +46,10 @@ async fn client_to_server_over_tcp_and_udp() {
     }
     let seen = seen.lock().unwrap();
     assert_eq!(seen[0], ("/dg/tcp".into(), Bytes::from("t"), false, id));
-    let quick = seen.iter().find(|d| d.2).expect("no quick datagram arrived");
+    let quick = seen
+        .iter()
+        .find(|d| d.2)
+        .expect("no quick datagram arrived");
     assert_eq!(quick, &("/dg/udp".into(), Bytes::from("u"), true, id));
 }
 
@@ -77,7 +82,10 @@ async fn server_to_one_client_over_tcp_and_udp() {
     assert_eq!((&got[0].0.data[..], got[0].1), (&b"tcp"[..], false));
     assert!(got.iter().any(|(f, q)| *q && &f.data[..] == b"udp"));
     b.ping().await.unwrap();
-    assert!(b_inbox.datagrams().is_empty(), "a datagram went to the wrong client");
+    assert!(
+        b_inbox.datagrams().is_empty(),
+        "a datagram went to the wrong client"
+    );
 }
 
 #[actix_rt::test]
@@ -121,7 +129,11 @@ async fn quick_packets_with_a_wrong_id_or_garbage_are_dropped() {
     }
     let seen = seen.lock().unwrap().clone();
     assert!(!seen.is_empty(), "the valid quick datagram never arrived");
-    assert!(seen.iter().all(|d| &d.1[..] == b"right" && d.2 && d.3 == id), "{seen:?}");
+    assert!(
+        seen.iter()
+            .all(|d| &d.1[..] == b"right" && d.2 && d.3 == id),
+        "{seen:?}"
+    );
     // The TCP side is untouched.
     assert_eq!(raw.ping(7).await.seqno, 7);
 }
@@ -138,7 +150,10 @@ async fn the_handshake_announces_the_quick_port() {
         .into_iter()
         .find(|s| s.id() == id)
         .unwrap();
-    let quick = session.info().quick_port.expect("client announced no quick port");
+    let quick = session
+        .info()
+        .quick_port
+        .expect("client announced no quick port");
     assert_ne!(quick, 0);
     // Without the quick channel: no port, and quick datagrams are refused.
     let plain = Client::connect(ClientOptions::new(srv.local_addr().to_string()).quick(false))

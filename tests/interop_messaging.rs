@@ -30,8 +30,8 @@ impl Peer {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        let json: serde_json::Value = serde_json::from_str(line.trim())
-            .unwrap_or_else(|_| panic!("server printed {line:?}"));
+        let json: serde_json::Value =
+            serde_json::from_str(line.trim()).unwrap_or_else(|_| panic!("server printed {line:?}"));
         let port = json["port"].as_u64().expect("no port") as u16;
         Peer(child, port)
     }
@@ -120,7 +120,10 @@ async fn psvc_client_uses_a_python_vsoa_server() {
     let inbox = Inbox::listen(&client).await;
 
     // RPC, GET and SET, typed JSON.
-    let echoed: serde_json::Value = client.call("/echo", &serde_json::json!({"a": [1, 2]})).await.unwrap();
+    let echoed: serde_json::Value = client
+        .call("/echo", &serde_json::json!({"a": [1, 2]}))
+        .await
+        .unwrap();
     assert_eq!(echoed, serde_json::json!({"a": [1, 2]}));
     let set = client.rpc(Rpc::set("/method")).await.unwrap();
     assert_eq!(
@@ -146,7 +149,11 @@ async fn psvc_client_uses_a_python_vsoa_server() {
     client.subscribe(["/a/"]).await.unwrap();
     for url in ["/a/b", "/ab", "/a"] {
         let reply = client
-            .rpc(Rpc::get("/publish").json(&serde_json::json!({"url": url, "param": {"k": 1}})).unwrap())
+            .rpc(
+                Rpc::get("/publish")
+                    .json(&serde_json::json!({"url": url, "param": {"k": 1}}))
+                    .unwrap(),
+            )
             .await
             .unwrap();
         assert!(reply.status.is_ok());
@@ -159,14 +166,21 @@ async fn psvc_client_uses_a_python_vsoa_server() {
     // Datagrams: server → client over the quick channel, and the client's
     // quick datagram echoed back.
     client
-        .rpc(Rpc::get("/datagram").json(&serde_json::json!({"url": "/d", "param": {"x": 1}, "quick": true})).unwrap())
+        .rpc(
+            Rpc::get("/datagram")
+                .json(&serde_json::json!({"url": "/d", "param": {"x": 1}, "quick": true}))
+                .unwrap(),
+        )
         .await
         .unwrap();
     for _ in 0..50 {
         if inbox.datagrams().iter().any(|(_, q)| *q) {
             break;
         }
-        client.datagram("/dg/echo", r#"{"n":7}"#, "payload", true).await.unwrap();
+        client
+            .datagram("/dg/echo", r#"{"n":7}"#, "payload", true)
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let datagrams = inbox.datagrams();
@@ -177,7 +191,11 @@ async fn psvc_client_uses_a_python_vsoa_server() {
 
     // Streams both ways.
     let reply = client
-        .rpc(Rpc::get("/stream/download").json(&serde_json::json!({"size": 1_000_000})).unwrap())
+        .rpc(
+            Rpc::get("/stream/download")
+                .json(&serde_json::json!({"size": 1_000_000}))
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert!(reply.flags.contains(psvc::frame::Flags::TUNNEL));

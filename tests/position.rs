@@ -37,11 +37,12 @@ async fn clients_connect_by_name() {
     assert!(matches!(err, ConnectError::NotFound(_)), "{err:?}");
     assert_eq!(err.code(), 3);
     // Names can be added and removed while running.
-    position.register("late", srv.local_addr(), false);
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    position
+        .register("late", srv.local_addr(), false)
+        .await
+        .unwrap();
     assert_eq!(lookup("late", pos).await.unwrap(), srv.local_addr());
-    position.unregister("late");
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    position.unregister("late").await.unwrap();
     assert!(lookup("late", pos).await.is_err());
 }
 

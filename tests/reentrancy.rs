@@ -61,7 +61,10 @@ async fn two_services_call_each_other_50_deep_while_others_are_served() {
         let other = connect(&b).await;
         let mut done = Vec::new();
         for i in 0..20 {
-            let reply = caller.rpc(Rpc::get("/echo").param(format!("{i}"))).await.unwrap();
+            let reply = caller
+                .rpc(Rpc::get("/echo").param(format!("{i}")))
+                .await
+                .unwrap();
             assert_eq!(reply.param, format!("{i}").as_bytes());
             let reply = other.rpc(Rpc::get("/echo").param("1")).await.unwrap();
             assert!(reply.status.is_ok());
@@ -75,7 +78,7 @@ async fn two_services_call_each_other_50_deep_while_others_are_served() {
     assert_eq!(path.len(), DEPTH as usize + 1);
     // Innermost first. a serves the levels DEPTH, DEPTH - 2, …, so the
     // bottom (level 0) is on a when DEPTH is even.
-    let bottom = if DEPTH % 2 == 0 { "a" } else { "b" };
+    let bottom = if DEPTH.is_multiple_of(2) { "a" } else { "b" };
     assert_eq!(path[0], bottom);
     for pair in path.windows(2) {
         assert_ne!(pair[0], pair[1], "calls must alternate between services");
@@ -114,5 +117,8 @@ async fn a_command_calls_its_own_service_50_deep() {
     let (count, other_done) = futures::join!(chain, other);
     assert_eq!(count.unwrap(), DEPTH);
     assert!(other_done < started.elapsed());
-    assert!(other_done < BOTTOM, "the echo waited for the chain: {other_done:?}");
+    assert!(
+        other_done < BOTTOM,
+        "the echo waited for the chain: {other_done:?}"
+    );
 }

@@ -20,7 +20,10 @@ fn failed(e: impl std::fmt::Display) -> CommandError {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A file of `len` pseudo-random bytes.
@@ -34,7 +37,11 @@ fn random_file(dir: &std::path::Path, len: usize) -> (std::path::PathBuf, Vec<u8
 
 type Uploads = Arc<Mutex<Vec<Transfer>>>;
 
-fn file_server(source: std::path::PathBuf, upload_to: std::path::PathBuf, uploads: Uploads) -> Commander {
+fn file_server(
+    source: std::path::PathBuf,
+    upload_to: std::path::PathBuf,
+    uploads: Uploads,
+) -> Commander {
     Commander::new()
         .route("/download", move |req: Request| {
             let source = source.clone();
@@ -81,7 +88,12 @@ async fn files_go_both_ways_with_their_sha256() {
     let (source, bytes) = random_file(dir.path(), 8 * 1024 * 1024 + 13);
     let uploaded = dir.path().join("uploaded.bin");
     let uploads = Uploads::default();
-    let (srv, _) = serve(file_server(source.clone(), uploaded.clone(), uploads.clone())).await;
+    let (srv, _) = serve(file_server(
+        source.clone(),
+        uploaded.clone(),
+        uploads.clone(),
+    ))
+    .await;
     let client = connect(&srv).await;
     let want = sha256_hex(&bytes);
 
@@ -91,7 +103,9 @@ async fn files_go_both_ways_with_their_sha256() {
     let mut stream = client.stream(reply.tunid).await.unwrap();
     let downloaded = dir.path().join("downloaded.bin");
     let mut seen = 0;
-    let transfer = recv_file(&mut stream, &downloaded, |n| seen = n).await.unwrap();
+    let transfer = recv_file(&mut stream, &downloaded, |n| seen = n)
+        .await
+        .unwrap();
     assert_eq!(transfer.bytes, bytes.len() as u64);
     assert_eq!(seen, transfer.bytes);
     assert_eq!(transfer.sha256_hex(), want);
@@ -111,7 +125,12 @@ async fn files_go_both_ways_with_their_sha256() {
 #[actix_rt::test]
 async fn a_stream_carries_bytes_in_both_directions_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let (srv, _) = serve(file_server(dir.path().join("x"), dir.path().join("y"), Uploads::default())).await;
+    let (srv, _) = serve(file_server(
+        dir.path().join("x"),
+        dir.path().join("y"),
+        Uploads::default(),
+    ))
+    .await;
     let client = connect(&srv).await;
     let reply = client.rpc(Rpc::get("/echo")).await.unwrap();
     let stream = client.stream(reply.tunid).await.unwrap();
@@ -146,5 +165,9 @@ async fn a_tunnel_nobody_uses_closes_after_its_timeout() {
         other => panic!("{other:?}"),
     }
     assert!(started.elapsed() >= Duration::from_millis(200));
-    assert!(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err());
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+    );
 }

@@ -4,10 +4,24 @@
 //! psvc config defaults             print the embedded defaults (a psvc.conf to start from)
 //! psvc config show  [--file F]     the resolved [PSVC] settings and where each came from
 //! psvc config check [--file F]     validate; exit 78 with a message naming file, key and value
+//!
+//! psvc call vsoa://HOST:PORT/path [--param JSON] [--data TEXT|@FILE] [--set]
+//! psvc sub  vsoa://HOST:PORT/url [/more …] [--count N] [--duration S]
+//! psvc pub  vsoa://HOST:PORT/url [--param JSON] [--quick] [--via /publish]
+//! psvc datagram vsoa://HOST:PORT/url [--param JSON] [--data …] [--quick]
+//! psvc ping vsoa://HOST:PORT [--count N]
+//! psvc stream get|put vsoa://HOST:PORT/path FILE [--param JSON]
+//!   every client verb: [--password PW] [--timeout S] [--json]
 //! ```
+//!
+//! Client verbs exit 0 on success, 1 when the server answers a non-zero
+//! status, 64 on bad arguments, 69 when the server cannot be reached, 74 on
+//! a local file error and 75 on a timeout.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+pub mod client;
 
 use clap::{Parser, Subcommand};
 use psvc::config::{ConfigLoader, DEFAULTS};
@@ -19,6 +33,9 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// Options of the client verbs.
+    #[command(flatten)]
+    pub client: client::Common,
 }
 
 /// Top-level commands.
@@ -27,6 +44,19 @@ pub enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Call a command (RPC) and print the reply.
+    Call(client::CallArgs),
+    /// Subscribe to URLs and print what is published.
+    Sub(client::SubArgs),
+    /// Publish through a server command (default /publish).
+    Pub(client::PubArgs),
+    /// Send a datagram (over TCP or the quick UDP channel).
+    Datagram(client::DatagramArgs),
+    /// Measure round trips (PINGECHO).
+    Ping(client::PingArgs),
+    /// Download or upload a file through a stream.
+    #[command(subcommand)]
+    Stream(client::StreamCommand),
 }
 
 /// `psvc config …`
@@ -79,12 +109,25 @@ where
             return ExitCode::from(if err.use_stderr() { 64 } else { 0 });
         }
     };
-    match cli.command {
-        Command::Config(ConfigCommand::Defaults) => {
+    let verb = match cli.command {
+        Command::Call(a) => client::Verb::Call(a),
+        Command::Sub(a) => client::Verb::Sub(a),
+        Command::Pub(a) => client::Verb::Pub(a),
+        Command::Datagram(a) => client::Verb::Datagram(a),
+        Command::Ping(a) => client::Verb::Ping(a),
+        Command::Stream(c) => client::Verb::Stream(c),
+        Command::Config(c) => return config(c),
+    };
+    client::run(verb, &cli.client)
+}
+
+fn config(command: ConfigCommand) -> ExitCode {
+    match command {
+        ConfigCommand::Defaults => {
             print!("{DEFAULTS}");
             ExitCode::SUCCESS
         }
-        Command::Config(ConfigCommand::Show(args)) => match load(&args) {
+        ConfigCommand::Show(args) => match load(&args) {
             Ok(cfg) => {
                 if let Some(file) = cfg.file() {
                     println!("# file: {}", file.display());
@@ -99,7 +142,7 @@ where
             }
             Err(code) => code,
         },
-        Command::Config(ConfigCommand::Check(args)) => match load(&args) {
+        ConfigCommand::Check(args) => match load(&args) {
             Ok(cfg) => {
                 let source = cfg.file().map_or_else(
                     || "embedded defaults".to_owned(),

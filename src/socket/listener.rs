@@ -120,7 +120,11 @@ impl Listener {
         let want_udp = server.quick && server.tls.is_none();
         // With port 0 the TCP port is picked first; if its UDP twin is
         // taken, try another port.
-        let attempts = if sockaddr.port() == 0 && want_udp { 16 } else { 1 };
+        let attempts = if sockaddr.port() == 0 && want_udp {
+            16
+        } else {
+            1
+        };
         let mut last = None;
         for _ in 0..attempts {
             let (std, local) = bind_tcp(sockaddr).map_err(bind_err)?;
@@ -132,7 +136,9 @@ impl Listener {
                 Err(e) => last = Some(e),
             }
         }
-        Err(bind_err(last.unwrap_or_else(|| io::ErrorKind::AddrInUse.into())))
+        Err(bind_err(
+            last.unwrap_or_else(|| io::ErrorKind::AddrInUse.into()),
+        ))
     }
 
     fn new(

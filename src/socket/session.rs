@@ -124,12 +124,14 @@ impl SessionRef {
     /// output limit and [`SlowPeer`] policy bound what a slow peer costs.
     /// For replies and publishes, which must not be lost to a momentarily
     /// full mailbox.
+    #[allow(clippy::disallowed_methods)] // bounded by the output limit, see above
     pub fn push(&self, frame: Frame) {
         self.addr.do_send(Outbound(frame));
     }
 
     /// Queues an already encoded packet (a publish encoded once for all
     /// its subscribers), like [`SessionRef::push`].
+    #[allow(clippy::disallowed_methods)] // bounded by the output limit
     pub(crate) fn push_encoded(&self, packet: Bytes) {
         self.addr.do_send(Encoded(packet));
     }
@@ -286,7 +288,11 @@ impl Session {
             .tcp()
             .local_addr()
             .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |a| a.ip());
-        let quick = if tls { None } else { shared.quick.get().cloned() };
+        let quick = if tls {
+            None
+        } else {
+            shared.quick.get().cloned()
+        };
         let id = shared.next_id();
         Session::create(move |ctx| {
             ctx.set_mailbox_capacity(shared.server.options.session_mailbox);
