@@ -211,7 +211,10 @@ fn main() -> std::io::Result<()> {
             .await
             .map_err(std::io::Error::other)?;
         let addr = server.local_addr();
-        println!("{}", serde_json::json!({ "port": addr.port(), "addr": addr.to_string() }));
+        println!(
+            "{}",
+            serde_json::json!({ "port": addr.port(), "addr": addr.to_string() })
+        );
         tokio::signal::ctrl_c().await?;
         server.stop();
         Ok(())
