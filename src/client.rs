@@ -581,6 +581,16 @@ impl Client {
         decode_reply(&reply)
     }
 
+    /// Sends `rpc` (its own method, payload and timeout) and decodes the
+    /// typed result like [`Client::call`].
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn call_rpc<R: serde::de::DeserializeOwned>(&self, rpc: Rpc) -> Result<R, CallError> {
+        let reply = self.rpc(rpc).await?;
+        decode_reply(&reply)
+    }
+
     /// Opens the stream a server offered in a reply's tunid.
     ///
     /// # Errors

@@ -356,6 +356,12 @@ async fn a_timed_out_call_fails_alone_and_a_late_reply_is_ignored() {
         .await
         .unwrap_err();
     assert_eq!(err, RequestError::Timeout(limit));
+    // The typed form takes the same per-call timeout.
+    let typed = client
+        .call_rpc::<u64>(Rpc::set("/sleep").json(&400u64).unwrap().timeout(limit))
+        .await
+        .unwrap_err();
+    assert_eq!(typed, CallError::Request(RequestError::Timeout(limit)));
     // The connection carries on, and the late reply does not confuse the
     // next call.
     tokio::time::sleep(Duration::from_millis(400)).await;

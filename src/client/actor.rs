@@ -486,8 +486,8 @@ impl Handler<Command> for ClientActor {
 /// Packets from the quick channel; malformed ones and receive errors (ICMP
 /// after a send) are skipped, never ending the connection.
 fn quick_packets(socket: Rc<tokio::net::UdpSocket>) -> impl futures::Stream<Item = Frame> {
-    futures::stream::unfold(socket, |socket| async move {
-        let mut buf = vec![0u8; crate::frame::MAX_UDP_PACKET];
+    let buf = vec![0u8; crate::frame::MAX_UDP_PACKET];
+    futures::stream::unfold((socket, buf), |(socket, mut buf)| async move {
         loop {
             let n = match socket.recv(&mut buf).await {
                 Ok(n) => n,
@@ -498,7 +498,7 @@ fn quick_packets(socket: Rc<tokio::net::UdpSocket>) -> impl futures::Stream<Item
             };
             let mut packet = bytes::BytesMut::from(&buf[..n]);
             match crate::frame::decode(&mut packet, crate::frame::MAX_UDP_PACKET) {
-                Ok(frame) => return Some((frame, socket)),
+                Ok(frame) => return Some((frame, (socket, buf))),
                 Err(e) => tracing::debug!(error = %e, "malformed quick packet dropped"),
             }
         }
