@@ -571,7 +571,13 @@ impl Commander {
             let handler = handler.clone();
             let (tx, rx) = oneshot::channel();
             let sent = arbiter.spawn_fn(move || {
-                let fut = AssertUnwindSafe(handler(req)).catch_unwind();
+                let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| handler(req))) {
+                    Ok(fut) => AssertUnwindSafe(fut).catch_unwind(),
+                    Err(p) => {
+                        let _ = tx.send(Err(panicked(&p)));
+                        return;
+                    }
+                };
                 actix::spawn(async move {
                     let result = fut.await.unwrap_or_else(|p| Err(panicked(&p)));
                     let _ = tx.send(result);
@@ -651,7 +657,12 @@ impl Commander {
         req.commands = Some(Commands {
             addr: ctx.address(),
         });
-        let mut fut = AssertUnwindSafe(handler(req)).catch_unwind();
+        // The handler's synchronous part runs here: contain its panics too.
+        let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| handler(req))) {
+            Ok(fut) => fut,
+            Err(p) => return done(Err(panicked(&p))),
+        };
+        let mut fut = AssertUnwindSafe(fut).catch_unwind();
         // Most handlers finish without waiting: reply without a task.
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         match Pin::new(&mut fut).poll(&mut cx) {
@@ -692,7 +703,13 @@ impl Commander {
         req.commands = Some(Commands {
             addr: ctx.address(),
         });
-        let fut = AssertUnwindSafe(handler(req)).catch_unwind();
+        let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| handler(req))) {
+            Ok(fut) => AssertUnwindSafe(fut).catch_unwind(),
+            Err(p) => {
+                tracing::warn!(error = %panicked(&p), "datagram handler panicked");
+                return;
+            }
+        };
         actix::spawn(async move {
             if let Err(p) = fut.await {
                 tracing::warn!(error = %panicked(&p), "datagram handler panicked");

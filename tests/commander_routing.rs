@@ -222,10 +222,18 @@ async fn a_panicking_handler_fails_that_call_only() {
             tokio::time::sleep(Duration::from_millis(5)).await;
             panic!("expected: later");
         })
-        .route("/ok", |_req: Request| async move { Ok(Response::ok()) });
+        .route("/ok", |_req: Request| async move { Ok(Response::ok()) })
+        // Panics before its future even exists.
+        .route("/eager", |_req: Request| -> std::future::Ready<_> {
+            panic!("expected: eager");
+        })
+        .datagram("/dg", |_req: Request| -> std::future::Ready<()> {
+            panic!("expected: datagram");
+        });
     let (srv, _) = serve(commander).await;
     let client = connect(&srv).await;
-    for url in ["/boom", "/later"] {
+    client.datagram("/dg", "", "", false).await.unwrap();
+    for url in ["/boom", "/later", "/eager"] {
         let reply = client.rpc(Rpc::get(url)).await.unwrap();
         assert_eq!(reply.status, Status::NO_RESPONDING, "{url}");
         assert!(String::from_utf8_lossy(&reply.param).contains("expected:"));
