@@ -132,7 +132,7 @@ fn commander(broker: Addr<Broker>) -> Commander {
             Ok::<_, CommandError>(())
         })
         .route("/stream/echo", |req: Request| async move {
-            let tunnel = Tunnel::open(&req).map_err(failed)?;
+            let tunnel = Tunnel::open(&req)?;
             let port = tunnel.port();
             actix::spawn(async move {
                 let Ok(stream) = tunnel.accept().await else {
@@ -146,7 +146,7 @@ fn commander(broker: Addr<Broker>) -> Commander {
         })
         .route("/stream/download", |req: Request| async move {
             let args: SizeArgs = req.json()?;
-            let tunnel = Tunnel::open(&req).map_err(failed)?;
+            let tunnel = Tunnel::open(&req)?;
             let port = tunnel.port();
             actix::spawn(async move {
                 let Ok(mut stream) = tunnel.accept().await else {

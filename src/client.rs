@@ -405,26 +405,16 @@ pub enum CallError {
 /// the payload is not an `R`.
 pub fn decode_reply<R: serde::de::DeserializeOwned>(reply: &Frame) -> Result<R, CallError> {
     if !reply.status.is_ok() {
-        let text = String::from_utf8_lossy(&reply.param).into_owned();
-        let message = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v.get("error")?.as_str().map(str::to_owned))
-            .unwrap_or(text);
         return Err(CallError::Status {
             status: reply.status,
-            message,
+            message: crate::commander::error_message(&reply.param),
             reply: Box::new(reply.clone()),
         });
     }
     if reply.param.is_empty() && !reply.data.is_empty() {
         return postcard::from_bytes(&reply.data).map_err(|e| CallError::Decode(e.to_string()));
     }
-    let text: &[u8] = if reply.param.is_empty() {
-        b"null"
-    } else {
-        &reply.param
-    };
-    serde_json::from_slice(text).map_err(|e| CallError::Decode(e.to_string()))
+    crate::commander::json_param(&reply.param).map_err(|e| CallError::Decode(e.to_string()))
 }
 
 /// Why a one-shot [`fetch`] failed.

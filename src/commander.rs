@@ -176,12 +176,7 @@ impl Request {
     /// # Errors
     /// [`CommandError::Arguments`] with serde's message.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, CommandError> {
-        let text: &[u8] = if self.param.is_empty() {
-            b"null"
-        } else {
-            &self.param
-        };
-        serde_json::from_slice(text).map_err(|e| CommandError::Arguments(e.to_string()))
+        json_param(&self.param).map_err(|e| CommandError::Arguments(e.to_string()))
     }
 
     /// The data decoded as postcard into `T`.
@@ -301,12 +296,7 @@ impl Response {
     /// # Errors
     /// [`CommandError::Arguments`] with serde's message.
     pub fn parse_json<T: DeserializeOwned>(&self) -> Result<T, CommandError> {
-        let text: &[u8] = if self.param.is_empty() {
-            b"null"
-        } else {
-            &self.param
-        };
-        serde_json::from_slice(text).map_err(|e| CommandError::Arguments(e.to_string()))
+        json_param(&self.param).map_err(|e| CommandError::Arguments(e.to_string()))
     }
 
     fn into_frame(self, seqno: u32) -> Frame {
@@ -382,6 +372,28 @@ impl CommandError {
         };
         Response::with_status(self.code())
             .param(serde_json::json!({ "error": message }).to_string())
+    }
+}
+
+/// A param parsed as JSON; an empty param reads as `null` (so `()` and
+/// `Option`s decode from nothing).
+pub(crate) fn json_param<T: DeserializeOwned>(param: &[u8]) -> Result<T, serde_json::Error> {
+    serde_json::from_slice(if param.is_empty() { b"null" } else { param })
+}
+
+/// The message of an error reply: `{"error": …}` in the param, else the
+/// param as text.
+pub(crate) fn error_message(param: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(param)
+        .ok()
+        .and_then(|v| v.get("error")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(param).into_owned())
+}
+
+impl From<std::io::Error> for CommandError {
+    /// IO failures (a tunnel that cannot bind, a file) fail the command.
+    fn from(e: std::io::Error) -> Self {
+        CommandError::Failed(e.to_string())
     }
 }
 
@@ -827,11 +839,7 @@ impl Commands {
     {
         let response = self.call(Request::new(route).with_json(args)?).await?;
         if !response.status.is_ok() {
-            let message = response
-                .parse_json::<serde_json::Value>()
-                .ok()
-                .and_then(|v| v.get("error")?.as_str().map(str::to_owned))
-                .unwrap_or_default();
+            let message = error_message(&response.param);
             return Err(CommandError::status(response.status, message));
         }
         response.parse_json()

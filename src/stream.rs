@@ -14,10 +14,10 @@
 //!
 //! ```no_run
 //! # fn demo() -> psvc::commander::Commander {
-//! use psvc::commander::{CommandError, Commander, Request, Response};
+//! use psvc::commander::{Commander, Request, Response};
 //! use psvc::stream::{Tunnel, send_file};
 //! Commander::new().route("/download", |req: Request| async move {
-//!     let tunnel = Tunnel::open(&req).map_err(|e| CommandError::Failed(e.to_string()))?;
+//!     let tunnel = Tunnel::open(&req)?; // an IO error fails the command (status 4)
 //!     let port = tunnel.port();
 //!     actix::spawn(async move {
 //!         if let Ok(mut stream) = tunnel.accept().await {
@@ -34,7 +34,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -157,8 +156,10 @@ impl Transfer {
 
 /// Copies `reader` to `writer` until end of input, hashing on another
 /// thread while the bytes flow; `progress` sees the running total. Memory
-/// stays constant (a few 256 KiB chunks) whatever the size. The writer is
-/// flushed, not shut down.
+/// stays constant whatever the size: a few 256 KiB chunks, recycled
+/// between the reader and the hashing thread (fresh memory for every chunk
+/// would cost a page fault per 4 KiB). The writer is flushed, not shut
+/// down.
 ///
 /// # Errors
 /// A read or write error.
@@ -171,11 +172,13 @@ where
     R: AsyncRead + Unpin + ?Sized,
     W: AsyncWrite + Unpin + ?Sized,
 {
-    let (tx, mut rx) = mpsc::channel::<Bytes>(HASH_QUEUE);
+    let (to_hasher, mut chunks) = mpsc::channel::<(Vec<u8>, usize)>(HASH_QUEUE);
+    let (recycle, recycled) = std::sync::mpsc::channel::<Vec<u8>>();
     let hasher = tokio::task::spawn_blocking(move || {
         let mut sha = Sha256::new();
-        while let Some(chunk) = rx.blocking_recv() {
-            sha.update(&chunk);
+        while let Some((chunk, len)) = chunks.blocking_recv() {
+            sha.update(&chunk[..len]);
+            let _ = recycle.send(chunk);
         }
         let digest: [u8; 32] = sha.finalize().into();
         digest
@@ -183,31 +186,30 @@ where
     let mut total = 0u64;
     let result: io::Result<()> = async {
         loop {
-            let mut buf = BytesMut::with_capacity(CHUNK);
-            let n = reader.read_buf(&mut buf).await?;
-            if n == 0 {
+            let mut chunk = recycled.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
+            let mut len = reader.read(&mut chunk).await?;
+            if len == 0 {
                 break;
             }
-            // Fill the chunk when more is ready: fewer, larger writes.
-            while buf.len() < CHUNK {
-                match futures::FutureExt::now_or_never(reader.read_buf(&mut buf)) {
+            // Fill the chunk with what is ready already: fewer, larger writes.
+            while len < CHUNK {
+                match futures::FutureExt::now_or_never(reader.read(&mut chunk[len..])) {
                     Some(Ok(0)) | None => break,
-                    Some(Ok(_)) => {}
+                    Some(Ok(n)) => len += n,
                     Some(Err(e)) => return Err(e),
                 }
             }
-            let chunk = buf.freeze();
-            writer.write_all(&chunk).await?;
-            total += chunk.len() as u64;
+            writer.write_all(&chunk[..len]).await?;
+            total += len as u64;
             progress(total);
-            if tx.send(chunk).await.is_err() {
+            if to_hasher.send((chunk, len)).await.is_err() {
                 return Err(io::Error::other("hashing thread stopped"));
             }
         }
         writer.flush().await
     }
     .await;
-    drop(tx);
+    drop(to_hasher);
     let sha256 = hasher.await.map_err(io::Error::other)?;
     result?;
     Ok(Transfer {

@@ -7,7 +7,7 @@ mod common;
 
 use common::net::{connect, serve};
 use psvc::client::Rpc;
-use psvc::commander::{CommandError, Commander, Request, Response};
+use psvc::commander::{Commander, Request, Response};
 use psvc::stream::{Tunnel, copy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -24,7 +24,7 @@ fn status_kib(key: &str) -> u64 {
 #[actix_rt::test]
 async fn one_gibibyte_in_constant_memory() {
     let commander = Commander::new().route("/big", |req: Request| async move {
-        let tunnel = Tunnel::open(&req).map_err(|e| CommandError::Failed(e.to_string()))?;
+        let tunnel = Tunnel::open(&req)?;
         let port = tunnel.port();
         actix::spawn(async move {
             let mut stream = tunnel.accept().await.unwrap();

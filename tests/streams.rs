@@ -10,14 +10,10 @@ use std::time::Duration;
 
 use common::net::{connect, serve};
 use psvc::client::Rpc;
-use psvc::commander::{CommandError, Commander, Request, Response};
+use psvc::commander::{Commander, Request, Response};
 use psvc::stream::{StreamError, Transfer, Tunnel, recv_file, send_file};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn failed(e: impl std::fmt::Display) -> CommandError {
-    CommandError::Failed(e.to_string())
-}
 
 fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
@@ -46,7 +42,7 @@ fn file_server(
         .route("/download", move |req: Request| {
             let source = source.clone();
             async move {
-                let tunnel = Tunnel::open(&req).map_err(failed)?;
+                let tunnel = Tunnel::open(&req)?;
                 let port = tunnel.port();
                 actix::spawn(async move {
                     let mut stream = tunnel.accept().await.unwrap();
@@ -59,7 +55,7 @@ fn file_server(
             let target = upload_to.clone();
             let uploads = uploads.clone();
             async move {
-                let tunnel = Tunnel::open(&req).map_err(failed)?;
+                let tunnel = Tunnel::open(&req)?;
                 let port = tunnel.port();
                 actix::spawn(async move {
                     let mut stream = tunnel.accept().await.unwrap();
@@ -70,7 +66,7 @@ fn file_server(
             }
         })
         .route("/echo", |req: Request| async move {
-            let tunnel = Tunnel::open(&req).map_err(failed)?;
+            let tunnel = Tunnel::open(&req)?;
             let port = tunnel.port();
             actix::spawn(async move {
                 let stream = tunnel.accept().await.unwrap();

@@ -69,7 +69,7 @@ async fn fixture() -> Fixture {
         .route("/download", move |req: Request| {
             let served = served.clone();
             async move {
-                let tunnel = Tunnel::open(&req).map_err(failed)?;
+                let tunnel = Tunnel::open(&req)?;
                 let port = tunnel.port();
                 actix::spawn(async move {
                     let mut s = tunnel.accept().await.unwrap();
@@ -81,7 +81,7 @@ async fn fixture() -> Fixture {
         .route("/upload", move |req: Request| {
             let uploaded = uploaded.clone();
             async move {
-                let tunnel = Tunnel::open(&req).map_err(failed)?;
+                let tunnel = Tunnel::open(&req)?;
                 let port = tunnel.port();
                 actix::spawn(async move {
                     let mut s = tunnel.accept().await.unwrap();
