@@ -193,7 +193,7 @@ fn main() -> std::io::Result<()> {
     let system = actix::System::new();
     system.block_on(async move {
         let broker = Broker::new().start();
-        let commander = commander(broker.clone()).start();
+        let commander = commander(broker.clone());
         let auth = match &args.password {
             Some(pw) => Auth::password(pw),
             None => Auth::anonymous(),
@@ -205,7 +205,7 @@ fn main() -> std::io::Result<()> {
         };
         let server = Server::new(auth)
             .info(info)
-            .commander(commander.recipient())
+            .commands(commander.commands())
             .broker(broker.recipient())
             .start(args.listen.clone())
             .await

@@ -451,21 +451,22 @@ struct Routes {
     datagram: Table<DatagramHandler>,
 }
 
-/// The RPC router actor. Build it with [`Commander::new`] and the route
-/// methods, then start it and hand its recipient to
-/// [`crate::socket::Server::commander`]. It also serves local calls
-/// ([`Call`], [`Commands`]) and client datagrams.
+/// The RPC router. Build it with [`Commander::new`] and the route methods,
+/// then either hand its [`Commands`] to
+/// [`Server::commands`](crate::socket::Server::commands) (sessions dispatch
+/// on the routes themselves: no mailbox between a request and its handler),
+/// or start it as an actor and hand its recipient to
+/// [`Server::commander`](crate::socket::Server::commander). As an actor it
+/// also serves local calls ([`Call`]).
 pub struct Commander {
-    routes: Arc<Routes>,
+    commands: Commands,
     mailbox: usize,
 }
 
 impl std::fmt::Debug for Commander {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut routes: Vec<String> = self.routes.rpc.routes().collect();
-        routes.sort();
         f.debug_struct("Commander")
-            .field("routes", &routes)
+            .field("routes", &self.routes())
             .finish_non_exhaustive()
     }
 }
@@ -479,7 +480,7 @@ impl Default for Commander {
 impl Clone for Commander {
     fn clone(&self) -> Self {
         Commander {
-            routes: self.routes.clone(),
+            commands: self.commands.clone(),
             mailbox: self.mailbox,
         }
     }
@@ -489,7 +490,9 @@ impl Commander {
     /// A Commander with no routes.
     pub fn new() -> Self {
         Commander {
-            routes: Arc::new(Routes::default()),
+            commands: Commands {
+                routes: Arc::new(Routes::default()),
+            },
             mailbox: 4096,
         }
     }
@@ -497,7 +500,7 @@ impl Commander {
     /// Routes are built before the Commander starts; a clone taken in
     /// between (a child spec) keeps the table it saw.
     fn routes_mut(&mut self) -> &mut Routes {
-        Arc::make_mut(&mut self.routes)
+        Arc::make_mut(&mut self.commands.routes)
     }
 
     /// Serves `route` with an async handler that sees the whole request and
@@ -631,120 +634,50 @@ impl Commander {
 
     /// The registered RPC routes, sorted.
     pub fn routes(&self) -> Vec<String> {
-        let mut routes: Vec<String> = self.routes.rpc.routes().collect();
+        let mut routes: Vec<String> = self.commands.routes.rpc.routes().collect();
         routes.sort();
         routes
+    }
+
+    /// The routes as a shareable handle: for
+    /// [`Server::commands`](crate::socket::Server::commands) and for local
+    /// calls without an actor.
+    pub fn commands(&self) -> Commands {
+        self.commands.clone()
     }
 
     /// A supervised child running this Commander (restarts keep the routes).
     pub fn child_spec(self, id: impl Into<String>) -> crate::ChildSpec<Commander> {
         crate::ChildSpec::new(id, move || self.clone())
     }
+}
 
-    fn find(&self, target: &str) -> Result<RpcHandler, CommandError> {
-        if !url::valid(target) {
-            return Err(CommandError::Arguments(format!(
-                "URL {target:?} does not start with '/'"
-            )));
-        }
-        self.routes
-            .rpc
-            .find(target)
-            .cloned()
-            .ok_or_else(|| CommandError::NotFound(target.to_owned()))
-    }
-
-    /// Starts the handler for `req`: runs it at once as far as it goes
-    /// without waiting, and leaves the rest to a task.
-    fn dispatch(
-        &self,
-        mut req: Request,
-        ctx: &Context<Self>,
-        done: impl FnOnce(CommandResult) + 'static,
-    ) {
-        let handler = match self.find(&req.url) {
-            Ok(h) => h,
-            Err(e) => return done(Err(e)),
-        };
-        req.commands = Some(Commands {
-            addr: ctx.address(),
-        });
-        // The handler's synchronous part runs here: contain its panics too.
-        let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| handler(req))) {
-            Ok(fut) => fut,
-            Err(p) => return done(Err(panicked(&p))),
-        };
-        let mut fut = AssertUnwindSafe(fut).catch_unwind();
-        // Most handlers finish without waiting: reply without a task.
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        match Pin::new(&mut fut).poll(&mut cx) {
-            Poll::Ready(result) => done(result.unwrap_or_else(|p| Err(panicked(&p)))),
-            Poll::Pending => {
-                actix::spawn(async move {
-                    done(fut.await.unwrap_or_else(|p| Err(panicked(&p))));
-                });
-            }
-        }
-    }
-
-    fn rpc(&self, session: SessionRef, frame: Frame, ctx: &Context<Self>) {
-        let seqno = frame.seqno;
-        let Some(target) = frame.url_str().map(str::to_owned) else {
-            let reply = CommandError::Arguments("URL is not UTF-8".into()).to_response();
-            return send_reply(&session, reply.into_frame(seqno));
-        };
-        let req = Request::from_frame(frame, target, session.clone(), false);
-        self.dispatch(req, ctx, move |result| {
-            let response = result.unwrap_or_else(|e| {
-                tracing::debug!(error = %e, "command failed");
-                e.to_response()
-            });
-            send_reply(&session, response.into_frame(seqno));
-        });
-    }
-
-    fn datagram_in(&self, session: SessionRef, frame: Frame, quick: bool, ctx: &Context<Self>) {
-        let Some(target) = frame.url_str().map(str::to_owned) else {
-            return;
-        };
-        let Some(handler) = self.routes.datagram.find(&target).cloned() else {
-            tracing::trace!(url = %target, "datagram with no handler dropped");
-            return;
-        };
-        let mut req = Request::from_frame(frame, target, session, quick);
-        req.commands = Some(Commands {
-            addr: ctx.address(),
-        });
-        let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| handler(req))) {
-            Ok(fut) => AssertUnwindSafe(fut).catch_unwind(),
-            Err(p) => {
-                tracing::warn!(error = %panicked(&p), "datagram handler panicked");
-                return;
-            }
-        };
-        actix::spawn(async move {
-            if let Err(p) = fut.await {
-                tracing::warn!(error = %panicked(&p), "datagram handler panicked");
-            }
-        });
+/// The reply packet for `result`: an error becomes an error reply, and a
+/// reply over the packet limit becomes status 6 (no memory) instead of
+/// being dropped.
+fn reply_frame(seqno: u32, result: CommandResult) -> Frame {
+    let response = result.unwrap_or_else(|e| {
+        tracing::debug!(error = %e, "command failed");
+        e.to_response()
+    });
+    let frame = response.into_frame(seqno);
+    match frame.checked_len(MAX_TCP_PACKET) {
+        Ok(_) => frame,
+        Err(e) => CommandError::status(
+            Status::NO_MEMORY,
+            format!("reply too large ({e}); use a stream"),
+        )
+        .to_response()
+        .into_frame(seqno),
     }
 }
 
-/// Sends an RPC reply, refusing one over the packet limit with status 6
-/// (no memory) instead of dropping it.
-fn send_reply(session: &SessionRef, frame: Frame) {
-    let frame = match frame.checked_len(MAX_TCP_PACKET) {
-        Ok(_) => frame,
-        Err(e) => {
-            let seqno = frame.seqno;
-            let error = CommandError::status(
-                Status::NO_MEMORY,
-                format!("reply too large ({e}); use a stream"),
-            );
-            error.to_response().into_frame(seqno)
-        }
-    };
-    session.push(frame);
+/// A reply ready now, or one to wait for.
+pub(crate) enum Reply {
+    /// The handler finished without waiting.
+    Ready(Frame),
+    /// The handler waits; the reply comes when this completes.
+    Later(LocalBoxFuture<'static, Frame>),
 }
 
 fn panicked(payload: &Box<dyn std::any::Any + Send>) -> CommandError {
@@ -768,7 +701,7 @@ impl Actor for Commander {
 impl Handler<Inbound> for Commander {
     type Result = ();
 
-    fn handle(&mut self, msg: Inbound, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: Inbound, _: &mut Self::Context) {
         let Inbound {
             session,
             frame,
@@ -776,8 +709,13 @@ impl Handler<Inbound> for Commander {
             ..
         } = msg;
         match frame.kind {
-            Kind::Rpc => self.rpc(session, frame, ctx),
-            Kind::Datagram => self.datagram_in(session, frame, quick, ctx),
+            Kind::Rpc => match self.commands.rpc(session.clone(), frame) {
+                Reply::Ready(reply) => session.push(reply),
+                Reply::Later(reply) => {
+                    actix::spawn(async move { session.push(reply.await) });
+                }
+            },
+            Kind::Datagram => self.commands.datagram(session, frame, quick),
             _ => {}
         }
     }
@@ -792,38 +730,126 @@ pub struct Call(pub Request);
 impl Handler<Call> for Commander {
     type Result = ResponseFuture<CommandResult>;
 
-    fn handle(&mut self, Call(req): Call, ctx: &mut Self::Context) -> Self::Result {
-        let (tx, rx) = oneshot::channel();
-        self.dispatch(req, ctx, move |result| {
-            let _ = tx.send(result);
-        });
-        Box::pin(async move { rx.await.unwrap_or(Err(CommandError::Unavailable)) })
+    fn handle(&mut self, Call(req): Call, _: &mut Self::Context) -> Self::Result {
+        match self.commands.dispatch(req) {
+            Dispatch::Ready(result) => Box::pin(std::future::ready(result)),
+            Dispatch::Later(fut) => fut,
+        }
     }
 }
 
-/// A handle for calling a service's commands locally (from its own
-/// handlers, actors or tests). Cheap to clone and `Send`.
-#[derive(Debug, Clone)]
+/// The routes of a [`Commander`] as a handle: cheap to clone, `Send`, and
+/// able to run commands itself. Sessions dispatch RPCs and datagrams
+/// through it ([`Server::commands`](crate::socket::Server::commands)), and
+/// handlers reach their own service's commands through
+/// [`Request::commands`].
+#[derive(Clone)]
 pub struct Commands {
-    addr: Addr<Commander>,
+    routes: Arc<Routes>,
+}
+
+impl std::fmt::Debug for Commands {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Commands").finish_non_exhaustive()
+    }
+}
+
+/// A handler's result, ready now or to wait for.
+pub(crate) enum Dispatch {
+    Ready(CommandResult),
+    Later(LocalBoxFuture<'static, CommandResult>),
 }
 
 impl Commands {
-    /// The handle of a running Commander.
-    pub fn new(addr: Addr<Commander>) -> Self {
-        Commands { addr }
+    fn find(&self, target: &str) -> Result<RpcHandler, CommandError> {
+        if !url::valid(target) {
+            return Err(CommandError::Arguments(format!(
+                "URL {target:?} does not start with '/'"
+            )));
+        }
+        self.routes
+            .rpc
+            .find(target)
+            .cloned()
+            .ok_or_else(|| CommandError::NotFound(target.to_owned()))
+    }
+
+    /// Runs the handler for `req` as far as it goes without waiting (most
+    /// handlers finish there); panics, early or late, become errors.
+    pub(crate) fn dispatch(&self, mut req: Request) -> Dispatch {
+        let handler = match self.find(&req.url) {
+            Ok(h) => h,
+            Err(e) => return Dispatch::Ready(Err(e)),
+        };
+        req.commands = Some(self.clone());
+        // The handler's synchronous part runs here: contain its panics too.
+        let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| handler(req))) {
+            Ok(fut) => fut,
+            Err(p) => return Dispatch::Ready(Err(panicked(&p))),
+        };
+        let mut fut = AssertUnwindSafe(fut)
+            .catch_unwind()
+            .map(|r| r.unwrap_or_else(|p| Err(panicked(&p))));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match Pin::new(&mut fut).poll(&mut cx) {
+            Poll::Ready(result) => Dispatch::Ready(result),
+            // Polled again by whoever awaits it, which registers the real
+            // waker.
+            Poll::Pending => Dispatch::Later(fut.boxed_local()),
+        }
+    }
+
+    /// The reply to an RPC packet from `session`.
+    pub(crate) fn rpc(&self, session: SessionRef, frame: Frame) -> Reply {
+        let seqno = frame.seqno;
+        let Some(target) = frame.url_str().map(str::to_owned) else {
+            let error = CommandError::Arguments("URL is not UTF-8".into());
+            return Reply::Ready(reply_frame(seqno, Err(error)));
+        };
+        let req = Request::from_frame(frame, target, session, false);
+        match self.dispatch(req) {
+            Dispatch::Ready(result) => Reply::Ready(reply_frame(seqno, result)),
+            Dispatch::Later(fut) => {
+                Reply::Later(async move { reply_frame(seqno, fut.await) }.boxed_local())
+            }
+        }
+    }
+
+    /// Runs the datagram handler for a packet from `session`, if any.
+    pub(crate) fn datagram(&self, session: SessionRef, frame: Frame, quick: bool) {
+        let Some(target) = frame.url_str().map(str::to_owned) else {
+            return;
+        };
+        let Some(handler) = self.routes.datagram.find(&target).cloned() else {
+            tracing::trace!(url = %target, "datagram with no handler dropped");
+            return;
+        };
+        let mut req = Request::from_frame(frame, target, session, quick);
+        req.commands = Some(self.clone());
+        let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| handler(req))) {
+            Ok(fut) => AssertUnwindSafe(fut).catch_unwind(),
+            Err(p) => {
+                tracing::warn!(error = %panicked(&p), "datagram handler panicked");
+                return;
+            }
+        };
+        actix::spawn(async move {
+            if let Err(p) = fut.await {
+                tracing::warn!(error = %panicked(&p), "datagram handler panicked");
+            }
+        });
     }
 
     /// Runs the command for `request`; errors come back as
     /// [`CommandError`], replies with any status as `Ok`.
     ///
     /// # Errors
-    /// The command failed or the Commander is gone.
+    /// The command failed.
     pub async fn call(&self, request: Request) -> CommandResult {
-        self.addr
-            .send(Call(request))
-            .await
-            .unwrap_or(Err(CommandError::Unavailable))
+        match self.dispatch(request) {
+            Dispatch::Ready(result) => result,
+            Dispatch::Later(fut) => fut.await,
+        }
     }
 
     /// Calls `route` with a typed argument (JSON) and decodes the typed
@@ -843,10 +869,5 @@ impl Commands {
             return Err(CommandError::status(response.status, message));
         }
         response.parse_json()
-    }
-
-    /// The Commander actor.
-    pub fn addr(&self) -> &Addr<Commander> {
-        &self.addr
     }
 }

@@ -220,6 +220,7 @@ pub struct Server {
     pub(crate) tls: Option<ServerTls>,
     pub(crate) events: Vec<Recipient<ClientEvent>>,
     pub(crate) commander: Option<Recipient<Inbound>>,
+    pub(crate) commands: Option<crate::commander::Commands>,
     pub(crate) broker: Option<Recipient<Inbound>>,
     pub(crate) quick: bool,
 }
@@ -234,6 +235,7 @@ impl Server {
             tls: None,
             events: Vec::new(),
             commander: None,
+            commands: None,
             broker: None,
             quick: true,
         }
@@ -273,6 +275,18 @@ impl Server {
     #[must_use]
     pub fn commander(mut self, recipient: Recipient<Inbound>) -> Self {
         self.commander = Some(recipient);
+        self
+    }
+
+    /// Serves RPCs and client datagrams from these routes
+    /// ([`Commander::commands`](crate::commander::Commander::commands)):
+    /// each session runs the handler itself, so a handler that does not
+    /// wait is answered with no message passed at all; one that waits runs
+    /// as a task and its reply is queued to the session. Takes precedence
+    /// over [`Server::commander`].
+    #[must_use]
+    pub fn commands(mut self, commands: crate::commander::Commands) -> Self {
+        self.commands = Some(commands);
         self
     }
 

@@ -410,8 +410,7 @@ async fn fetch_is_a_one_shot_call() {
 
 #[actix_rt::test]
 async fn local_calls_reach_the_same_routes() {
-    let commander = adder().start();
-    let commands = psvc::commander::Commands::new(commander);
+    let commands = adder().commands();
     let sum: Sum = commands
         .call_json(
             "/add",
@@ -442,4 +441,36 @@ async fn unrouted_datagrams_and_kinds_are_ignored() {
     raw.send(&Frame::new(Kind::Rpc).seqno(5).url("/a")).await;
     let reply = raw.recv().await.unwrap();
     assert_eq!((reply.seqno, reply.status), (5, Status::OK));
+}
+
+#[actix_rt::test]
+async fn the_commander_actor_serves_the_same_routes() {
+    // Through the actor's mailbox (Server::commander) instead of the
+    // sessions' inline dispatch (Server::commands).
+    let commander = routes()
+        .route("/", named("/"))
+        .typed("/slow", |ms: u64, _| async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok::<_, CommandError>(ms)
+        })
+        .start();
+    let srv = psvc::socket::Server::new(psvc::socket::Auth::anonymous())
+        .commander(commander.clone().recipient())
+        .start("127.0.0.1:0")
+        .await
+        .unwrap();
+    let client = connect(&srv).await;
+    assert_eq!(
+        route_of(&client, "/a/b/z").await.1.as_deref(),
+        Some("/a/b/")
+    );
+    assert_eq!(route_of(&client, "/xy").await.1.as_deref(), Some("/"));
+    assert_eq!(client.call::<_, u64>("/slow", &20u64).await.unwrap(), 20);
+    // Local calls as messages.
+    let reply = commander
+        .send(psvc::commander::Call(Request::new("/a")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply.status, Status::OK);
 }

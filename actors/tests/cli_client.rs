@@ -97,7 +97,7 @@ async fn fixture() -> Fixture {
             }
         });
     let server = Server::new(Auth::password("pw"))
-        .commander(commander.start().recipient())
+        .commands(commander.commands())
         .broker(broker.clone().recipient())
         .start("127.0.0.1:0")
         .await

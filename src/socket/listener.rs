@@ -276,7 +276,9 @@ async fn quick_loop(socket: Arc<tokio::net::UdpSocket>, shared: Rc<Shared>) {
             tracing::debug!(%from, id = frame.seqno, "quick packet from another address dropped");
             continue;
         }
-        if let Some(commander) = &shared.server.commander {
+        if let Some(commands) = &shared.server.commands {
+            commands.datagram(session, frame, true);
+        } else if let Some(commander) = &shared.server.commander {
             let mut msg = super::Inbound::new(session, frame);
             msg.quick = true;
             super::deliver(commander, msg);

@@ -623,6 +623,11 @@ impl Session {
     }
 
     fn forward(&mut self, frame: Frame, ctx: &mut Context<Self>) {
+        if matches!(frame.kind, Kind::Rpc | Kind::Datagram)
+            && let Some(commands) = self.shared.server.commands.clone()
+        {
+            return self.run_command(&commands, frame, ctx);
+        }
         let server = &self.shared.server;
         let recipient = match frame.kind {
             Kind::Rpc | Kind::Datagram => &server.commander,
@@ -651,6 +656,30 @@ impl Session {
                 if msg.frame.kind == Kind::Rpc {
                     self.write(msg.frame.reply().status(Status::NO_RESPONDING), ctx);
                 }
+            }
+        }
+    }
+}
+
+impl Session {
+    /// Runs the command for an RPC or DATAGRAM here, without a mailbox in
+    /// between: a reply that is ready goes straight into the output queue.
+    fn run_command(
+        &mut self,
+        commands: &crate::commander::Commands,
+        frame: Frame,
+        ctx: &mut Context<Self>,
+    ) {
+        let session = self.session_ref(ctx);
+        if frame.kind == Kind::Datagram {
+            return commands.datagram(session, frame, false);
+        }
+        match commands.rpc(session.clone(), frame) {
+            crate::commander::Reply::Ready(reply) => {
+                self.write(reply, ctx);
+            }
+            crate::commander::Reply::Later(reply) => {
+                actix::spawn(async move { session.push(reply.await) });
             }
         }
     }

@@ -189,7 +189,7 @@ pub async fn serve_with(
 ) -> (ServerHandle, Addr<psvc::broker::Broker>) {
     let broker = psvc::broker::Broker::new().start();
     let handle = server
-        .commander(commander.start().recipient())
+        .commands(commander.commands())
         .broker(broker.clone().recipient())
         .start("127.0.0.1:0")
         .await
