@@ -709,7 +709,7 @@ impl Handler<Inbound> for Commander {
             ..
         } = msg;
         match frame.kind {
-            Kind::Rpc => match self.commands.rpc(session.clone(), frame) {
+            Kind::Rpc => match self.commands.rpc(&session, frame) {
                 Reply::Ready(reply) => session.push(reply),
                 Reply::Later(reply) => {
                     actix::spawn(async move { session.push(reply.await) });
@@ -800,13 +800,13 @@ impl Commands {
     }
 
     /// The reply to an RPC packet from `session`.
-    pub(crate) fn rpc(&self, session: SessionRef, frame: Frame) -> Reply {
+    pub(crate) fn rpc(&self, session: &SessionRef, frame: Frame) -> Reply {
         let seqno = frame.seqno;
         let Some(target) = frame.url_str().map(str::to_owned) else {
             let error = CommandError::Arguments("URL is not UTF-8".into());
             return Reply::Ready(reply_frame(seqno, Err(error)));
         };
-        let req = Request::from_frame(frame, target, session, false);
+        let req = Request::from_frame(frame, target, session.clone(), false);
         match self.dispatch(req) {
             Dispatch::Ready(result) => Reply::Ready(reply_frame(seqno, result)),
             Dispatch::Later(fut) => {

@@ -53,52 +53,61 @@ impl SessionState {
 }
 
 /// A handle on a session: read its state, send it packets, close it.
-/// Cheap to clone and `Send`.
+/// Cheap to clone (one reference count) and `Send`.
 #[derive(Debug, Clone)]
 pub struct SessionRef {
+    inner: Arc<RefInner>,
+}
+
+/// What a [`SessionRef`] shares: cloning an actix `Addr` allocates, so
+/// handles share one.
+#[derive(Debug)]
+struct RefInner {
     state: Arc<SessionState>,
     addr: Addr<Session>,
 }
 
 impl SessionRef {
     pub(crate) fn new(state: Arc<SessionState>, addr: Addr<Session>) -> Self {
-        Self { state, addr }
+        Self {
+            inner: Arc::new(RefInner { state, addr }),
+        }
     }
 
     /// Client id.
     pub fn id(&self) -> u32 {
-        self.state.id
+        self.inner.state.id
     }
     /// Peer address.
     pub fn peer(&self) -> SocketAddr {
-        self.state.peer
+        self.inner.state.peer
     }
     /// Priority 0–7.
     pub fn priority(&self) -> u8 {
-        self.state.priority.load(Ordering::Relaxed)
+        self.inner.state.priority.load(Ordering::Relaxed)
     }
     /// VSOA's `authed` flag.
     pub fn authed(&self) -> bool {
-        self.state.authed.load(Ordering::Relaxed)
+        self.inner.state.authed.load(Ordering::Relaxed)
     }
     /// A snapshot of the session.
     pub fn info(&self) -> SessionInfo {
-        self.state.info()
+        self.inner.state.info()
     }
     /// Whether the session actor is still running.
     pub fn connected(&self) -> bool {
-        self.addr.connected()
+        self.inner.addr.connected()
     }
     /// The server address the peer connected to.
     pub fn local_ip(&self) -> IpAddr {
-        self.state.local_ip
+        self.inner.state.local_ip
     }
     /// Where quick-channel packets for this peer go: its address with the
     /// UDP port it announced; `None` if it announced none or under TLS.
     pub fn quick_addr(&self) -> Option<SocketAddr> {
-        self.state.quick.as_ref()?;
-        let port = u16::try_from(self.state.quick_port.load(Ordering::Relaxed)).ok()?;
-        (port != 0).then(|| SocketAddr::new(self.state.peer.ip(), port))
+        self.inner.state.quick.as_ref()?;
+        let port = u16::try_from(self.inner.state.quick_port.load(Ordering::Relaxed)).ok()?;
+        (port != 0).then(|| SocketAddr::new(self.inner.state.peer.ip(), port))
     }
 
     /// Sends `frame` over the quick UDP channel, without waiting. `false`
@@ -114,7 +123,7 @@ impl SessionRef {
 
     /// Sends an encoded packet over the quick channel.
     pub(crate) fn send_quick_encoded(&self, packet: &[u8]) -> bool {
-        match (&self.state.quick, self.quick_addr()) {
+        match (&self.inner.state.quick, self.quick_addr()) {
             (Some(socket), Some(to)) => socket.try_send_to(packet, to).is_ok(),
             _ => false,
         }
@@ -126,14 +135,14 @@ impl SessionRef {
     /// full mailbox.
     #[allow(clippy::disallowed_methods)] // bounded by the output limit, see above
     pub fn push(&self, frame: Frame) {
-        self.addr.do_send(Outbound(frame));
+        self.inner.addr.do_send(Outbound(frame));
     }
 
     /// Queues an already encoded packet (a publish encoded once for all
     /// its subscribers), like [`SessionRef::push`].
     #[allow(clippy::disallowed_methods)] // bounded by the output limit
     pub(crate) fn push_encoded(&self, packet: Bytes) {
-        self.addr.do_send(Encoded(packet));
+        self.inner.addr.do_send(Encoded(packet));
     }
 
     /// Queues `frame` for the peer without waiting.
@@ -141,10 +150,13 @@ impl SessionRef {
     /// # Errors
     /// The session's mailbox is full (the frame comes back) or closed.
     pub fn send(&self, frame: Frame) -> Result<(), SendError<Frame>> {
-        self.addr.try_send(Outbound(frame)).map_err(|e| match e {
-            SendError::Full(Outbound(f)) => SendError::Full(f),
-            SendError::Closed(Outbound(f)) => SendError::Closed(f),
-        })
+        self.inner
+            .addr
+            .try_send(Outbound(frame))
+            .map_err(|e| match e {
+                SendError::Full(Outbound(f)) => SendError::Full(f),
+                SendError::Closed(Outbound(f)) => SendError::Closed(f),
+            })
     }
 
     /// Queues `frame`, waiting for mailbox room; `Ok(false)` if the session
@@ -153,12 +165,12 @@ impl SessionRef {
     /// # Errors
     /// The session is gone.
     pub async fn send_wait(&self, frame: Frame) -> Result<bool, MailboxError> {
-        self.addr.send(Outbound(frame)).await
+        self.inner.addr.send(Outbound(frame)).await
     }
 
     /// Sets `authed` (who receives publishes).
     pub fn set_authed(&self, authed: bool) {
-        self.state.authed.store(authed, Ordering::Relaxed);
+        self.inner.state.authed.store(authed, Ordering::Relaxed);
     }
 
     /// Sets the priority (0–7, clamped): IP_TOS on the socket, and a
@@ -167,7 +179,8 @@ impl SessionRef {
     /// # Errors
     /// The session is gone or its mailbox is full.
     pub fn set_priority(&self, priority: u8) -> Result<(), SendError<()>> {
-        self.addr
+        self.inner
+            .addr
             .try_send(SetPriority(priority.min(7)))
             .map_err(|e| match e {
                 SendError::Full(_) => SendError::Full(()),
@@ -177,7 +190,7 @@ impl SessionRef {
 
     /// Closes the connection after what is queued has been written.
     pub fn close(&self) {
-        let _ = self.addr.try_send(Close);
+        let _ = self.inner.addr.try_send(Close);
     }
 }
 
@@ -227,6 +240,8 @@ pub struct Session {
     stall_mark: u64,
     /// The pump's waker, to flush output queued outside of it.
     waker: Option<std::task::Waker>,
+    /// The handle given to handlers, made on first use and shared.
+    me: Option<SessionRef>,
     pumping: bool,
     phase: Phase,
     reason: Option<Box<str>>,
@@ -317,6 +332,7 @@ impl Session {
                 written: 0,
                 stall_mark: NO_MARK,
                 waker: None,
+                me: None,
                 pumping: false,
                 phase: Phase::Hello,
                 reason: None,
@@ -325,11 +341,10 @@ impl Session {
         });
     }
 
-    fn session_ref(&self, ctx: &Context<Self>) -> SessionRef {
-        SessionRef {
-            state: self.state.clone(),
-            addr: ctx.address(),
-        }
+    fn session_ref(&mut self, ctx: &Context<Self>) -> SessionRef {
+        self.me
+            .get_or_insert_with(|| SessionRef::new(self.state.clone(), ctx.address()))
+            .clone()
     }
 
     /// Ends the session at once (output not flushed).
@@ -674,7 +689,7 @@ impl Session {
         if frame.kind == Kind::Datagram {
             return commands.datagram(session, frame, false);
         }
-        match commands.rpc(session.clone(), frame) {
+        match commands.rpc(&session, frame) {
             crate::commander::Reply::Ready(reply) => {
                 self.write(reply, ctx);
             }
