@@ -61,13 +61,7 @@ async fn server_to_one_client_over_tcp_and_udp() {
     let a_inbox = Inbox::listen(&a).await;
     let b_inbox = Inbox::listen(&b).await;
     let a_id = a.info().await.unwrap().client_id;
-    let session = srv
-        .sessions()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|s| s.id() == a_id)
-        .unwrap();
+    let session = common::net::session(&srv, a_id).await;
     assert!(session.quick_addr().is_some());
     session.push(Frame::new(Kind::Datagram).url("/d").data("tcp"));
     common::until(|| a_inbox.datagrams().len() == 1).await;
@@ -143,13 +137,7 @@ async fn the_handshake_announces_the_quick_port() {
     let (srv, _) = serve(Commander::new()).await;
     let client = connect(&srv).await;
     let id = client.info().await.unwrap().client_id;
-    let session = srv
-        .sessions()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|s| s.id() == id)
-        .unwrap();
+    let session = common::net::session(&srv, id).await;
     let quick = session
         .info()
         .quick_port
@@ -168,12 +156,6 @@ async fn the_handshake_announces_the_quick_port() {
         .hello_frame(Frame::new(Kind::ServInfo).flags(Flags::TUNNEL).tunid(4242))
         .await;
     let id = common::net::client_id(&reply);
-    let session = srv
-        .sessions()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|s| s.id() == id)
-        .unwrap();
+    let session = common::net::session(&srv, id).await;
     assert_eq!(session.info().quick_port, Some(4242));
 }

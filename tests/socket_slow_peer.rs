@@ -83,13 +83,7 @@ async fn output_that_does_not_move_within_the_send_timeout_ends_the_session() {
     socket.set_recv_buffer_size(4096).unwrap();
     let mut stuck = Raw::from_stream(socket.connect(srv.local_addr()).await.unwrap());
     let id = stuck.hello_id().await;
-    let s = srv
-        .sessions()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|s| s.id() == id)
-        .unwrap();
+    let s = common::net::session(&srv, id).await;
     let start = Instant::now();
     while s.connected() && start.elapsed() < Duration::from_secs(10) {
         let _ = s

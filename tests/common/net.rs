@@ -197,6 +197,16 @@ pub async fn serve_with(
     (handle, broker)
 }
 
+/// The live session with client id `id`.
+pub async fn session(srv: &ServerHandle, id: u32) -> psvc::socket::SessionRef {
+    srv.sessions()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.id() == id)
+        .unwrap_or_else(|| panic!("no session with client id {id}"))
+}
+
 /// A connected psvc client.
 pub async fn connect(srv: &ServerHandle) -> psvc::client::Client {
     psvc::client::Client::connect(psvc::client::ClientOptions::new(
