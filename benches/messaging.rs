@@ -37,31 +37,15 @@
 //! The report is printed and written to `<target>/bench-results/messaging.md`.
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::thread;
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 type Res<T> = Result<T, String>;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = if args.first().is_some_and(|a| a == "--role") {
-        role::run(&args[1..])
-    } else {
-        driver::run(&args)
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            // Roles report failures on stdout too, where the driver reads them.
-            println!("error {e}");
-            eprintln!("messaging bench: {e}");
-            ExitCode::from(2)
-        }
-    }
+    // Roles report failures on stdout too, where the driver reads them.
+    psvc_benches::role::main("messaging bench", role::run, driver::run)
 }
 
 /// Wire formats shared by the client and server roles: VSOA (psvc and the VSOA peers), the raw
@@ -159,14 +143,9 @@ mod wire {
                 )))
             }
             Proto::Vsoa => {
-                let len = match frame::check(buf, MAX_TCP_PACKET) {
-                    Ok(len) => len,
-                    Err(frame::Error::Incomplete(_)) => return Ok(None),
-                    Err(e) => return Err(format!("bad reply: {e}")),
-                };
-                if buf.len() < len {
+                let Some(len) = vsoa_len(buf, "bad reply")? else {
                     return Ok(None);
-                }
+                };
                 let seq = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
                 let dlen = u32::from_be_bytes([buf[16], buf[17], buf[18], buf[19]]) as usize;
                 if buf[1] != Kind::Rpc.to_u8()
@@ -303,6 +282,16 @@ mod wire {
         Mqtt,
     }
 
+    /// Length of the VSOA packet at the start of `buf`, `None` until all of it is there; a
+    /// malformed one fails as `what: error`.
+    fn vsoa_len(buf: &[u8], what: &str) -> Res<Option<usize>> {
+        match frame::check(buf, MAX_TCP_PACKET) {
+            Ok(len) if buf.len() >= len => Ok(Some(len)),
+            Ok(_) | Err(frame::Error::Incomplete(_)) => Ok(None),
+            Err(e) => Err(format!("{what}: {e}")),
+        }
+    }
+
     fn seq_of(p: &[u8], size: usize) -> Res<u64> {
         if p.len() != size.max(8) {
             return Err(format!("payload of {} bytes, expected {size}", p.len()));
@@ -321,14 +310,9 @@ mod wire {
     ) -> Res<Option<(Delivery, usize)>> {
         match sub {
             Sub::Vsoa => {
-                let len = match frame::check(buf, MAX_TCP_PACKET) {
-                    Ok(len) => len,
-                    Err(frame::Error::Incomplete(_)) => return Ok(None),
-                    Err(e) => return Err(format!("bad packet: {e}")),
-                };
-                if buf.len() < len {
+                let Some(len) = vsoa_len(buf, "bad packet")? else {
                     return Ok(None);
-                }
+                };
                 if buf[1] != Kind::Publish.to_u8() {
                     return Ok(Some((Delivery::Other, len)));
                 }
@@ -547,7 +531,6 @@ mod wire {
 /// The processes the driver starts (`--role …`).
 mod role {
     use std::cell::{Cell, RefCell};
-    use std::io::BufRead;
     use std::net::SocketAddr;
     use std::rc::Rc;
     use std::time::{Duration, Instant};
@@ -572,22 +555,8 @@ mod role {
     pub(crate) const STREAM_CHUNK: usize = 256 * 1024;
 
     pub(crate) fn run(args: &[String]) -> Res<()> {
-        let arg = |i: usize| {
-            args.get(i)
-                .map(String::as_str)
-                .ok_or_else(|| format!("role arguments missing: {args:?}"))
-        };
-        let secs = |i: usize| -> Res<Duration> {
-            arg(i)?
-                .parse::<f64>()
-                .map(Duration::from_secs_f64)
-                .map_err(|e| format!("{e}"))
-        };
-        let num = |i: usize| -> Res<usize> {
-            arg(i)?
-                .parse::<usize>()
-                .map_err(|e| format!("argument {i}: {e}"))
-        };
+        let a = RoleArgs(args);
+        let (arg, secs, num) = (|i| a.arg(i), |i| a.secs(i), |i| a.num(i));
         match arg(0)? {
             // server KIND
             "server" => server(arg(1)?),
@@ -631,63 +600,14 @@ mod role {
         }
     }
 
-    pub(crate) fn addr(s: &str) -> Res<SocketAddr> {
-        let a: SocketAddr = s.parse().map_err(|e| format!("address {s:?}: {e}"))?;
-        if !a.ip().is_loopback() {
-            return Err(format!("{a} is not a loopback address"));
-        }
-        Ok(a)
-    }
-
-    pub(crate) fn io<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
-        move |e| format!("{what}: {e}")
-    }
-
-    pub(crate) fn current_thread() -> Res<tokio::runtime::Runtime> {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(io("runtime"))
-    }
+    use psvc_benches::role::RoleArgs;
+    pub(crate) use psvc_benches::role::{addr, current_thread, io, linger, watchdog};
 
     /// Forwards stdin lines to `tx`; exits the process on EOF (the driver closed the pipe or
     /// died) or after [`SERVER_LIFETIME`].
     pub(crate) fn control_thread(tx: mpsc::UnboundedSender<String>) {
-        std::thread::spawn(move || {
-            std::thread::spawn(|| {
-                std::thread::sleep(SERVER_LIFETIME);
-                std::process::exit(3);
-            });
-            let stdin = std::io::stdin();
-            for line in stdin.lock().lines() {
-                match line {
-                    Ok(l) => {
-                        let _ = tx.send(l.trim().to_string());
-                    }
-                    Err(_) => break,
-                }
-            }
-            std::process::exit(0);
-        });
-    }
-
-    /// Keeps the process (and its CPU counters) around until the driver closes stdin.
-    pub(crate) fn linger() {
-        let mut sink = String::new();
-        while std::io::stdin()
-            .lock()
-            .read_line(&mut sink)
-            .is_ok_and(|n| n > 0)
-        {
-            sink.clear();
-        }
-    }
-
-    /// Exits the process after `limit`, whatever happens.
-    pub(crate) fn watchdog(limit: Duration) {
-        std::thread::spawn(move || {
-            std::thread::sleep(limit);
-            std::process::exit(4);
+        psvc_benches::role::control_thread(SERVER_LIFETIME, move |line| {
+            let _ = tx.send(line.to_string());
         });
     }
 
@@ -725,19 +645,8 @@ mod role {
     }
 
     /// Accepts until the lifetime ends, handing each connection to `serve`.
-    async fn accept_loop(listener: TcpListener, mut serve: impl FnMut(TcpStream)) -> Res<()> {
-        let deadline = tokio::time::Instant::now() + SERVER_LIFETIME;
-        loop {
-            let Ok(accepted) = tokio::time::timeout_at(deadline, listener.accept()).await else {
-                return Ok(());
-            };
-            let Ok((stream, _)) = accepted else {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            serve(stream);
-        }
+    async fn accept_loop(listener: TcpListener, serve: impl FnMut(TcpStream)) -> Res<()> {
+        psvc_benches::role::accept_loop(listener, SERVER_LIFETIME, serve).await
     }
 
     /// The RPC baseline: `Framed<TcpStream, LengthDelimitedCodec>`, split, every frame sent back
@@ -1908,18 +1817,17 @@ mod psvc_side {
 
 /// The driver: starts servers, peers and clients, aggregates, prints and writes the report.
 mod driver {
-    use std::collections::{HashMap, VecDeque};
-    use std::sync::{Arc, Mutex};
+    use std::collections::HashMap;
 
     use super::*;
     use psvc_benches::host::{Host, command_line, load_average, locked_version};
+    use psvc_benches::process::{CpuMark, Placement, Proc, free_port, placements, wait_port};
+    use psvc_benches::report::{
+        Flags, environment_head, fmt_num, median, opt, quick_mode, ratio, write_report,
+    };
 
-    /// Environment variable for the quick (smoke) mode.
-    const QUICK_ENV: &str = "PSVC_BENCH_QUICK";
     /// Environment variable overriding where `tests/peers/install.sh` put the peers.
     const PEERS_ENV: &str = "PSVC_PEERS_DIR";
-    /// `sh` wrapper: soft `RLIMIT_NOFILE` raised to the hard limit, then `exec` the program.
-    const SH_ULIMIT: &str = "ulimit -n \"$(ulimit -H -n)\" 2>/dev/null; exec \"$@\"";
     /// RPC data bytes (M1–M3).
     const RPC_DATA: usize = 64;
     /// Pipelined requests in flight (M2).
@@ -1958,10 +1866,8 @@ peers), printed and not written.
 
     impl Opts {
         fn parse(args: &[String]) -> Res<Self> {
-            let quick_env = std::env::var(QUICK_ENV).is_ok_and(|v| !v.is_empty() && v != "0");
             // Without `--bench` (e.g. `cargo test --all-targets`) run the quick mode, unwritten.
-            let smoke = !args.iter().any(|a| a == "--bench");
-            let quick = quick_env || smoke || args.iter().any(|a| a == "--quick");
+            let (quick, smoke) = quick_mode(args);
             let mut o = Opts {
                 quick,
                 smoke,
@@ -1974,30 +1880,20 @@ peers), printed and not written.
                 pin: true,
                 write: !smoke,
             };
-            let mut it = args.iter();
-            while let Some(a) = it.next() {
-                let mut value = |name: &str| {
-                    it.next()
-                        .cloned()
-                        .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))
-                };
-                let num = |s: String, name: &str| {
-                    s.parse::<f64>()
-                        .map_err(|e| format!("{name}: {e}"))
-                        .map(|v| v.max(0.0))
-                };
-                match a.as_str() {
+            let mut flags = Flags::new(args, USAGE);
+            while let Some(a) = flags.next() {
+                match a {
                     "--bench" | "--quick" => {}
-                    "--rounds" => o.rounds = (num(value(a)?, a)? as usize).clamp(1, 50),
+                    "--rounds" => o.rounds = (flags.num(a)? as usize).clamp(1, 50),
                     "--secs" => {
-                        o.secs = Some(Duration::from_secs_f64(num(value(a)?, a)?.clamp(0.1, 30.0)));
+                        o.secs = Some(Duration::from_secs_f64(flags.num(a)?.clamp(0.1, 30.0)));
                     }
                     "--stream-mib" => {
-                        o.stream_size = (num(value(a)?, a)? as usize).clamp(1, 8192) << 20;
+                        o.stream_size = (flags.num(a)? as usize).clamp(1, 8192) << 20;
                     }
                     "--only" => {
                         o.only = [false; 6];
-                        for w in value(a)?.split(',') {
+                        for w in flags.value(a)?.split(',') {
                             let i = match w.trim().to_ascii_lowercase().as_str() {
                                 "m1" => 0,
                                 "m2" => 1,
@@ -2036,235 +1932,6 @@ peers), printed and not written.
 
     // ---------------------------------------------------------------- processes
 
-    /// A process; killed (and reaped) when dropped, so a panic or an early return of the driver
-    /// leaves nothing behind. Roles also exit by themselves when their stdin closes.
-    struct Proc {
-        name: String,
-        child: Child,
-        stdin: Option<ChildStdin>,
-        lines: Receiver<String>,
-        /// Last stderr lines of a peer (roles inherit stderr). Peers do not read stdin, so
-        /// they are killed at once when dropped.
-        errors: Option<Arc<Mutex<VecDeque<String>>>>,
-    }
-
-    impl Proc {
-        /// This binary with `--role …`.
-        fn role(name: &str, cpu: Option<usize>, role: &[&str]) -> Res<Proc> {
-            let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-            let args: Vec<String> = std::iter::once("--role".to_string())
-                .chain(role.iter().map(|s| s.to_string()))
-                .collect();
-            Self::spawn(name, cpu, &exe, &args, &[], false)
-        }
-
-        /// Any program (a peer); its stderr is kept for error messages.
-        fn spawn(
-            name: &str,
-            cpu: Option<usize>,
-            program: &Path,
-            args: &[String],
-            env: &[(&str, String)],
-            capture_stderr: bool,
-        ) -> Res<Proc> {
-            let mut cmd = match cpu {
-                Some(cpu) => {
-                    let mut c = Command::new("taskset");
-                    c.args(["-c", &cpu.to_string(), "sh", "-c", SH_ULIMIT, "sh"]);
-                    c
-                }
-                None => {
-                    let mut c = Command::new("sh");
-                    c.args(["-c", SH_ULIMIT, "sh"]);
-                    c
-                }
-            };
-            cmd.arg(program).args(args);
-            for (k, v) in env {
-                cmd.env(k, v);
-            }
-            let mut child = cmd
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(if capture_stderr {
-                    Stdio::piped()
-                } else {
-                    Stdio::inherit()
-                })
-                .spawn()
-                .map_err(|e| format!("spawn {name}: {e}"))?;
-            let stdin = child.stdin.take();
-            let stdout = child
-                .stdout
-                .take()
-                .ok_or_else(|| format!("{name}: no stdout"))?;
-            let (tx, lines) = channel();
-            thread::spawn(move || {
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(line) = line else { break };
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-            let errors = child.stderr.take().map(|stderr| {
-                let tail = Arc::new(Mutex::new(VecDeque::new()));
-                let t = tail.clone();
-                thread::spawn(move || {
-                    for line in BufReader::new(stderr).lines() {
-                        let Ok(line) = line else { break };
-                        if let Ok(mut q) = t.lock() {
-                            if q.len() >= 8 {
-                                q.pop_front();
-                            }
-                            q.push_back(line);
-                        }
-                    }
-                });
-                tail
-            });
-            Ok(Proc {
-                name: name.to_string(),
-                child,
-                stdin,
-                lines,
-                errors,
-            })
-        }
-
-        fn pid(&self) -> u32 {
-            self.child.id()
-        }
-
-        /// The captured stderr tail, for error messages.
-        fn stderr_tail(&self) -> String {
-            self.errors
-                .as_ref()
-                .and_then(|t| t.lock().ok().map(|q| q.iter().cloned().collect::<Vec<_>>()))
-                .filter(|v| !v.is_empty())
-                .map(|v| format!(" (stderr: {})", v.join(" / ")))
-                .unwrap_or_default()
-        }
-
-        /// The next line starting with `key ` (its rest), within `timeout`. A line `error …`
-        /// fails at once.
-        fn expect(&self, key: &str, timeout: Duration) -> Res<String> {
-            self.expect_line(timeout, |line| {
-                line.strip_prefix(key).and_then(|r| {
-                    if r.is_empty() {
-                        Some(r.to_string())
-                    } else {
-                        r.strip_prefix(' ').map(str::to_string)
-                    }
-                })
-            })
-        }
-
-        fn expect_line(
-            &self,
-            timeout: Duration,
-            want: impl Fn(&str) -> Option<String>,
-        ) -> Res<String> {
-            let deadline = Instant::now() + timeout;
-            loop {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match self.lines.recv_timeout(left) {
-                    Ok(line) => {
-                        if let Some(v) = want(&line) {
-                            return Ok(v);
-                        }
-                        if let Some(e) = line.strip_prefix("error ") {
-                            return Err(format!("{}: {e}", self.name));
-                        }
-                        eprintln!("[{}] {line}", self.name);
-                    }
-                    Err(RecvTimeoutError::Timeout) => {
-                        return Err(format!(
-                            "{}: nothing expected within {timeout:?}{}",
-                            self.name,
-                            self.stderr_tail()
-                        ));
-                    }
-                    Err(RecvTimeoutError::Disconnected) => {
-                        // Let the stderr reader catch up before reporting.
-                        thread::sleep(Duration::from_millis(100));
-                        return Err(format!("{}: exited{}", self.name, self.stderr_tail()));
-                    }
-                }
-            }
-        }
-
-        fn send(&mut self, line: &str) -> Res<()> {
-            let stdin = self
-                .stdin
-                .as_mut()
-                .ok_or_else(|| format!("{}: stdin closed", self.name))?;
-            writeln!(stdin, "{line}")
-                .and_then(|()| stdin.flush())
-                .map_err(|e| format!("{}: {e}", self.name))
-        }
-
-        fn exited(&mut self) -> bool {
-            matches!(self.child.try_wait(), Ok(Some(_)))
-        }
-    }
-
-    impl Drop for Proc {
-        fn drop(&mut self) {
-            drop(self.stdin.take());
-            // Give a role a moment to exit on EOF, then kill it (a peer at once).
-            let wait = if self.errors.is_some() { 0 } else { 300 };
-            let deadline = Instant::now() + Duration::from_millis(wait);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                thread::sleep(Duration::from_millis(10));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    fn taskset_works(cpu: usize) -> bool {
-        Command::new("taskset")
-            .args(["-c", &cpu.to_string(), "true"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-
-    /// A free loopback port (bound and released; the peer binds it right after).
-    fn free_port() -> Res<u16> {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
-        l.local_addr()
-            .map(|a| a.port())
-            .map_err(|e| format!("local_addr: {e}"))
-    }
-
-    /// Waits until `port` accepts connections (at most 5 s) or the process exits.
-    fn wait_port(p: &mut Proc, port: u16) -> Res<()> {
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-                return Ok(());
-            }
-            if p.exited() {
-                thread::sleep(Duration::from_millis(50));
-                return Err(format!("{} exited at start{}", p.name, p.stderr_tail()));
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        Err(format!(
-            "{}: port {port} not open within 5 s{}",
-            p.name,
-            p.stderr_tail()
-        ))
-    }
-
     // ---------------------------------------------------------------- peers
 
     /// Where the peers are and which ones can run (`Err` = why not).
@@ -2285,6 +1952,22 @@ peers), printed and not written.
             .find(|p| p.is_file())
     }
 
+    const INSTALL_HINT: &str = " (run tests/peers/install.sh)";
+
+    /// `Err("PATH missing<hint>")` unless `path` is a file.
+    fn present(path: &Path, hint: &str) -> Res<()> {
+        if path.is_file() {
+            Ok(())
+        } else {
+            Err(format!("{} missing{hint}", path.display()))
+        }
+    }
+
+    /// The reason a peer is not run.
+    fn unavailable(e: impl std::fmt::Display) -> String {
+        format!("peer unavailable: {e}")
+    }
+
     impl Peers {
         fn probe() -> Self {
             let repo = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
@@ -2296,16 +1979,8 @@ peers), printed and not written.
             let mut versions = Vec::new();
             let python = (|| {
                 let py = dir.join("venv/bin/python");
-                if !py.is_file() {
-                    return Err(format!(
-                        "{} missing (run tests/peers/install.sh)",
-                        py.display()
-                    ));
-                }
-                let script = scripts.join("py_echo_server.py");
-                if !script.is_file() {
-                    return Err(format!("{} missing", script.display()));
-                }
+                present(&py, INSTALL_HINT)?;
+                present(&scripts.join("py_echo_server.py"), "")?;
                 let v = command_line(
                     &py.to_string_lossy(),
                     &[
@@ -2322,16 +1997,8 @@ peers), printed and not written.
                 let node = which("node").ok_or("node not on PATH")?;
                 let modules = dir.join("node/node_modules");
                 let pkg = modules.join("vsoa/package.json");
-                if !pkg.is_file() {
-                    return Err(format!(
-                        "{} missing (run tests/peers/install.sh)",
-                        pkg.display()
-                    ));
-                }
-                let script = scripts.join("node_echo_server.js");
-                if !script.is_file() {
-                    return Err(format!("{} missing", script.display()));
-                }
+                present(&pkg, INSTALL_HINT)?;
+                present(&scripts.join("node_echo_server.js"), "")?;
                 let nv = command_line(&node.to_string_lossy(), &["--version"]).unwrap_or_default();
                 let vv = std::fs::read_to_string(&pkg)
                     .ok()
@@ -2378,7 +2045,7 @@ peers), printed and not written.
             if smoke && matches!(w, Who::Python | Who::Node | Who::Nats | Who::Mosquitto) {
                 return Err("smoke run (no --bench): peers are not started".to_string());
             }
-            let r = |x: Result<(), &String>| x.map_err(|e| format!("peer unavailable: {e}"));
+            let r = |x: Result<(), &String>| x.map_err(unavailable);
             match w {
                 Who::Python => r(self.python.as_ref().map(drop)),
                 Who::Node => r(self.node.as_ref().map(drop)),
@@ -2428,6 +2095,42 @@ peers), printed and not written.
         digits.parse::<u16>().ok().map(|p| format!("127.0.0.1:{p}"))
     }
 
+    /// A peer that prints `{"port":N}` once listening.
+    fn script_server(
+        name: &str,
+        cpu: Option<usize>,
+        program: &Path,
+        args: &[String],
+        env: &[(&str, String)],
+    ) -> Res<Running> {
+        let proc = Proc::spawn(name, cpu, program, args, env, true)?;
+        let addr = proc
+            .expect_line(Duration::from_secs(15), json_port)
+            .map_err(unavailable)?;
+        Ok(Running {
+            proc,
+            addr,
+            tmp: None,
+        })
+    }
+
+    /// A peer told to listen on `port`: running once the port accepts connections.
+    fn port_server(
+        name: &str,
+        cpu: Option<usize>,
+        program: &Path,
+        args: &[String],
+        port: u16,
+    ) -> Res<Running> {
+        let mut proc = Proc::spawn(name, cpu, program, args, &[], true)?;
+        wait_port(&mut proc, port).map_err(unavailable)?;
+        Ok(Running {
+            proc,
+            addr: format!("127.0.0.1:{port}"),
+            tmp: None,
+        })
+    }
+
     fn start(srv: Srv, cpu: Option<usize>, peers: &Peers) -> Res<Running> {
         let role_server = |kind: &str| -> Res<Running> {
             let proc = Proc::role(&format!("{kind} server"), cpu, &["server", kind])?;
@@ -2445,52 +2148,27 @@ peers), printed and not written.
             Srv::RawStream => role_server("raw-stream"),
             Srv::Psvc => role_server("psvc"),
             Srv::Python => {
-                let py = peers
-                    .python
-                    .clone()
-                    .map_err(|e| format!("peer unavailable: {e}"))?;
+                let py = peers.python.clone().map_err(unavailable)?;
                 let args = [
                     "-u".to_string(),
                     scripts.join("py_echo_server.py").to_string_lossy().into(),
                     "--lifetime".into(),
                     "0".into(),
                 ];
-                let proc = Proc::spawn("vsoa-python server", cpu, &py, &args, &[], true)?;
-                let addr = proc
-                    .expect_line(Duration::from_secs(15), json_port)
-                    .map_err(|e| format!("peer unavailable: {e}"))?;
-                Ok(Running {
-                    proc,
-                    addr,
-                    tmp: None,
-                })
+                script_server("vsoa-python server", cpu, &py, &args, &[])
             }
             Srv::Node => {
-                let (node, modules) = peers
-                    .node
-                    .clone()
-                    .map_err(|e| format!("peer unavailable: {e}"))?;
+                let (node, modules) = peers.node.clone().map_err(unavailable)?;
                 let args = [
                     scripts.join("node_echo_server.js").to_string_lossy().into(),
                     "--lifetime".to_string(),
                     "0".into(),
                 ];
                 let env = [("NODE_PATH", modules.to_string_lossy().into_owned())];
-                let proc = Proc::spawn("vsoa-node server", cpu, &node, &args, &env, true)?;
-                let addr = proc
-                    .expect_line(Duration::from_secs(15), json_port)
-                    .map_err(|e| format!("peer unavailable: {e}"))?;
-                Ok(Running {
-                    proc,
-                    addr,
-                    tmp: None,
-                })
+                script_server("vsoa-node server", cpu, &node, &args, &env)
             }
             Srv::Nats => {
-                let bin = peers
-                    .nats
-                    .clone()
-                    .map_err(|e| format!("peer unavailable: {e}"))?;
+                let bin = peers.nats.clone().map_err(unavailable)?;
                 let port = free_port()?;
                 let args = [
                     "-a".to_string(),
@@ -2498,19 +2176,10 @@ peers), printed and not written.
                     "-p".into(),
                     port.to_string(),
                 ];
-                let mut proc = Proc::spawn("nats-server", cpu, &bin, &args, &[], true)?;
-                wait_port(&mut proc, port).map_err(|e| format!("peer unavailable: {e}"))?;
-                Ok(Running {
-                    proc,
-                    addr: format!("127.0.0.1:{port}"),
-                    tmp: None,
-                })
+                port_server("nats-server", cpu, &bin, &args, port)
             }
             Srv::Mosquitto => {
-                let bin = peers
-                    .mosquitto
-                    .clone()
-                    .map_err(|e| format!("peer unavailable: {e}"))?;
+                let bin = peers.mosquitto.clone().map_err(unavailable)?;
                 let port = free_port()?;
                 let dir = std::env::temp_dir().join(format!(
                     "psvc-messaging-bench-{}-{port}",
@@ -2527,18 +2196,11 @@ peers), printed and not written.
                 )
                 .map_err(|e| format!("{}: {e}", conf.display()))?;
                 let args = ["-c".to_string(), conf.to_string_lossy().into()];
-                let started =
-                    Proc::spawn("mosquitto", cpu, &bin, &args, &[], true).and_then(|mut proc| {
-                        wait_port(&mut proc, port)
-                            .map_err(|e| format!("peer unavailable: {e}"))
-                            .map(|()| proc)
-                    });
-                match started {
-                    Ok(proc) => Ok(Running {
-                        proc,
-                        addr: format!("127.0.0.1:{port}"),
-                        tmp: Some(dir),
-                    }),
+                match port_server("mosquitto", cpu, &bin, &args, port) {
+                    Ok(mut running) => {
+                        running.tmp = Some(dir);
+                        Ok(running)
+                    }
                     Err(e) => {
                         let _ = std::fs::remove_dir_all(&dir);
                         Err(e)
@@ -2688,56 +2350,6 @@ peers), printed and not written.
     type Sample = HashMap<String, f64>;
     type Runs = Vec<(Who, Vec<Res<Sample>>)>;
 
-    /// CPU time of a process, all threads (`/proc/<pid>/task/*/schedstat`, ns on CPU).
-    fn proc_cpu_ns(pid: u32) -> u64 {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-            return 0;
-        };
-        tasks
-            .filter_map(Result::ok)
-            .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-            .filter_map(|s| {
-                s.split_whitespace()
-                    .next()
-                    .and_then(|v| v.parse::<u64>().ok())
-            })
-            .sum()
-    }
-
-    /// CPU time of every other task on the machine, in ns.
-    fn others_cpu_ns(skip: &[u32]) -> u64 {
-        let me = std::process::id();
-        let Ok(procs) = std::fs::read_dir("/proc") else {
-            return 0;
-        };
-        procs
-            .filter_map(Result::ok)
-            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-            .filter(|pid| *pid != me && !skip.contains(pid))
-            .map(proc_cpu_ns)
-            .sum()
-    }
-
-    #[derive(Clone, Copy)]
-    struct CpuMark {
-        at: Instant,
-        others: u64,
-        server: u64,
-        client: u64,
-    }
-
-    impl CpuMark {
-        fn take(server: Option<u32>, client: u32) -> Self {
-            let skip: Vec<u32> = server.into_iter().chain([client]).collect();
-            Self {
-                at: Instant::now(),
-                others: others_cpu_ns(&skip),
-                server: server.map_or(0, proc_cpu_ns),
-                client: proc_cpu_ns(client),
-            }
-        }
-    }
-
     fn parse_result(line: &str) -> Res<Sample> {
         let mut m = Sample::new();
         for kv in line.split_whitespace() {
@@ -2797,13 +2409,6 @@ peers), printed and not written.
         let count = s.get("count").copied().unwrap_or(0.0);
         s.insert("rate".into(), if secs > 0.0 { count / secs } else { 0.0 });
         s
-    }
-
-    struct Placement {
-        label: &'static str,
-        describe: String,
-        server: Option<usize>,
-        client: Option<usize>,
     }
 
     // ---------------------------------------------------------------- workloads
@@ -3052,51 +2657,6 @@ peers), printed and not written.
 
     // ---------------------------------------------------------------- report
 
-    fn median(mut v: Vec<f64>) -> Option<f64> {
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_by(f64::total_cmp);
-        let m = v.len() / 2;
-        Some(if v.len() % 2 == 1 {
-            v[m]
-        } else {
-            (v[m - 1] + v[m]) / 2.0
-        })
-    }
-
-    fn fmt_num(v: f64) -> String {
-        let a = v.abs();
-        if a >= 10_000.0 {
-            let s = format!("{a:.0}");
-            let mut out = String::new();
-            for (i, ch) in s.chars().enumerate() {
-                if i > 0 && (s.len() - i) % 3 == 0 {
-                    out.push(',');
-                }
-                out.push(ch);
-            }
-            if v < 0.0 { format!("-{out}") } else { out }
-        } else if a >= 100.0 {
-            format!("{v:.0}")
-        } else if a >= 10.0 {
-            format!("{v:.1}")
-        } else {
-            format!("{v:.2}")
-        }
-    }
-
-    fn opt(v: Option<f64>) -> String {
-        v.map_or_else(|| "–".to_string(), fmt_num)
-    }
-
-    fn ratio(a: Option<f64>, b: Option<f64>) -> String {
-        match (a, b) {
-            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
-            _ => "–".to_string(),
-        }
-    }
-
     fn div(a: Option<f64>, b: Option<f64>) -> Option<f64> {
         match (a, b) {
             (Some(a), Some(b)) if b > 0.0 => Some(a / b),
@@ -3246,48 +2806,12 @@ peers), printed and not written.
         }
     }
 
-    fn results_dir(exe: &Path) -> PathBuf {
-        if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from)
-            && dir.is_absolute()
-        {
-            return dir.join("bench-results");
-        }
-        let mut dir = exe.parent().unwrap_or(Path::new("."));
-        if dir.file_name().is_some_and(|n| n == "deps") {
-            dir = dir.parent().unwrap_or(dir);
-        }
-        dir.parent().unwrap_or(dir).join("bench-results")
-    }
-
     fn environment(o: &Opts, pinned: bool, elapsed: Duration, load: &str, peers: &Peers) -> String {
-        let Host {
-            date,
-            git,
-            nproc,
-            cpu,
-            kernel,
-            cpuidle,
-            rustc,
-        } = Host::read();
+        let host = Host::read();
         let v = locked_version;
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "- date: {date}; git: {git}; wall time {:.0} s; {} round(s){}",
-            elapsed.as_secs_f64(),
-            o.rounds,
-            if o.quick {
-                "; **QUICK mode** (smoke figures)"
-            } else {
-                ""
-            }
-        );
-        let _ = writeln!(
-            s,
-            "- host: nproc {nproc}; CPU {cpu}; kernel {kernel}; cpuidle {cpuidle}"
-        );
-        let _ = writeln!(s, "- load average (1/5/15 min): {load}");
-        let _ = writeln!(s, "- rustc: {rustc}; profile: bench (release)");
+        let rounds = format!("; {} round(s)", o.rounds);
+        let mut s = environment_head(&host, elapsed, &rounds, o.quick, load);
+        let _ = writeln!(s, "- rustc: {}; profile: bench (release)", host.rustc);
         let _ = writeln!(
             s,
             "- crates: actix {}, tokio {}, tokio-util {}, bytes {}, sha2 {}, hdrhistogram {}",
@@ -3316,39 +2840,8 @@ peers), printed and not written.
         let started = Instant::now();
         let load_before = load_average();
         let peers = Peers::probe();
-        let pinned = o.pin && taskset_works(0);
-        let split = pinned && taskset_works(1);
-        if o.pin && !pinned {
-            eprintln!("note: `taskset -c 0` unavailable; running unpinned");
-        }
-        let mut placements = Vec::new();
-        if pinned {
-            placements.push(Placement {
-                label: "A",
-                describe: "server and client on CPU 0".to_string(),
-                server: Some(0),
-                client: Some(0),
-            });
-            if o.smoke {
-                eprintln!("note: smoke run (no --bench): placement B skipped");
-            } else if split {
-                placements.push(Placement {
-                    label: "B",
-                    describe: "server on CPU 0, client on CPU 1".to_string(),
-                    server: Some(0),
-                    client: Some(1),
-                });
-            } else {
-                eprintln!("note: CPU 1 unavailable; placement B skipped");
-            }
-        } else {
-            placements.push(Placement {
-                label: "U",
-                describe: "unpinned".to_string(),
-                server: None,
-                client: None,
-            });
-        }
+        let smoke = o.smoke.then_some("smoke run (no --bench)");
+        let (pinned, placements) = placements(o.pin, "server and client on CPU 0", smoke);
         let mut skipped: Vec<String> = Vec::new();
         let mut avail = |whos: &[Who], m: usize| -> Vec<Who> {
             whos.iter()
@@ -3712,16 +3205,7 @@ peers), printed and not written.
             }
         }
         print!("{report}");
-        if o.write {
-            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-            let dir = results_dir(&exe);
-            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            let path = dir.join("messaging.md");
-            std::fs::write(&path, &report).map_err(|e| format!("{}: {e}", path.display()))?;
-            eprintln!("report written to {}", path.display());
-        } else {
-            eprintln!("report not written (smoke run or --no-write)");
-        }
+        write_report(&report, "messaging.md", o.write)?;
         if failures > 0 {
             return Err(format!("{failures} run(s) FAILED, see the report"));
         }

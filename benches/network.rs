@@ -24,10 +24,7 @@
 
 use std::alloc::System;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Write as _};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::process::{Command, ExitCode, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -39,21 +36,8 @@ static ALLOC: cap::Cap<System> = cap::Cap::new(System, usize::MAX);
 type Res<T> = Result<T, String>;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = if args.first().is_some_and(|a| a == "--role") {
-        role::run(&args[1..])
-    } else {
-        driver::run(&args)
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            // Roles report failures on stdout too, where the driver reads them.
-            println!("error {e}");
-            eprintln!("network bench: {e}");
-            ExitCode::from(2)
-        }
-    }
+    // Roles report failures on stdout too, where the driver reads them.
+    psvc_benches::role::main("network bench", role::run, driver::run)
 }
 
 /// Wire formats shared by the client and server roles.
@@ -187,6 +171,8 @@ mod role {
     use tokio::net::{TcpListener, TcpStream};
     use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
+    use psvc_benches::role::{self, RoleArgs, accept_loop, addr, io, linger, watchdog};
+
     use super::wire::{PACKET, Proto};
     use super::{ALLOC, Res};
 
@@ -196,17 +182,8 @@ mod role {
     const MAX_PINGS: u64 = 20_000_000;
 
     pub(crate) fn run(args: &[String]) -> Res<()> {
-        let arg = |i: usize| {
-            args.get(i)
-                .map(String::as_str)
-                .ok_or_else(|| format!("role arguments missing: {args:?}"))
-        };
-        let secs = |i: usize| -> Res<Duration> {
-            arg(i)?
-                .parse::<f64>()
-                .map(Duration::from_secs_f64)
-                .map_err(|e| format!("{e}"))
-        };
+        let a = RoleArgs(args);
+        let (arg, secs) = (|i| a.arg(i), |i| a.secs(i));
         match arg(0)? {
             // server KIND
             "server" => server(arg(1)?),
@@ -261,35 +238,13 @@ mod role {
         println!("sizes done");
     }
 
-    fn addr(s: &str) -> Res<SocketAddr> {
-        let a: SocketAddr = s.parse().map_err(|e| format!("address {s:?}: {e}"))?;
-        if !a.ip().is_loopback() {
-            return Err(format!("{a} is not a loopback address"));
-        }
-        Ok(a)
-    }
-
-    fn io<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
-        move |e| format!("{what}: {e}")
-    }
-
     /// Answers `heap` on stdin with the live heap; exits the process on EOF (the driver
     /// closed the pipe or died) or after [`SERVER_LIFETIME`].
     fn control_thread() {
-        std::thread::spawn(|| {
-            std::thread::spawn(|| {
-                std::thread::sleep(SERVER_LIFETIME);
-                std::process::exit(3);
-            });
-            let stdin = std::io::stdin();
-            for line in stdin.lock().lines() {
-                match line.as_deref().map(str::trim) {
-                    Ok("heap") => println!("heap {}", ALLOC.allocated()),
-                    Ok(_) => {}
-                    Err(_) => break,
-                }
+        role::control_thread(SERVER_LIFETIME, |line| {
+            if line == "heap" {
+                println!("heap {}", ALLOC.allocated());
             }
-            std::process::exit(0);
         });
     }
 
@@ -329,22 +284,13 @@ mod role {
         let listener = TcpListener::bind("127.0.0.1:0").await.map_err(io("bind"))?;
         control_thread();
         println!("addr {}", listener.local_addr().map_err(io("local_addr"))?);
-        let deadline = tokio::time::Instant::now() + SERVER_LIFETIME;
-        loop {
-            let accepted = tokio::time::timeout_at(deadline, listener.accept()).await;
-            let Ok(accepted) = accepted else {
-                return Ok(());
-            };
-            let Ok((stream, _)) = accepted else {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
+        accept_loop(listener, SERVER_LIFETIME, |stream| {
             tokio::spawn(async move {
                 let (sink, stream) = Framed::new(stream, LengthDelimitedCodec::new()).split();
                 let _ = stream.map_ok(BytesMut::freeze).forward(sink).await;
             });
-        }
+        })
+        .await
     }
 
     struct Timed {
@@ -392,26 +338,6 @@ mod role {
     /// Tells the driver that the timed window starts (it samples CPU times then).
     fn warm() {
         println!("warm");
-    }
-
-    /// Keeps the process (and its CPU counters) around until the driver closes stdin.
-    fn linger() {
-        let mut sink = String::new();
-        while std::io::stdin()
-            .lock()
-            .read_line(&mut sink)
-            .is_ok_and(|n| n > 0)
-        {
-            sink.clear();
-        }
-    }
-
-    /// Exits the process after `limit`, whatever happens.
-    fn watchdog(limit: Duration) {
-        std::thread::spawn(move || {
-            std::thread::sleep(limit);
-            std::process::exit(4);
-        });
     }
 
     /// Closed-loop round trips with a raw tokio socket: `write_all` 20 bytes, `read_exact` 20
@@ -532,11 +458,10 @@ mod role {
 mod driver {
     use super::*;
     use psvc_benches::host::{Host, command_line, load_average, locked_version};
-
-    /// Environment variable for the quick (smoke) mode.
-    const QUICK_ENV: &str = "PSVC_BENCH_QUICK";
-    /// `sh` wrapper: soft `RLIMIT_NOFILE` raised to the hard limit, then `exec` the role.
-    const SH_ULIMIT: &str = "ulimit -n \"$(ulimit -H -n)\" 2>/dev/null; exec \"$@\"";
+    use psvc_benches::process::{CpuMark, Placement, Proc, placements};
+    use psvc_benches::report::{
+        Flags, environment_head, fmt_num, median, opt, quick_mode, ratio, write_report,
+    };
 
     const USAGE: &str = "\
 usage: cargo bench -p psvc-benches --bench network [-- OPTIONS]
@@ -566,10 +491,8 @@ usage: cargo bench -p psvc-benches --bench network [-- OPTIONS]
 
     impl Opts {
         fn parse(args: &[String]) -> Res<Self> {
-            let quick_env = std::env::var(QUICK_ENV).is_ok_and(|v| !v.is_empty() && v != "0");
             // Without `--bench` (e.g. `cargo test --all-targets`) run the quick mode, unwritten.
-            let smoke = !args.iter().any(|a| a == "--bench");
-            let quick = quick_env || smoke || args.iter().any(|a| a == "--quick");
+            let (quick, smoke) = quick_mode(args);
             let mut o = Opts {
                 quick,
                 rounds: if quick { 1 } else { 5 },
@@ -582,25 +505,15 @@ usage: cargo bench -p psvc-benches --bench network [-- OPTIONS]
                 pin: true,
                 write: !smoke,
             };
-            let mut it = args.iter();
-            while let Some(a) = it.next() {
-                let mut value = |name: &str| {
-                    it.next()
-                        .cloned()
-                        .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))
-                };
-                let num = |s: String, name: &str| {
-                    s.parse::<f64>()
-                        .map_err(|e| format!("{name}: {e}"))
-                        .map(|v| v.max(0.0))
-                };
-                match a.as_str() {
+            let mut flags = Flags::new(args, USAGE);
+            while let Some(a) = flags.next() {
+                match a {
                     "--bench" | "--quick" => {}
-                    "--rounds" => o.rounds = (num(value(a)?, a)? as usize).max(1),
-                    "--mem-rounds" => o.mem_rounds = (num(value(a)?, a)? as usize).max(1),
-                    "--secs" => o.secs = Duration::from_secs_f64(num(value(a)?, a)?.min(60.0)),
-                    "--conns" => o.conns = (num(value(a)?, a)? as usize).clamp(1, 16_000),
-                    "--only" => match value(a)?.as_str() {
+                    "--rounds" => o.rounds = (flags.num(a)? as usize).max(1),
+                    "--mem-rounds" => o.mem_rounds = (flags.num(a)? as usize).max(1),
+                    "--secs" => o.secs = Duration::from_secs_f64(flags.num(a)?.min(60.0)),
+                    "--conns" => o.conns = (flags.num(a)? as usize).clamp(1, 16_000),
+                    "--only" => match flags.value(a)?.as_str() {
                         "w1" => o.w6 = false,
                         "w6" => o.w1 = false,
                         other => return Err(format!("--only w1|w6, not {other}")),
@@ -617,139 +530,19 @@ usage: cargo bench -p psvc-benches --bench network [-- OPTIONS]
 
     // ---------------------------------------------------------------- processes
 
-    /// A role process; killed (and reaped) when dropped, so a panic or an early return of the
-    /// driver leaves nothing behind. Roles also exit by themselves when their stdin closes.
-    struct Proc {
-        name: String,
-        child: Child,
-        stdin: Option<ChildStdin>,
-        lines: Receiver<String>,
+    /// A role process (one malloc arena: the servers are single-threaded apart from the stdin
+    /// control thread, which must not get an arena of its own); killed after 500 ms when
+    /// dropped, unless it exited on EOF.
+    fn spawn(name: &str, cpu: Option<usize>, role: &[&str]) -> Res<Proc> {
+        Proc::role_env(name, cpu, role, &[("MALLOC_ARENA_MAX", "1".to_string())])
+            .map(|p| p.with_grace(Duration::from_millis(500)))
     }
 
-    impl Proc {
-        fn spawn(name: &str, cpu: Option<usize>, role: &[&str]) -> Res<Proc> {
-            let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-            let mut cmd = match cpu {
-                Some(cpu) => {
-                    let mut c = Command::new("taskset");
-                    c.args(["-c", &cpu.to_string(), "sh", "-c", SH_ULIMIT, "sh"]);
-                    c
-                }
-                None => {
-                    let mut c = Command::new("sh");
-                    c.args(["-c", SH_ULIMIT, "sh"]);
-                    c
-                }
-            };
-            cmd.arg(exe).arg("--role").args(role);
-            // One malloc arena in every role: the servers are single-threaded apart from the
-            // stdin control thread, which must not get an arena of its own.
-            cmd.env("MALLOC_ARENA_MAX", "1");
-            let mut child = cmd
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .map_err(|e| format!("spawn {name}: {e}"))?;
-            let stdin = child.stdin.take();
-            let stdout = child
-                .stdout
-                .take()
-                .ok_or_else(|| format!("{name}: no stdout"))?;
-            let (tx, lines) = channel();
-            thread::spawn(move || {
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(line) = line else { break };
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-            Ok(Proc {
-                name: name.to_string(),
-                child,
-                stdin,
-                lines,
-            })
-        }
-
-        fn pid(&self) -> u32 {
-            self.child.id()
-        }
-
-        /// The next line starting with `key ` (its rest), within `timeout`.
-        fn expect(&self, key: &str, timeout: Duration) -> Res<String> {
-            let deadline = Instant::now() + timeout;
-            loop {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match self.lines.recv_timeout(left) {
-                    Ok(line) => {
-                        if let Some(rest) = line.strip_prefix(key).and_then(|r| {
-                            if r.is_empty() {
-                                Some(r)
-                            } else {
-                                r.strip_prefix(' ')
-                            }
-                        }) {
-                            return Ok(rest.to_string());
-                        }
-                        if let Some(e) = line.strip_prefix("error ") {
-                            return Err(format!("{}: {e}", self.name));
-                        }
-                        eprintln!("[{}] {line}", self.name);
-                    }
-                    Err(RecvTimeoutError::Timeout) => {
-                        return Err(format!("{}: no `{key}` within {timeout:?}", self.name));
-                    }
-                    Err(RecvTimeoutError::Disconnected) => {
-                        return Err(format!("{}: exited before `{key}`", self.name));
-                    }
-                }
-            }
-        }
-
-        fn send(&mut self, line: &str) -> Res<()> {
-            let stdin = self
-                .stdin
-                .as_mut()
-                .ok_or_else(|| format!("{}: stdin closed", self.name))?;
-            writeln!(stdin, "{line}")
-                .and_then(|()| stdin.flush())
-                .map_err(|e| format!("{}: {e}", self.name))
-        }
-
-        /// Live heap bytes of a server role.
-        fn heap(&mut self) -> Res<u64> {
-            self.send("heap")?;
-            let v = self.expect("heap", Duration::from_secs(10))?;
-            v.parse().map_err(|e| format!("heap {v:?}: {e}"))
-        }
-    }
-
-    impl Drop for Proc {
-        fn drop(&mut self) {
-            drop(self.stdin.take());
-            // Give the role a moment to exit on EOF, then kill it.
-            let deadline = Instant::now() + Duration::from_millis(500);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                thread::sleep(Duration::from_millis(10));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    fn taskset_works(cpu: usize) -> bool {
-        Command::new("taskset")
-            .args(["-c", &cpu.to_string(), "true"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+    /// Live heap bytes of a server role.
+    fn heap(p: &mut Proc) -> Res<u64> {
+        p.send("heap")?;
+        let v = p.expect("heap", Duration::from_secs(10))?;
+        v.parse().map_err(|e| format!("heap {v:?}: {e}"))
     }
 
     // ---------------------------------------------------------------- W1
@@ -828,56 +621,6 @@ usage: cargo bench -p psvc-benches --bench network [-- OPTIONS]
         other_pct: f64,
     }
 
-    /// CPU time of a process, all threads (`/proc/<pid>/task/*/schedstat`, ns on CPU).
-    fn proc_cpu_ns(pid: u32) -> u64 {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-            return 0;
-        };
-        tasks
-            .filter_map(Result::ok)
-            .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-            .filter_map(|s| {
-                s.split_whitespace()
-                    .next()
-                    .and_then(|v| v.parse::<u64>().ok())
-            })
-            .sum()
-    }
-
-    /// CPU time of every other task on the machine (kernel threads included), in ns: all
-    /// `/proc/<pid>/task/*/schedstat` but those of `skip` and of this driver.
-    fn others_cpu_ns(skip: &[u32]) -> u64 {
-        let me = std::process::id();
-        let Ok(procs) = std::fs::read_dir("/proc") else {
-            return 0;
-        };
-        procs
-            .filter_map(Result::ok)
-            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-            .filter(|pid| *pid != me && !skip.contains(pid))
-            .map(proc_cpu_ns)
-            .sum()
-    }
-
-    #[derive(Clone, Copy)]
-    struct CpuMark {
-        at: Instant,
-        others: u64,
-        server: u64,
-        client: u64,
-    }
-
-    impl CpuMark {
-        fn take(server: u32, client: u32) -> Self {
-            Self {
-                at: Instant::now(),
-                others: others_cpu_ns(&[server, client]),
-                server: proc_cpu_ns(server),
-                client: proc_cpu_ns(client),
-            }
-        }
-    }
-
     fn parse_ping(line: &str) -> Res<PingSample> {
         let get = |key: &str| -> Res<f64> {
             line.split_whitespace()
@@ -910,7 +653,7 @@ usage: cargo bench -p psvc-benches --bench network [-- OPTIONS]
         client_cpu: Option<usize>,
         o: &Opts,
     ) -> Res<PingSample> {
-        let server = Proc::spawn(
+        let server = spawn(
             &format!("{} server", p.short()),
             server_cpu,
             &["server", p.server()],
@@ -925,11 +668,11 @@ usage: cargo bench -p psvc-benches --bench network [-- OPTIONS]
             Pinger::Psvc => vec!["ping", "vsoa", &addr, &w, &s],
             Pinger::PsvcClient => vec!["ping-client", &addr, &w, &s],
         };
-        let client = Proc::spawn(&format!("{} client", p.short()), client_cpu, &role)?;
+        let client = spawn(&format!("{} client", p.short()), client_cpu, &role)?;
         client.expect("warm", o.warmup + Duration::from_secs(20))?;
-        let m0 = CpuMark::take(server.pid(), client.pid());
+        let m0 = CpuMark::take(Some(server.pid()), client.pid());
         let line = client.expect("result", o.secs + Duration::from_secs(20))?;
-        let m1 = CpuMark::take(server.pid(), client.pid());
+        let m1 = CpuMark::take(Some(server.pid()), client.pid());
         drop(client);
         drop(server);
         let mut sample = parse_ping(&line)?;
@@ -945,13 +688,6 @@ usage: cargo bench -p psvc-benches --bench network [-- OPTIONS]
             0.0
         };
         Ok(sample)
-    }
-
-    struct Placement {
-        label: &'static str,
-        describe: String,
-        server: Option<usize>,
-        client: Option<usize>,
     }
 
     type PingRuns = Vec<(Pinger, Vec<Res<PingSample>>)>;
@@ -1066,16 +802,16 @@ usage: cargo bench -p psvc-benches --bench network [-- OPTIONS]
         client_cpu: Option<usize>,
     ) -> Res<MemSample> {
         let proto = if server == "psvc" { "vsoa" } else { "raw" };
-        let mut srv = Proc::spawn(&format!("{server} server"), server_cpu, &["server", server])?;
+        let mut srv = spawn(&format!("{server} server"), server_cpu, &["server", server])?;
         let addr = srv.expect("addr", Duration::from_secs(10))?;
         thread::sleep(Duration::from_millis(300));
         let pid = srv.pid();
         let rss0 = status_kb(pid, "VmRSS")?;
-        let heap0 = srv.heap()? as f64;
+        let heap0 = heap(&mut srv)? as f64;
         let (tcp0, slab0) = (tcp_mem_pages(), slab_kb());
         let n = o.conns;
         let t0 = Instant::now();
-        let client = Proc::spawn(
+        let client = spawn(
             &format!("{server} holder"),
             client_cpu,
             &["hold", proto, &addr, &n.to_string(), "180"],
@@ -1088,7 +824,7 @@ usage: cargo bench -p psvc-benches --bench network [-- OPTIONS]
         thread::sleep(Duration::from_secs(2));
         let nf = n as f64;
         let rss1 = status_kb(pid, "VmRSS")?;
-        let heap1 = srv.heap()? as f64;
+        let heap1 = heap(&mut srv)? as f64;
         let (tcp1, slab1) = (tcp_mem_pages(), slab_kb());
         let mut s = MemSample {
             rss0,
@@ -1101,7 +837,7 @@ usage: cargo bench -p psvc-benches --bench network [-- OPTIONS]
         };
         if !o.quick {
             thread::sleep(Duration::from_secs(5));
-            s.heap_late_per = Some((srv.heap()? as f64 - heap0) / nf);
+            s.heap_late_per = Some((heap(&mut srv)? as f64 - heap0) / nf);
             s.rss_late_per = Some((status_kb(pid, "VmRSS")? - rss0) * 1024.0 / nf);
         }
         drop(client);
@@ -1142,84 +878,17 @@ usage: cargo bench -p psvc-benches --bench network [-- OPTIONS]
 
     // ---------------------------------------------------------------- report
 
-    fn median(mut v: Vec<f64>) -> Option<f64> {
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_by(f64::total_cmp);
-        let m = v.len() / 2;
-        Some(if v.len() % 2 == 1 {
-            v[m]
-        } else {
-            (v[m - 1] + v[m]) / 2.0
-        })
-    }
-
-    fn fmt_num(v: f64) -> String {
-        let a = v.abs();
-        if a >= 10_000.0 {
-            let s = format!("{:.0}", a);
-            let mut out = String::new();
-            for (i, ch) in s.chars().enumerate() {
-                if i > 0 && (s.len() - i) % 3 == 0 {
-                    out.push(',');
-                }
-                out.push(ch);
-            }
-            if v < 0.0 { format!("-{out}") } else { out }
-        } else if a >= 100.0 {
-            format!("{v:.0}")
-        } else if a >= 10.0 {
-            format!("{v:.1}")
-        } else {
-            format!("{v:.2}")
-        }
-    }
-
-    fn opt(v: Option<f64>) -> String {
-        v.map_or_else(|| "–".to_string(), fmt_num)
-    }
-
-    fn ratio(a: Option<f64>, b: Option<f64>) -> String {
-        match (a, b) {
-            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
-            _ => "–".to_string(),
-        }
-    }
-
     fn environment(o: &Opts, pinned: bool, elapsed: Duration, load: &str) -> String {
         let unknown = || "unknown".to_string();
-        let Host {
-            date,
-            git,
-            nproc,
-            cpu,
-            kernel,
-            cpuidle,
-            rustc,
-        } = Host::read();
+        let host = Host::read();
         let nofile = command_line("sh", &["-c", "ulimit -H -n"]).unwrap_or_else(unknown);
         let v = locked_version;
-        let mut s = String::new();
+        let mut s = environment_head(&host, elapsed, "", o.quick, load);
         let _ = writeln!(
             s,
-            "- date: {date}; git: {git}; wall time {:.0} s{}",
-            elapsed.as_secs_f64(),
-            if o.quick {
-                "; **QUICK mode** (smoke figures)"
-            } else {
-                ""
-            }
-        );
-        let _ = writeln!(
-            s,
-            "- host: nproc {nproc}; CPU {cpu}; kernel {kernel}; cpuidle {cpuidle}"
-        );
-        let _ = writeln!(s, "- load average (1/5/15 min): {load}");
-        let _ = writeln!(
-            s,
-            "- rustc: {rustc}; profile: bench (release); allocator: system malloc (glibc) behind a \
-             counting wrapper (`cap`) in every process, `MALLOC_ARENA_MAX=1` in every role process"
+            "- rustc: {}; profile: bench (release); allocator: system malloc (glibc) behind a \
+             counting wrapper (`cap`) in every process, `MALLOC_ARENA_MAX=1` in every role process",
+            host.rustc
         );
         let _ = writeln!(
             s,
@@ -1542,54 +1211,15 @@ usage: cargo bench -p psvc-benches --bench network [-- OPTIONS]
             .collect()
     }
 
-    fn results_dir(exe: &Path) -> PathBuf {
-        if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from)
-            && dir.is_absolute()
-        {
-            return dir.join("bench-results");
-        }
-        let mut dir = exe.parent().unwrap_or(Path::new("."));
-        if dir.file_name().is_some_and(|n| n == "deps") {
-            dir = dir.parent().unwrap_or(dir);
-        }
-        dir.parent().unwrap_or(dir).join("bench-results")
-    }
-
     pub(crate) fn run(args: &[String]) -> Res<()> {
         let o = Opts::parse(args)?;
         let started = Instant::now();
         let load_before = load_average();
-        let pinned = o.pin && taskset_works(0);
-        let split = pinned && taskset_works(1);
-        if o.pin && !pinned {
-            eprintln!("note: `taskset -c 0` unavailable; running unpinned");
-        }
-        let mut placements = Vec::new();
-        if pinned {
-            placements.push(Placement {
-                label: "A",
-                describe: "server and client on CPU 0 (`taskset -c 0` both)".to_string(),
-                server: Some(0),
-                client: Some(0),
-            });
-            if split {
-                placements.push(Placement {
-                    label: "B",
-                    describe: "server on CPU 0, client on CPU 1".to_string(),
-                    server: Some(0),
-                    client: Some(1),
-                });
-            } else {
-                eprintln!("note: CPU 1 unavailable; placement B skipped");
-            }
-        } else {
-            placements.push(Placement {
-                label: "U",
-                describe: "unpinned".to_string(),
-                server: None,
-                client: None,
-            });
-        }
+        let (pinned, placements) = placements(
+            o.pin,
+            "server and client on CPU 0 (`taskset -c 0` both)",
+            None,
+        );
         eprintln!(
             "network bench: {} mode; W1 {} round(s) × {:.1} s per placement ({}); W6 N = {}",
             if o.quick { "QUICK" } else { "full" },
@@ -1649,16 +1279,7 @@ usage: cargo bench -p psvc-benches --bench network [-- OPTIONS]
                 .flat_map(|(_, r)| r.iter())
                 .filter(|r| r.is_err())
                 .count();
-        if o.write {
-            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-            let dir = results_dir(&exe);
-            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            let path = dir.join("network.md");
-            std::fs::write(&path, &out).map_err(|e| format!("{}: {e}", path.display()))?;
-            eprintln!("report written to {}", path.display());
-        } else {
-            eprintln!("report not written (smoke run or --no-write)");
-        }
+        write_report(&out, "network.md", o.write)?;
         if failures > 0 {
             return Err(format!("{failures} run(s) FAILED, see the report"));
         }

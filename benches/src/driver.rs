@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::{BenchError, Framework, Outcome, Sample, Scenario, Size, err, parse_result};
 use crate::host::{Host, load_average, locked_version};
+use crate::process::taskset_works;
+use crate::report::{environment_head, median, ratio, results_dir, thousands};
 
 /// Driver settings.
 #[derive(Debug, Clone)]
@@ -65,7 +67,7 @@ pub struct DriverSummary {
 /// Runs every scenario, prints the report and (unless disabled) writes it.
 pub fn run(opts: &DriverOptions) -> Result<DriverSummary, BenchError> {
     let exe = std::env::current_exe()?;
-    let pinned = opts.pin && taskset_works();
+    let pinned = opts.pin && taskset_works(1);
     if opts.pin && !pinned {
         eprintln!("note: `taskset -c 1` unavailable; workers run unpinned");
     }
@@ -118,16 +120,6 @@ pub fn run(opts: &DriverOptions) -> Result<DriverSummary, BenchError> {
         path: Some(path),
         failures,
     })
-}
-
-fn taskset_works() -> bool {
-    Command::new("taskset")
-        .args(["-c", "1", "true"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 fn run_worker(
@@ -221,21 +213,6 @@ fn spawn_with_timeout(
     Ok((status, stdout, stderr))
 }
 
-/// `<target>/bench-results`: `$CARGO_TARGET_DIR` if absolute, else derived from the binary's
-/// path (`<target>/<profile>/deps/actors-<hash>`).
-fn results_dir(exe: &Path) -> PathBuf {
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from)
-        && dir.is_absolute()
-    {
-        return dir.join("bench-results");
-    }
-    let mut dir = exe.parent().unwrap_or(Path::new("."));
-    if dir.file_name().is_some_and(|n| n == "deps") {
-        dir = dir.parent().unwrap_or(dir);
-    }
-    dir.parent().unwrap_or(dir).join("bench-results")
-}
-
 /// Aggregate of one (scenario, framework) cell over rounds.
 struct Cell {
     median: Option<f64>,
@@ -248,19 +225,6 @@ struct Cell {
     note: String,
     skipped: Option<String>,
     failure: Option<String>,
-}
-
-fn median(values: &mut [f64]) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let m = values.len() / 2;
-    Some(if values.len() % 2 == 1 {
-        values[m]
-    } else {
-        (values[m - 1] + values[m]) / 2.0
-    })
 }
 
 fn aggregate(runs: &[Run]) -> Cell {
@@ -289,11 +253,11 @@ fn aggregate(runs: &[Run]) -> Cell {
     Cell {
         ok: values.len(),
         runs: runs.len(),
-        median: median(&mut values),
+        median: median(values),
         min,
         max,
-        p50: median(&mut p50s),
-        p99: median(&mut p99s),
+        p50: median(p50s),
+        p99: median(p99s),
         note,
         skipped,
         failure,
@@ -302,15 +266,7 @@ fn aggregate(runs: &[Run]) -> Cell {
 
 /// Integer with thousands separators.
 fn fmt_int(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
+    thousands(&n.to_string())
 }
 
 fn fmt_value(v: f64) -> String {
@@ -324,13 +280,6 @@ fn fmt_value(v: f64) -> String {
         format!("{v:.1}")
     } else {
         format!("{v:.2}")
-    }
-}
-
-fn ratio(value: Option<f64>, base: Option<f64>) -> String {
-    match (value, base) {
-        (Some(v), Some(b)) if b > 0.0 => format!("{:.2}×", v / b),
-        _ => "–".to_string(),
     }
 }
 
@@ -487,28 +436,10 @@ fn render(
 }
 
 fn environment(opts: &DriverOptions, pinned: bool, elapsed: Duration, load: &str) -> String {
-    let Host {
-        date,
-        git,
-        nproc,
-        cpu,
-        kernel,
-        cpuidle,
-        rustc,
-    } = Host::read();
+    let host = Host::read();
     let v = locked_version;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "- date: {date}; git: {git}; wall time {:.0} s",
-        elapsed.as_secs_f64()
-    );
-    let _ = writeln!(
-        s,
-        "- host: nproc {nproc}; CPU {cpu}; kernel {kernel}; cpuidle {cpuidle}"
-    );
-    let _ = writeln!(s, "- load average (1/5/15 min): {load}");
-    let _ = writeln!(s, "- rustc: {rustc}; profile: bench (release)");
+    let mut s = environment_head(&host, elapsed, "", false, load);
+    let _ = writeln!(s, "- rustc: {}; profile: bench (release)", host.rustc);
     let _ = writeln!(
         s,
         "- crates: actix {} (actix-rt {}), tokio {}, ractor {} (no default features: \
@@ -548,10 +479,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn median_and_format() {
-        assert_eq!(median(&mut []), None);
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), Some(2.5));
+    fn format() {
         assert_eq!(fmt_value(1234567.4), "1,234,567");
         assert_eq!(fmt_value(-1234.0), "-1,234");
         assert_eq!(fmt_int(10), "10");
@@ -559,16 +487,6 @@ mod tests {
         assert_eq!(fmt_value(345.6), "346");
         assert_eq!(fmt_value(12.34), "12.3");
         assert_eq!(fmt_value(1.234), "1.23");
-        assert_eq!(ratio(Some(3.0), Some(2.0)), "1.50×");
-        assert_eq!(ratio(Some(3.0), None), "–");
-    }
-
-    #[test]
-    fn results_dir_from_exe() {
-        let d = results_dir(Path::new("/w/target/release/deps/actors-abc"));
-        if std::env::var_os("CARGO_TARGET_DIR").is_none() {
-            assert_eq!(d, PathBuf::from("/w/target/bench-results"));
-        }
     }
 
     #[test]

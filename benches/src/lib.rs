@@ -9,7 +9,11 @@
 //!   the markdown report;
 //! - [`cli`]: argument parsing shared by driver and worker modes;
 //! - [`host`]: machine, toolchain and commit facts for every report (also used by the
-//!   `network` harness).
+//!   `network` and `messaging` harnesses);
+//! - [`report`]: quick mode, medians, number formats, the results directory and the first
+//!   environment lines, for all three harnesses;
+//! - [`process`] (driver side) and [`role`] (role side): the separate, pinned processes of the
+//!   `network` and `messaging` harnesses and their CPU time.
 //!
 //! Run with `cargo bench -p psvc-benches --bench actors [-- --rounds 5 --quick]`.
 
@@ -21,5 +25,8 @@ pub mod fw_kameo;
 pub mod fw_ractor;
 pub mod fw_tokio;
 pub mod host;
+pub mod process;
 #[cfg(feature = "psvc")]
 pub mod psvc_fw;
+pub mod report;
+pub mod role;

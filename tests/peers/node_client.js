@@ -13,39 +13,17 @@
  * Connects only to loopback. Hard overall timeout: 10 s.
  */
 'use strict';
-const path = require('path');
+const { emit, loadVsoa, parseOptions, loopbackTarget, jsonable, hex, errObj } = require('./peerlib.js');
 
 const HARD_TIMEOUT = 10000;
 const CONNECT_TIMEOUT = 5000;
 const OP_TIMEOUT = 2000;
 
-let done = false;
-function emit(obj, code) {
-  if (done) return;
-  done = true;
-  process.stdout.write(JSON.stringify(obj) + '\n', () => process.exit(code));
-}
 setTimeout(() => emit({ ok: false, error: `hard timeout (${HARD_TIMEOUT / 1000} s)` }, 3), HARD_TIMEOUT);
-
-function loadVsoa() {
-  try {
-    return require('vsoa');
-  } catch (e) {
-    try {
-      return require(path.join(__dirname, '..', '..', 'target', 'peers', 'node', 'node_modules', 'vsoa'));
-    } catch (e2) {
-      emit({ ok: false, error: 'node vsoa not loadable (run tests/peers/install.sh, set NODE_PATH): ' + e.message }, 2);
-      return null;
-    }
-  }
-}
 
 function parseArgs(argv) {
   const a = { password: undefined, count: 1, set: false };
-  const pos = [];
-  for (let i = 0; i < argv.length; i++) {
-    const k = argv[i];
-    const val = () => { if (i + 1 >= argv.length) throw new Error('missing value for ' + k); return argv[++i]; };
+  const pos = parseOptions(argv, (k, val) => {
     if (k === '--password') a.password = val();
     else if (k === '--call') a.call = val();
     else if (k === '--set') a.set = true;
@@ -53,26 +31,10 @@ function parseArgs(argv) {
     else if (k === '--data-hex') a.dataHex = val();
     else if (k === '--subscribe') a.subscribe = val();
     else if (k === '--count') a.count = Number(val());
-    else if (k.startsWith('--')) throw new Error('unknown option ' + k);
-    else pos.push(k);
-  }
-  if (pos.length !== 2) throw new Error('usage: node_client.js HOST PORT [--password PW]');
-  a.host = pos[0] === 'localhost' ? '127.0.0.1' : pos[0];
-  a.port = Number(pos[1]);
-  if (!Number.isInteger(a.port) || a.port <= 0 || a.port > 65535) throw new Error('bad port');
-  if (!a.host.startsWith('127.')) throw new Error('refusing non-loopback host ' + pos[0]);
-  return a;
-}
-
-function jsonable(v) {
-  if (Buffer.isBuffer(v)) return v.toString('utf8');
-  return v === undefined ? null : v;
-}
-function hex(b) { return Buffer.isBuffer(b) ? b.toString('hex') : ''; }
-function errObj(err) {
-  const o = { error: err.message };
-  if (err.status !== undefined) o.status = err.status;
-  return o;
+    else return false;
+    return true;
+  });
+  return loopbackTarget(a, pos, 'usage: node_client.js HOST PORT [--password PW]');
 }
 
 function main() {

@@ -37,43 +37,24 @@
 const path = require('path');
 const net = require('net');
 const dgram = require('dgram');
+const { emit, loadVsoa, parseOptions, pattern } = require('./peerlib.js');
 
 const MAX_SLEEP_MS = 10000;
 const MAX_DOWNLOAD = 64 * 1024 * 1024;
 const STREAM_TIMEOUT = 5000;
 
-let done = false;
-function emit(obj, code) {
-  if (done && code !== undefined) return;
-  if (code !== undefined) done = true;
-  process.stdout.write(JSON.stringify(obj) + '\n', () => { if (code !== undefined) process.exit(code); });
-}
-
-function loadVsoa() {
-  try {
-    return require('vsoa');
-  } catch (e) {
-    try {
-      return require(path.join(__dirname, '..', '..', 'target', 'peers', 'node', 'node_modules', 'vsoa'));
-    } catch (e2) {
-      emit({ ok: false, error: 'node vsoa not loadable (run tests/peers/install.sh, set NODE_PATH): ' + e.message }, 2);
-      return null;
-    }
-  }
-}
 
 function parseArgs(argv) {
   const a = { password: '', info: undefined, port: 0, lifetime: 10, verbose: false };
-  for (let i = 0; i < argv.length; i++) {
-    const k = argv[i];
-    const val = () => { if (i + 1 >= argv.length) throw new Error('missing value for ' + k); return argv[++i]; };
+  parseOptions(argv, (k, val) => {
     if (k === '--password') a.password = val();
     else if (k === '--info') a.info = val();
     else if (k === '--port') a.port = Number(val());
     else if (k === '--lifetime') a.lifetime = Number(val());
     else if (k === '--verbose') a.verbose = true;
     else throw new Error('unknown argument ' + k);
-  }
+    return true;
+  });
   if (!Number.isInteger(a.port) || a.port < 0 || a.port > 65535) throw new Error('bad --port');
   if (!(a.lifetime >= 0)) throw new Error('bad --lifetime');
   return a;
@@ -104,11 +85,6 @@ function payloadOf(param, data) {
   if (param !== undefined) o.param = param;
   if (data !== undefined && data !== null) o.data = data;
   return Object.keys(o).length ? o : undefined;
-}
-function pattern(n) {
-  const b = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) b[i] = i % 251;
-  return b;
 }
 const isObj = v => v && typeof v === 'object' && !Array.isArray(v) && !Buffer.isBuffer(v);
 

@@ -14,7 +14,7 @@
  * Every check is bounded (2 s per reply/message, 5 s per stream). Connects only to loopback.
  */
 'use strict';
-const path = require('path');
+const { emit, loadVsoa, parseOptions, loopbackTarget, jsonable, hex, errObj, pattern } = require('./peerlib.js');
 const crypto = require('crypto');
 
 const CHECKS = ['rpc_get', 'rpc_set', 'user_status', 'prefix_route', 'sleep_parallel',
@@ -33,67 +33,31 @@ const DOWNLOAD_SIZE = 1024 * 1024;
 
 const results = {};
 let running = null;
-let done = false;
-function emit(obj, code) {
-  if (done) return;
-  done = true;
-  process.stdout.write(JSON.stringify(obj) + '\n', () => process.exit(code));
-}
 let hardTimer = null;
-
-function loadVsoa() {
-  try {
-    return require('vsoa');
-  } catch (e) {
-    try {
-      return require(path.join(__dirname, '..', '..', 'target', 'peers', 'node', 'node_modules', 'vsoa'));
-    } catch (e2) {
-      emit({ ok: false, error: 'node vsoa not loadable (run tests/peers/install.sh, set NODE_PATH): ' + e.message }, 2);
-      return null;
-    }
-  }
-}
 
 function parseArgs(argv) {
   const a = { password: undefined, only: [], skip: [], timeout: 20 };
-  const pos = [];
   const list = s => {
     const out = s.split(',').filter(x => x);
     const bad = out.filter(x => !CHECKS.includes(x));
     if (bad.length) throw new Error('unknown check(s): ' + bad.join(','));
     return out;
   };
-  for (let i = 0; i < argv.length; i++) {
-    const k = argv[i];
-    const val = () => { if (i + 1 >= argv.length) throw new Error('missing value for ' + k); return argv[++i]; };
+  const pos = parseOptions(argv, (k, val) => {
     if (k === '--password') a.password = val();
     else if (k === '--only') a.only = list(val());
     else if (k === '--skip') a.skip = list(val());
     else if (k === '--timeout') a.timeout = Number(val());
-    else if (k.startsWith('--')) throw new Error('unknown option ' + k);
-    else pos.push(k);
-  }
-  if (pos.length !== 2) throw new Error('usage: node_interop.js HOST PORT [--password PW] [--only A,B] [--skip A,B]');
-  a.host = pos[0] === 'localhost' ? '127.0.0.1' : pos[0];
-  a.port = Number(pos[1]);
-  if (!Number.isInteger(a.port) || a.port <= 0 || a.port > 65535) throw new Error('bad port');
-  if (!a.host.startsWith('127.')) throw new Error('refusing non-loopback host ' + pos[0]);
+    else return false;
+    return true;
+  });
+  loopbackTarget(a, pos, 'usage: node_interop.js HOST PORT [--password PW] [--only A,B] [--skip A,B]');
   if (!(a.timeout > 0 && a.timeout <= 600)) throw new Error('bad --timeout');
   return a;
 }
 
-function jsonable(v) {
-  if (Buffer.isBuffer(v)) return v.toString('utf8');
-  return v === undefined ? null : v;
-}
-function hex(b) { return Buffer.isBuffer(b) ? b.toString('hex') : ''; }
 const sleep = ms => new Promise(r => setTimeout(r, ms));
 const deepEq = (x, y) => JSON.stringify(x) === JSON.stringify(y);
-function pattern(n) {
-  const b = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) b[i] = i % 251;
-  return b;
-}
 function firstMismatch(got, want) {
   const n = Math.min(got.length, want.length);
   for (let i = 0; i < n; i++) if (got[i] !== want[i]) return i;
@@ -141,7 +105,7 @@ async function main() {
   let connected = false;
   let lateErrors = [];
   cli.on('error', err => {
-    if (!connected) emit(Object.assign({ ok: false, error: err.message, checks: {} }, err.status !== undefined ? { status: err.status } : {}), 1);
+    if (!connected) emit(Object.assign({ ok: false }, errObj(err, { checks: {} })), 1);
     else lateErrors.push(err.message);
   });
   cli.on('message', (url, payload, quick) => msgs.add(url, payload, quick));
@@ -149,7 +113,7 @@ async function main() {
 
   await new Promise(resolve => {
     cli.connect({ domain: vsoa.AF_INET, addr: a.host, port: a.port }, (err) => {
-      if (err) return emit(Object.assign({ ok: false, error: err.message, checks: {} }, err.status !== undefined ? { status: err.status } : {}), 1);
+      if (err) return emit(Object.assign({ ok: false }, errObj(err, { checks: {} })), 1);
       connected = true;
       resolve();
     }, CONNECT_TIMEOUT);

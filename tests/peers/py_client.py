@@ -13,7 +13,7 @@ Run with the venv made by install.sh: DIR/venv/bin/python tests/peers/py_client.
 """
 import argparse, json, os, signal, sys, threading
 
-from peerlib import emit, import_vsoa
+from peerlib import connect_error_names, emit, import_vsoa, loopback_host, run_main
 
 HARD_TIMEOUT = 10
 CONNECT_TIMEOUT = 5.0
@@ -54,15 +54,11 @@ def main():
     except SystemExit:
         emit({'ok': False, 'error': 'bad arguments'}, 2)
 
-    host = '127.0.0.1' if a.host == 'localhost' else a.host
-    if not host.startswith('127.'):
-        emit({'ok': False, 'error': 'refusing non-loopback host %s' % a.host}, 2)
+    host = loopback_host(a.host)
 
     vsoa = import_vsoa()
     C = vsoa.Client
-    names = {getattr(C, n): n for n in ('CONNECT_OK', 'CONNECT_ERROR', 'CONNECT_UNREACHABLE',
-             'SERVER_NOT_FOUND', 'SERVER_NO_RESPONDING', 'INVALID_RESPONDING', 'INVALID_PASSWD',
-             'SSL_HS_FAILED')}
+    names = connect_error_names(C)
 
     cli = C()
     msgs, msg_ev = [], threading.Event()
@@ -117,9 +113,4 @@ def main():
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except SystemExit:
-        raise
-    except BaseException as e:  # noqa: BLE001
-        emit({'ok': False, 'error': '%s: %s' % (type(e).__name__, e)}, 2)
+    run_main(main, 2)

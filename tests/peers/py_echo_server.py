@@ -32,32 +32,14 @@ Library workaround: vsoa 1.0.4's prefix-route lookup (Server._cmdfunc) never mat
 '/files/a' for a '/files/' handler and raises IndexError (killing the server loop) for the
 URL '/files/'; this script overrides _cmdfunc with VSOA's documented matching (see NOTES.md).
 """
-import argparse, json, os, signal, socket, sys, threading, time
+import json, sys, threading
 
-from peerlib import emit, import_vsoa
+from peerlib import listen, run_main, server_setup, serve_until_done
 
 MAX_SLEEP_MS = 10000
 MAX_DOWNLOAD = 64 * 1024 * 1024
 STREAM_TIMEOUT = 5.0          # s a server stream waits for the client to connect
 CHUNK = 64 * 1024
-
-
-def free_port():
-    """A port free for both TCP and UDP on 127.0.0.1 (the server binds both to it)."""
-    for _ in range(50):
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        t.bind(('127.0.0.1', 0))
-        port = t.getsockname()[1]
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.bind(('127.0.0.1', port))
-        except OSError:
-            continue
-        finally:
-            t.close()
-            u.close()
-        return port
-    raise OSError('no free port')
 
 
 def json_bytes(v):
@@ -82,34 +64,7 @@ def pattern(n):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument('--password', default='')
-    ap.add_argument('--info')
-    ap.add_argument('--port', type=int, default=0)
-    ap.add_argument('--lifetime', type=float, default=10.0)
-    ap.add_argument('--verbose', action='store_true')
-    try:
-        a = ap.parse_args()
-    except SystemExit:
-        emit({'ok': False, 'error': 'bad arguments'}, 2)
-
-    vsoa = import_vsoa()
-    start = time.monotonic()
-    parent = os.getppid()
-
-    if a.info is None:
-        info = {'name': 'py_echo_server'}
-    elif a.info.lstrip().startswith(('{', '[')):
-        try:
-            info = json.loads(a.info)
-        except ValueError as e:
-            emit({'ok': False, 'error': 'bad --info JSON: %s' % e}, 1)
-    else:
-        info = a.info
-
-    def log(*args):
-        if a.verbose:
-            print('py_echo_server:', *args, file=sys.stderr, flush=True)
+    a, vsoa, info, log = server_setup('py_echo_server')
 
     class Server(vsoa.Server):
         def _cmdfunc(self, url):
@@ -180,25 +135,23 @@ def main():
                 return None
         return url, out, bool(p.get('quick', False))
 
-    @server.command('/publish')
-    def publish(cli, req, payload):
+    def send_message(what, send, cli, req, payload):
+        """/publish, /datagram: send(url, payload, quick) the message the param describes."""
         m = message_args(payload)
         if m is None:
             cli.reply(req.seqno, None, status=2)
             return
-        sent = server.publish(m[0], m[1], m[2])
-        log('publish', m, sent)
+        sent = send(m[0], m[1], m[2])
+        log(what, m, sent)
         cli.reply(req.seqno)
+
+    @server.command('/publish')
+    def publish(cli, req, payload):
+        send_message('publish', server.publish, cli, req, payload)
 
     @server.command('/datagram')
     def datagram(cli, req, payload):
-        m = message_args(payload)
-        if m is None:
-            cli.reply(req.seqno, None, status=2)
-            return
-        sent = cli.datagram(m[0], m[1], m[2])
-        log('datagram', m, sent)
-        cli.reply(req.seqno)
+        send_message('datagram', cli.datagram, cli, req, payload)
 
     @server.command('/stream/echo')
     def stream_echo(cli, req, payload):
@@ -245,49 +198,14 @@ def main():
             log('dg echo', quick, ok)
     server.ondata = ondata
 
-    err = []
+    err = listen(server, a, info, log)
 
-    def run(port):
-        try:
-            server.run('127.0.0.1', port)
-        except BaseException as e:  # noqa: BLE001
-            err.append(e)
+    def died(e):
+        log('server loop died:', repr(e))
+        print('py_echo_server: server loop died: %r' % e, file=sys.stderr, flush=True)
 
-    port = a.port
-    for attempt in range(5):
-        p = port or free_port()
-        err.clear()
-        th = threading.Thread(target=run, args=(p,), daemon=True)
-        th.start()
-        while not server._running and not err and time.monotonic() - start < 10:
-            time.sleep(0.005)
-        if server._running:
-            port = p
-            break
-        if a.port or attempt == 4 or not err:
-            emit({'ok': False, 'error': 'listen failed: %s' % (err[0] if err else 'timeout')}, 1)
-    emit({'port': port})
-    log('listening on 127.0.0.1:%d password=%r info=%r' % (port, a.password, info))
-
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    signal.signal(signal.SIGINT, lambda *_: os._exit(0))
-
-    while True:
-        time.sleep(0.05)
-        if err:
-            log('server loop died:', repr(err[0]))
-            print('py_echo_server: server loop died: %r' % err[0], file=sys.stderr, flush=True)
-            os._exit(1)
-        if os.getppid() != parent:
-            os._exit(0)          # parent (the test) died: do not linger
-        if a.lifetime > 0 and time.monotonic() - start >= a.lifetime:
-            os._exit(0)
+    serve_until_done(a, err, died)
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except SystemExit:
-        raise
-    except BaseException as e:  # noqa: BLE001
-        emit({'ok': False, 'error': '%s: %s' % (type(e).__name__, e)}, 1)
+    run_main(main, 1)

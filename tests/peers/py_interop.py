@@ -20,7 +20,7 @@ Checks: rpc_get rpc_set user_status prefix_route sleep_parallel subscribe_single
 """
 import argparse, os, signal, sys, threading, time
 
-from peerlib import emit, import_vsoa
+from peerlib import connect_error_names, emit, import_vsoa, loopback_host, run_main
 
 CHECKS = ['rpc_get', 'rpc_set', 'user_status', 'prefix_route', 'sleep_parallel',
           'subscribe_single', 'subscribe_list', 'publish_quick', 'datagram_tcp',
@@ -130,15 +130,11 @@ def main():
     only, skip = names(a.only), names(a.skip)
     todo = [n for n in CHECKS if not only or n in only]
 
-    host = '127.0.0.1' if a.host == 'localhost' else a.host
-    if not host.startswith('127.'):
-        emit({'ok': False, 'error': 'refusing non-loopback host %s' % a.host}, 2)
+    host = loopback_host(a.host)
 
     vsoa = import_vsoa()
     C = vsoa.Client
-    errnames = {getattr(C, n): n for n in ('CONNECT_OK', 'CONNECT_ERROR', 'CONNECT_UNREACHABLE',
-                'SERVER_NOT_FOUND', 'SERVER_NO_RESPONDING', 'INVALID_RESPONDING',
-                'INVALID_PASSWD', 'SSL_HS_FAILED')}
+    errnames = connect_error_names(C)
     TUNNEL = vsoa.parser.VSOA_FLAG_TUNNEL
 
     cli = C()
@@ -411,9 +407,4 @@ def main():
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except SystemExit:
-        raise
-    except BaseException as e:  # noqa: BLE001
-        emit({'ok': False, 'error': '%s: %s' % (type(e).__name__, e), 'checks': results}, 2)
+    run_main(main, 2, lambda: {'checks': results})
