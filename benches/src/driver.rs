@@ -270,17 +270,7 @@ fn fmt_int(n: u64) -> String {
 }
 
 fn fmt_value(v: f64) -> String {
-    let a = v.abs();
-    if a >= 1000.0 {
-        let whole = fmt_int(a.round() as u64);
-        if v < 0.0 { format!("-{whole}") } else { whole }
-    } else if a >= 100.0 {
-        format!("{v:.0}")
-    } else if a >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    }
+    crate::report::fmt_number(v, 1000.0)
 }
 
 /// Target for psvc from research section 14.a, and whether a measurement meets it.

@@ -86,8 +86,14 @@ pub fn thousands(digits: &str) -> String {
 
 /// A figure for a table: thousands separators from 10,000, else 0, 1 or 2 decimals.
 pub fn fmt_num(v: f64) -> String {
+    fmt_number(v, 10_000.0)
+}
+
+/// `v` with digit groups from `commas_from` up, no decimals from 100 up,
+/// one from 10, two below.
+pub fn fmt_number(v: f64, commas_from: f64) -> String {
     let a = v.abs();
-    if a >= 10_000.0 {
+    if a >= commas_from {
         let out = thousands(&format!("{a:.0}"));
         if v < 0.0 { format!("-{out}") } else { out }
     } else if a >= 100.0 {

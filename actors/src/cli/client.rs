@@ -39,17 +39,36 @@ pub struct Common {
     pub json: bool,
 }
 
-/// `psvc call`
+/// The payload of a call or datagram.
 #[derive(Debug, Args)]
-pub struct CallArgs {
-    /// vsoa://HOST:PORT/path
-    pub url: String,
+pub struct PayloadArgs {
     /// JSON text for the param.
     #[arg(long)]
     pub param: Option<String>,
     /// Data: literal text, or @FILE to send a file's bytes.
     #[arg(long)]
     pub data: Option<String>,
+}
+
+impl PayloadArgs {
+    /// The param (checked to be JSON) and the data (read from the file for
+    /// `@FILE`).
+    fn bytes(&self) -> Result<(Bytes, Bytes), Failure> {
+        Ok((
+            param_bytes(self.param.as_deref())?,
+            data_bytes(self.data.as_deref())?,
+        ))
+    }
+}
+
+/// `psvc call`
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// vsoa://HOST:PORT/path
+    pub url: String,
+    /// Param and data.
+    #[command(flatten)]
+    pub payload: PayloadArgs,
     /// Send a SET instead of a GET.
     #[arg(long)]
     pub set: bool,
@@ -94,12 +113,9 @@ pub struct PubArgs {
 pub struct DatagramArgs {
     /// vsoa://HOST:PORT/url
     pub url: String,
-    /// JSON text for the param.
-    #[arg(long)]
-    pub param: Option<String>,
-    /// Data: literal text, or @FILE.
-    #[arg(long)]
-    pub data: Option<String>,
+    /// Param and data.
+    #[command(flatten)]
+    pub payload: PayloadArgs,
     /// Send over the quick UDP channel.
     #[arg(long)]
     pub quick: bool,
@@ -273,8 +289,7 @@ fn print_frame(frame: &Frame, common: &Common, extra: &[(&str, serde_json::Value
 
 async fn call(args: CallArgs, common: &Common) -> Result<(), Failure> {
     let (server, path) = target(&args.url)?;
-    let param = param_bytes(args.param.as_deref())?;
-    let data = data_bytes(args.data.as_deref())?;
+    let (param, data) = args.payload.bytes()?;
     let client = connect(&server, common).await?;
     let rpc = if args.set {
         Rpc::set(&path)
@@ -410,8 +425,7 @@ async fn publish(args: PubArgs, common: &Common) -> Result<(), Failure> {
 
 async fn datagram(args: DatagramArgs, common: &Common) -> Result<(), Failure> {
     let (server, path) = target(&args.url)?;
-    let param = param_bytes(args.param.as_deref())?;
-    let data = data_bytes(args.data.as_deref())?;
+    let (param, data) = args.payload.bytes()?;
     let client = connect(&server, common).await?;
     client.datagram(&path, param, data, args.quick).await?;
     // Make sure a TCP datagram left before closing: a ping follows it.
