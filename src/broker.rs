@@ -30,15 +30,17 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::HashMap;
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
 
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 
 use crate::frame::{self, Frame, Kind, MAX_TCP_PACKET, MAX_UDP_PACKET};
-use crate::socket::{Inbound, SessionRef};
+use crate::socket::{Inbound, SessionRef, SessionTable};
 use crate::url;
 
 /// A message published to local subscribers.
@@ -158,10 +160,10 @@ pub enum BrokerError {
     InvalidUrl(String),
 }
 
-/// Subscribers of one pattern.
+/// Subscribers of one pattern: sessions by key, local ones by id.
 #[derive(Debug, Default)]
 struct Subscribers {
-    sessions: Vec<u32>,
+    sessions: HashSet<u64>,
     local: Vec<u64>,
 }
 
@@ -175,23 +177,34 @@ impl Subscribers {
 #[derive(Debug)]
 struct Remote {
     session: SessionRef,
-    patterns: Vec<String>,
+    patterns: HashSet<String>,
 }
+
+/// The session tables the broker has heard from: a new instance (after a
+/// restart) rebuilds its index from their live sessions.
+type Tables = Arc<Mutex<Vec<Weak<SessionTable>>>>;
 
 /// The publish/subscribe actor. Start it and hand its recipient to
 /// [`crate::socket::Server::broker`]; publish with [`Publish`].
+///
+/// Clients' subscriptions belong to their sessions; the broker keeps an
+/// index of them, keyed by session identity ([`SessionRef::key`]), so two
+/// listeners can share one broker. Supervised ([`Broker::child_spec`]), a
+/// restarted broker rebuilds that index from the live sessions before it
+/// handles anything, and connected clients miss nothing.
 #[derive(Debug, Default)]
 pub struct Broker {
     exact: HashMap<String, Subscribers>,
     /// By key: the pattern without its trailing `/`.
     prefix: HashMap<String, Subscribers>,
-    remotes: HashMap<u32, Remote>,
+    remotes: HashMap<u64, Remote>,
     locals: HashMap<u64, (String, Recipient<Published>)>,
     next_local: u64,
+    /// Shared by the instances of one child spec.
+    tables: Tables,
+    /// Remote clients at the last sweep of closed sessions.
+    swept_at: usize,
 }
-
-/// How often subscriptions of closed sessions are swept.
-const SWEEP: Duration = Duration::from_secs(5);
 
 impl Broker {
     /// A broker with no subscribers.
@@ -199,10 +212,46 @@ impl Broker {
         Broker::default()
     }
 
-    /// A supervised child running a broker (subscriptions of remote
-    /// clients are re-learnt when they reconnect and re-subscribe).
+    /// A supervised child running a broker. Its instances share what they
+    /// learn of the servers' sessions, so a restarted one rebuilds the
+    /// clients' subscriptions from the live sessions when it starts.
     pub fn child_spec(id: impl Into<String>) -> crate::ChildSpec<Broker> {
-        crate::ChildSpec::new(id, Broker::new)
+        let tables = Tables::default();
+        crate::ChildSpec::new(id, move || Broker {
+            tables: tables.clone(),
+            ..Broker::default()
+        })
+    }
+
+    /// Notes the session table of `session`, once.
+    fn learn(&mut self, session: &SessionRef) {
+        let table = &session.state().table;
+        let mut tables = self.tables.lock();
+        if !tables.iter().any(|t| t.ptr_eq(table)) {
+            tables.retain(|t| t.strong_count() > 0);
+            tables.push(table.clone());
+        }
+    }
+
+    /// Rebuilds the index from the live sessions of the known tables.
+    fn rebuild(&mut self) {
+        let tables: Vec<Arc<SessionTable>> = self
+            .tables
+            .lock()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for session in tables.iter().flat_map(|t| t.sessions()) {
+            for pattern in session.subscriptions() {
+                self.subscribe_remote(&session, &pattern);
+            }
+        }
+        if !self.remotes.is_empty() {
+            tracing::info!(
+                clients = self.remotes.len(),
+                "broker rebuilt its subscriptions from the live sessions"
+            );
+        }
     }
 
     fn slot(&mut self, pattern: &str) -> &mut Subscribers {
@@ -212,14 +261,14 @@ impl Broker {
         }
     }
 
-    fn remove_from(&mut self, pattern: &str, session: Option<u32>, local: Option<u64>) {
+    fn remove_from(&mut self, pattern: &str, session: Option<u64>, local: Option<u64>) {
         let (map, key) = match url::prefix_key(pattern) {
             Some(key) => (&mut self.prefix, key),
             None => (&mut self.exact, pattern),
         };
         if let Some(subs) = map.get_mut(key) {
-            if let Some(id) = session {
-                subs.sessions.retain(|s| *s != id);
+            if let Some(key) = session {
+                subs.sessions.remove(&key);
             }
             if let Some(id) = local {
                 subs.local.retain(|s| *s != id);
@@ -231,34 +280,40 @@ impl Broker {
     }
 
     fn subscribe_remote(&mut self, session: &SessionRef, pattern: &str) {
-        let id = session.id();
-        let remote = self.remotes.entry(id).or_insert_with(|| Remote {
-            session: session.clone(),
-            patterns: Vec::new(),
-        });
-        if remote.patterns.iter().any(|p| p == pattern) {
+        if !session.connected() {
             return;
         }
-        remote.patterns.push(pattern.to_owned());
-        self.slot(pattern).sessions.push(id);
+        let key = session.key();
+        let remote = self.remotes.entry(key).or_insert_with(|| Remote {
+            session: session.clone(),
+            patterns: HashSet::new(),
+        });
+        if !remote.patterns.insert(pattern.to_owned()) {
+            return;
+        }
+        self.slot(pattern).sessions.insert(key);
+        // Sessions that closed without a word are swept each time the
+        // index doubles: amortized, and with no timer.
+        if self.remotes.len() > 2 * self.swept_at.max(512) {
+            self.sweep();
+        }
     }
 
-    fn unsubscribe_remote(&mut self, id: u32, pattern: &str) {
-        let Some(remote) = self.remotes.get_mut(&id) else {
+    fn unsubscribe_remote(&mut self, key: u64, pattern: &str) {
+        let Some(remote) = self.remotes.get_mut(&key) else {
             return;
         };
-        let Some(i) = remote.patterns.iter().position(|p| p == pattern) else {
+        if !remote.patterns.remove(pattern) {
             return;
-        };
-        remote.patterns.remove(i);
-        if remote.patterns.is_empty() {
-            self.remotes.remove(&id);
         }
-        self.remove_from(pattern, Some(id), None);
+        if remote.patterns.is_empty() {
+            self.remotes.remove(&key);
+        }
+        self.remove_from(pattern, Some(key), None);
     }
 
     /// Drops the subscriptions of a client that has gone.
-    fn forget(&mut self, id: u32) {
+    fn forget(&mut self, id: u64) {
         if let Some(remote) = self.remotes.remove(&id) {
             for pattern in remote.patterns {
                 self.remove_from(&pattern, Some(id), None);
@@ -267,7 +322,7 @@ impl Broker {
     }
 
     fn sweep(&mut self) {
-        let gone: Vec<u32> = self
+        let gone: Vec<u64> = self
             .remotes
             .iter()
             .filter(|(_, r)| !r.session.connected())
@@ -276,6 +331,7 @@ impl Broker {
         for id in gone {
             self.forget(id);
         }
+        self.swept_at = self.remotes.len();
     }
 
     /// Every subscriber set covering `target`.
@@ -293,7 +349,7 @@ impl Broker {
         }
         let mut targets: Vec<&SessionRef> = Vec::new();
         let mut local: Vec<u64> = Vec::new();
-        let mut stale: Vec<u32> = Vec::new();
+        let mut stale: Vec<u64> = Vec::new();
         for subs in self.matching(&msg.url) {
             for id in &subs.sessions {
                 match self.remotes.get(id) {
@@ -307,8 +363,8 @@ impl Broker {
             }
             local.extend_from_slice(&subs.local);
         }
-        targets.sort_by_key(|s| (std::cmp::Reverse(s.priority()), s.id()));
-        targets.dedup_by_key(|s| s.id());
+        targets.sort_by_key(|s| (std::cmp::Reverse(s.priority()), s.id(), s.key()));
+        targets.dedup_by_key(|s| s.key());
 
         if !targets.is_empty() {
             let frame = Frame::new(Kind::Publish)
@@ -326,7 +382,7 @@ impl Broker {
                             .as_ref()
                             .is_some_and(|packet| session.send_quick_encoded(packet));
                         if !sent_quick {
-                            session.push_encoded(tcp.clone());
+                            session.push_encoded(&tcp);
                         }
                         delivered.sessions.push(session.id());
                     }
@@ -389,9 +445,12 @@ fn encode(frame: &Frame, max: usize) -> Result<Bytes, frame::Error> {
 impl Actor for Broker {
     type Context = Context<Self>;
 
+    /// Rebuilds the index (after a restart) before any message is
+    /// handled. No timer here: `started` may run while the runtime shuts
+    /// down.
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
-        ctx.run_interval(SWEEP, |act, _| act.sweep());
+        self.rebuild();
     }
 }
 
@@ -411,11 +470,12 @@ impl Handler<Inbound> for Broker {
         let Some(urls) = crate::socket::subscription_urls(&msg.frame) else {
             return;
         };
+        self.learn(&msg.session);
         for pattern in &urls {
             if subscribe {
                 self.subscribe_remote(&msg.session, pattern);
             } else {
-                self.unsubscribe_remote(msg.session.id(), pattern);
+                self.unsubscribe_remote(msg.session.key(), pattern);
             }
         }
     }

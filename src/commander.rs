@@ -38,6 +38,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
 
 use actix::prelude::*;
@@ -461,6 +462,9 @@ struct Routes {
 pub struct Commander {
     commands: Commands,
     mailbox: usize,
+    max_inflight: usize,
+    /// Handlers of this instance that are waiting.
+    inflight: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Commander {
@@ -482,6 +486,8 @@ impl Clone for Commander {
         Commander {
             commands: self.commands.clone(),
             mailbox: self.mailbox,
+            max_inflight: self.max_inflight,
+            inflight: Arc::default(),
         }
     }
 }
@@ -494,6 +500,8 @@ impl Commander {
                 routes: Arc::new(Routes::default()),
             },
             mailbox: 4096,
+            max_inflight: 4096,
+            inflight: Arc::default(),
         }
     }
 
@@ -625,6 +633,16 @@ impl Commander {
         self
     }
 
+    /// Most handlers that wait at once, as an actor (default 4096); past
+    /// it an RPC is answered with status 6 (no memory) and a datagram is
+    /// dropped. Sessions serving [`Commands`] have their own per-session
+    /// bound ([`ServerOptions::max_inflight`](crate::socket::ServerOptions)).
+    #[must_use]
+    pub fn max_inflight(mut self, limit: usize) -> Self {
+        self.max_inflight = limit.max(1);
+        self
+    }
+
     /// Mailbox capacity (default 4096 queued requests).
     #[must_use]
     pub fn mailbox(mut self, capacity: usize) -> Self {
@@ -672,6 +690,11 @@ fn reply_frame(seqno: u32, result: CommandResult) -> Frame {
     }
 }
 
+/// The error reply to the request `seqno`.
+pub(crate) fn error_reply(seqno: u32, error: CommandError) -> Frame {
+    reply_frame(seqno, Err(error))
+}
+
 /// A reply ready now, or one to wait for.
 pub(crate) enum Reply {
     /// The handler finished without waiting.
@@ -701,23 +724,67 @@ impl Actor for Commander {
 impl Handler<Inbound> for Commander {
     type Result = ();
 
-    fn handle(&mut self, msg: Inbound, _: &mut Self::Context) {
+    fn handle(&mut self, msg: Inbound, ctx: &mut Self::Context) {
         let Inbound {
             session,
             frame,
             quick,
             ..
         } = msg;
-        match frame.kind {
-            Kind::Rpc => match self.commands.rpc(&session, frame) {
-                Reply::Ready(reply) => session.push(reply),
-                Reply::Later(reply) => {
-                    actix::spawn(async move { session.push(reply.await) });
+        let work = match frame.kind {
+            Kind::Rpc => {
+                let seqno = frame.seqno;
+                if self.inflight.load(Ordering::Relaxed) >= self.max_inflight {
+                    let message = format!("more than {} requests in flight", self.max_inflight);
+                    let error = CommandError::status(Status::NO_MEMORY, message);
+                    session.push(error_reply(seqno, error));
+                    return;
                 }
-            },
-            Kind::Datagram => self.commands.datagram(session, frame, quick),
-            _ => {}
-        }
+                match self.commands.rpc(&session, frame) {
+                    Reply::Ready(reply) => {
+                        session.push(reply);
+                        return;
+                    }
+                    Reply::Later(reply) => async move {
+                        session.push(reply.await);
+                    }
+                    .boxed_local(),
+                }
+            }
+            Kind::Datagram if self.inflight.load(Ordering::Relaxed) < self.max_inflight => {
+                match self.commands.datagram(session, frame, quick) {
+                    Some(work) => work,
+                    None => return,
+                }
+            }
+            _ => return,
+        };
+        // Handlers that wait run in this actor's context: bounded by
+        // `max_inflight`, cancelled if the Commander stops.
+        let slot = InFlight::take(&self.inflight);
+        ctx.spawn(
+            async move {
+                work.await;
+                drop(slot);
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+/// One handler in flight; the count goes down when it ends or is dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn take(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        InFlight(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -815,14 +882,19 @@ impl Commands {
         }
     }
 
-    /// Runs the datagram handler for a packet from `session`, if any.
-    pub(crate) fn datagram(&self, session: SessionRef, frame: Frame, quick: bool) {
-        let Some(target) = frame.url_str().map(str::to_owned) else {
-            return;
-        };
+    /// Runs the datagram handler for a packet from `session`, if any, as
+    /// far as it goes without waiting; what is left to run comes back for
+    /// the caller to drive (and bound). Panics are contained and logged.
+    pub(crate) fn datagram(
+        &self,
+        session: SessionRef,
+        frame: Frame,
+        quick: bool,
+    ) -> Option<LocalBoxFuture<'static, ()>> {
+        let target = frame.url_str().map(str::to_owned)?;
         let Some(handler) = self.routes.datagram.find(&target).cloned() else {
             tracing::trace!(url = %target, "datagram with no handler dropped");
-            return;
+            return None;
         };
         let mut req = Request::from_frame(frame, target, session, quick);
         req.commands = Some(self.clone());
@@ -830,14 +902,19 @@ impl Commands {
             Ok(fut) => AssertUnwindSafe(fut).catch_unwind(),
             Err(p) => {
                 tracing::warn!(error = %panicked(&p), "datagram handler panicked");
-                return;
+                return None;
             }
         };
-        actix::spawn(async move {
-            if let Err(p) = fut.await {
+        let mut fut = fut.map(|r| {
+            if let Err(p) = r {
                 tracing::warn!(error = %panicked(&p), "datagram handler panicked");
             }
         });
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match Pin::new(&mut fut).poll(&mut cx) {
+            Poll::Ready(()) => None,
+            Poll::Pending => Some(fut.boxed_local()),
+        }
     }
 
     /// Runs the command for `request`; errors come back as

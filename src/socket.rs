@@ -24,7 +24,9 @@
 pub mod auth;
 pub(crate) mod io;
 mod listener;
+mod outbox;
 mod session;
+mod stats;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -35,12 +37,16 @@ use actix::prelude::*;
 use serde::Deserialize;
 
 pub use auth::{Auth, Authenticator, Hello, Throttle, Verdict};
+pub(crate) use listener::SessionTable;
 pub use listener::{ListSessions, Listener, LocalAddr, ServerHandle, StopListener};
 pub(crate) use session::subscription_urls;
 pub use session::{Close, Outbound, Session, SessionRef, SetAuthed};
+pub use stats::ServerCounters;
 pub use tls::{ClientTls, ServerTls, TlsError};
 
 use crate::frame::Frame;
+use crate::supervisor::ChildRecipient;
+use stats::ServerStats;
 
 /// What a session does when its peer does not read fast enough.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -80,8 +86,23 @@ pub struct ServerOptions {
     /// Failed-handshake throttling per IP address.
     #[serde(skip)]
     pub throttle: Throttle,
-    /// Mailbox capacity of each session actor.
+    /// Mailbox capacity of each session actor (the session takes few
+    /// messages: packets for the peer go through its output queue).
     pub session_mailbox: usize,
+    /// Most RPCs (and datagram handlers) in flight per session; past it an
+    /// RPC is answered with status 6 (no memory) and a datagram dropped.
+    pub max_inflight: usize,
+    /// Longest a handler may take; past it the caller gets status 4 (no
+    /// responding) and the handler is cancelled.
+    #[serde(with = "humantime_serde")]
+    pub handler_timeout: Duration,
+    /// Most URLs one client may subscribe to; a SUBSCRIBE past it is
+    /// answered with status 6.
+    pub max_subscriptions: usize,
+    /// Most handshakes under way from one IP address; further connections
+    /// from it are closed at once (parallel connections do not multiply
+    /// password guesses).
+    pub handshakes_per_ip: usize,
 }
 
 impl Default for ServerOptions {
@@ -96,6 +117,10 @@ impl Default for ServerOptions {
             nodelay: true,
             throttle: Throttle::default(),
             session_mailbox: 64,
+            max_inflight: 1024,
+            handler_timeout: Duration::from_secs(60),
+            max_subscriptions: 1024,
+            handshakes_per_ip: 16,
         }
     }
 }
@@ -104,8 +129,11 @@ impl Default for ServerOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SessionInfo {
-    /// Client id, unique per listener (sent in SERVINFO).
+    /// Client id: random, unique per listener (sent in SERVINFO).
     pub id: u32,
+    /// The session's identity, unique in the process across listeners
+    /// and restarts ([`SessionRef::key`]).
+    pub key: u64,
     /// Peer address.
     pub peer: SocketAddr,
     /// Priority 0–7 (QOSSETUP).
@@ -114,7 +142,7 @@ pub struct SessionInfo {
     pub authed: bool,
     /// The client's UDP quick-channel port, if it announced one.
     pub quick_port: Option<u16>,
-    /// URLs the client subscribed to, in order.
+    /// URLs the client subscribed to, sorted.
     pub subscriptions: Vec<String>,
     /// Packets dropped by the [`SlowPeer::DropNewest`] policy.
     pub dropped: u64,
@@ -178,21 +206,6 @@ impl Inbound {
     }
 }
 
-/// Hands `msg` to `recipient` without blocking the caller: at once if its
-/// mailbox has room, else from a task that waits for room (events are not
-/// dropped; under overload their order across a full mailbox is not kept).
-pub(crate) fn deliver<M>(recipient: &Recipient<M>, msg: M)
-where
-    M: Message<Result = ()> + Send + 'static,
-{
-    if let Err(SendError::Full(msg)) = recipient.try_send(msg) {
-        let recipient = recipient.clone();
-        actix::spawn(async move {
-            let _ = recipient.send(msg).await;
-        });
-    }
-}
-
 /// Why a server could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -218,11 +231,13 @@ pub struct Server {
     pub(crate) info: Arc<str>,
     pub(crate) options: ServerOptions,
     pub(crate) tls: Option<ServerTls>,
-    pub(crate) events: Vec<Recipient<ClientEvent>>,
-    pub(crate) commander: Option<Recipient<Inbound>>,
+    pub(crate) events: Vec<ChildRecipient<ClientEvent>>,
+    pub(crate) commander: Option<ChildRecipient<Inbound>>,
     pub(crate) commands: Option<crate::commander::Commands>,
-    pub(crate) broker: Option<Recipient<Inbound>>,
+    pub(crate) broker: Option<ChildRecipient<Inbound>>,
     pub(crate) quick: bool,
+    /// Shared by every listener instance built from this server.
+    pub(crate) stats: Arc<ServerStats>,
 }
 
 impl Server {
@@ -238,6 +253,7 @@ impl Server {
             commands: None,
             broker: None,
             quick: true,
+            stats: Arc::default(),
         }
     }
 
@@ -262,19 +278,27 @@ impl Server {
         self
     }
 
-    /// Receives connect/disconnect/subscribe events.
+    /// Receives connect/disconnect/subscribe events. Give a supervised
+    /// child's [`ChildRef::recipient`](crate::ChildRef::recipient) (it
+    /// reaches every restarted instance) or a plain actix `Recipient`.
+    /// Events are never waited for: one that finds the mailbox full or
+    /// the child restarting is dropped and counted
+    /// ([`ServerCounters::events_dropped`]).
     #[must_use]
-    pub fn on_client(mut self, recipient: Recipient<ClientEvent>) -> Self {
-        self.events.push(recipient);
+    pub fn on_client(mut self, recipient: impl Into<ChildRecipient<ClientEvent>>) -> Self {
+        self.events.push(recipient.into());
         self
     }
 
     /// Receives RPC and datagram packets (a
-    /// [`Commander`](crate::commander::Commander)). Without one, RPCs are
-    /// answered with status 3 (invalid URL) and datagrams are dropped.
+    /// [`Commander`](crate::commander::Commander)); a supervised child's
+    /// [`ChildRef::recipient`](crate::ChildRef::recipient) survives its
+    /// restarts. Without one, RPCs are answered with status 3 (invalid
+    /// URL) and datagrams are dropped; while it restarts, RPCs are
+    /// answered with status 4 (no responding).
     #[must_use]
-    pub fn commander(mut self, recipient: Recipient<Inbound>) -> Self {
-        self.commander = Some(recipient);
+    pub fn commander(mut self, recipient: impl Into<ChildRecipient<Inbound>>) -> Self {
+        self.commander = Some(recipient.into());
         self
     }
 
@@ -290,11 +314,15 @@ impl Server {
         self
     }
 
-    /// Receives SUBSCRIBE/UNSUBSCRIBE (after the session recorded them) and
-    /// client PUBLISH packets (a [`Broker`](crate::broker::Broker)).
+    /// Receives SUBSCRIBE/UNSUBSCRIBE (after the session recorded them:
+    /// the URLs that changed, as a JSON list in param) and client PUBLISH
+    /// packets (a [`Broker`](crate::broker::Broker)). Give a supervised
+    /// broker's [`ChildRef::recipient`](crate::ChildRef::recipient): a
+    /// restarted Broker rebuilds its index from the live sessions, so
+    /// connected clients see nothing of the restart.
     #[must_use]
-    pub fn broker(mut self, recipient: Recipient<Inbound>) -> Self {
-        self.broker = Some(recipient);
+    pub fn broker(mut self, recipient: impl Into<ChildRecipient<Inbound>>) -> Self {
+        self.broker = Some(recipient.into());
         self
     }
 
@@ -302,7 +330,8 @@ impl Server {
     /// DATAGRAM, PUBLISH, SUBSCRIBE, UNSUBSCRIBE): one dispatcher of your
     /// own instead of a Commander and a Broker.
     #[must_use]
-    pub fn inbound(mut self, recipient: Recipient<Inbound>) -> Self {
+    pub fn inbound(mut self, recipient: impl Into<ChildRecipient<Inbound>>) -> Self {
+        let recipient = recipient.into();
         self.commander = Some(recipient.clone());
         self.broker = Some(recipient);
         self
@@ -321,20 +350,28 @@ impl Server {
     /// # Errors
     /// [`ServerError::Bind`] if the address cannot be bound.
     pub async fn start(self, addr: impl Into<String>) -> Result<ServerHandle, ServerError> {
+        let stats = self.stats.clone();
         let listener = Listener::bind(self, &addr.into())?;
         let local = listener.local_addr();
         let addr = listener.start();
-        Ok(ServerHandle::new(addr, local))
+        Ok(ServerHandle::new(addr, local, stats))
     }
 
     /// A supervised child that binds `addr` each time it starts (restarts
     /// rebind the same address thanks to SO_REUSEADDR; use a fixed port).
+    ///
+    /// A listener that crashes (a panic, a kill) leaves its sessions
+    /// running: the restarted instance serves them, and its clients see
+    /// nothing. A listener stopped in order closes them.
     pub fn child_spec(
         self,
         id: impl Into<String>,
         addr: impl Into<String>,
     ) -> crate::ChildSpec<Listener> {
         let addr = addr.into();
-        crate::ChildSpec::try_new(id, move || Listener::bind(self.clone(), &addr))
+        let table = Arc::<SessionTable>::default();
+        crate::ChildSpec::try_new(id, move || {
+            Listener::bind_with(self.clone(), &addr, table.clone())
+        })
     }
 }

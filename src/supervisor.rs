@@ -76,6 +76,9 @@ pub enum Error {
     /// The supervisor is shutting down and takes no new work.
     #[error("supervisor `{0}` is shutting down")]
     ShuttingDown(String),
+    /// The child has no running instance (stopped, or waiting to restart).
+    #[error("child `{0}` is not running")]
+    NotRunning(String),
     /// The supervisor is not running (or stopped while handling the request).
     #[error("supervisor is not reachable: {0}")]
     Unreachable(#[from] AskError),
@@ -273,6 +276,14 @@ impl SupervisorRef {
         self.0.ask(RestartChild(id.to_owned())).await?
     }
 
+    /// Kills a child's running instance at once, as a crash would end it
+    /// (OTP's `exit(Pid, kill)`): no more of its code runs, the exit is
+    /// [`ExitReason::Killed`] and the strategy decides what follows, as
+    /// for a panic. For operators, and for tests of what survives a crash.
+    pub async fn kill_child(&self, id: &str) -> Result<(), Error> {
+        self.0.ask(KillChild(id.to_owned())).await?
+    }
+
     /// Stops a child and removes it from the tree.
     pub async fn delete_child(&self, id: &str) -> Result<(), Error> {
         self.0.ask(DeleteChild(id.to_owned())).await?
@@ -293,6 +304,11 @@ pub struct StartChild(Arc<dyn ErasedSpec>);
 #[derive(Message)]
 #[rtype(result = "Result<(), Error>")]
 pub struct StopChild(pub String);
+
+/// Kills a child's instance by id (see [`SupervisorRef::kill_child`]).
+#[derive(Message)]
+#[rtype(result = "Result<(), Error>")]
+pub struct KillChild(pub String);
 
 /// Restarts a child by id (see [`SupervisorRef::restart_child`]).
 #[derive(Message)]
@@ -889,6 +905,24 @@ impl Handler<RestartChild> for Supervisor {
                     reason,
                 })
         }))
+    }
+}
+
+impl Handler<KillChild> for Supervisor {
+    type Result = Result<(), Error>;
+
+    fn handle(&mut self, msg: KillChild, _: &mut Context<Self>) -> Self::Result {
+        let Some(key) = self.children.key_of(&msg.0) else {
+            return Err(self.not_found(&msg.0));
+        };
+        let running = self.children.get_mut(key).and_then(|s| s.running.clone());
+        match running {
+            Some(cell) => {
+                cell.crash();
+                Ok(())
+            }
+            None => Err(Error::NotRunning(msg.0)),
+        }
     }
 }
 

@@ -76,7 +76,8 @@ async fn client_is_back_and_resubscribed_within_the_reconnect_delay_plus_100ms()
     assert_eq!(sessions.len(), 1);
     assert_eq!(
         sessions[0].info().subscriptions,
-        vec!["/sensors/", "/alarm"]
+        vec!["/alarm", "/sensors/"],
+        "sorted"
     );
     client.ping().await.unwrap();
     let inbox = inbox.lock().unwrap();

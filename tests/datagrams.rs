@@ -86,10 +86,17 @@ async fn server_to_one_client_over_tcp_and_udp() {
 async fn quick_packets_with_a_wrong_id_or_garbage_are_dropped() {
     let seen = Seen::default();
     let (srv, _) = serve(recorder(seen.clone())).await;
-    let mut raw = Raw::connect(srv.local_addr()).await;
-    let id = common::net::client_id(&raw.hello(None).await);
     let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     udp.connect(srv.local_addr()).await.unwrap();
+    let port = udp.local_addr().unwrap().port();
+    let mut raw = Raw::connect(srv.local_addr()).await;
+    let id = common::net::client_id(
+        &raw.hello_frame(Frame::new(Kind::ServInfo).flags(Flags::TUNNEL).tunid(port))
+            .await,
+    );
+    // Another socket on the same host, sending with the victim's id.
+    let spoof = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    spoof.connect(srv.local_addr()).await.unwrap();
     let packet = |seqno: u32, data: &'static str| {
         let mut buf = bytes::BytesMut::new();
         frame::encode(
@@ -103,7 +110,10 @@ async fn quick_packets_with_a_wrong_id_or_garbage_are_dropped() {
         .unwrap();
         buf
     };
-    udp.send(&packet(id + 1000, "wrong id")).await.unwrap();
+    udp.send(&packet(id.wrapping_add(1000), "wrong id"))
+        .await
+        .unwrap();
+    spoof.send(&packet(id, "spoofed")).await.unwrap();
     udp.send(b"\x29garbage").await.unwrap();
     udp.send(&[0u8; 3]).await.unwrap();
     let mut rpc = bytes::BytesMut::new();
@@ -130,6 +140,8 @@ async fn quick_packets_with_a_wrong_id_or_garbage_are_dropped() {
     );
     // The TCP side is untouched.
     assert_eq!(raw.ping(7).await.seqno, 7);
+    // The wrong id and the spoofed packet were counted, not delivered.
+    assert!(srv.stats().quick_rejected >= 2, "{:?}", srv.stats());
 }
 
 #[actix_rt::test]

@@ -83,6 +83,9 @@ pub struct ClientActor {
     lost_pings: u32,
     rng: fastrand::Rng,
     closing: bool,
+    /// Messages listeners missed (full mailbox), and the last warning.
+    missed: std::cell::Cell<u64>,
+    missed_warned: std::cell::Cell<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for ClientActor {
@@ -112,12 +115,28 @@ impl ClientActor {
             lost_pings: 0,
             rng: fastrand::Rng::new(),
             closing: false,
+            missed: std::cell::Cell::new(0),
+            missed_warned: std::cell::Cell::new(None),
         }
     }
 
+    /// Hands `message` to every listener without waiting: one whose
+    /// mailbox is full misses it (counted, warned at most every 10 s).
     fn emit(&self, message: ClientMessage) {
         for l in &self.listeners {
-            crate::socket::deliver(l, message.clone());
+            if l.try_send(message.clone()).is_err() {
+                let n = self.missed.get() + 1;
+                self.missed.set(n);
+                let now = std::time::Instant::now();
+                if self
+                    .missed_warned
+                    .get()
+                    .is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_secs(10))
+                {
+                    self.missed_warned.set(Some(now));
+                    tracing::warn!(missed = n, "client message dropped: listener mailbox full");
+                }
+            }
         }
     }
 

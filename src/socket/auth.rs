@@ -113,6 +113,13 @@ impl Auth {
         self.kind
     }
 
+    /// Whether a client must send SERVINFO before anything else (a
+    /// password or a custom check); an anonymous server activates a client
+    /// on its first packet of any type, as VSOA does.
+    pub(crate) fn requires_hello(&self) -> bool {
+        self.kind != "anonymous"
+    }
+
     pub(crate) fn judge(&self, hello: &Hello<'_>) -> Verdict {
         self.inner.authenticate(hello)
     }
@@ -152,17 +159,28 @@ const MAX_TRACKED: usize = 4096;
 
 #[derive(Debug, Default)]
 pub(crate) struct Failures {
-    by_ip: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    /// Failures, the last one, and when the next judgment may happen.
+    by_ip: Mutex<HashMap<IpAddr, (u32, Instant, Instant)>>,
 }
 
 impl Failures {
-    /// How long an attempt from `ip` must wait before it is judged.
-    pub(crate) fn delay(&self, ip: IpAddr, policy: &Throttle) -> Duration {
-        let map = self.by_ip.lock();
-        match map.get(&ip) {
-            Some(&(n, last)) if last.elapsed() < policy.window && n >= policy.free_attempts => {
-                let exp = (n - policy.free_attempts).min(20);
-                policy.base.saturating_mul(1 << exp).min(policy.max)
+    /// How long to wait before judging a handshake from `ip`: zero while
+    /// it has free attempts left; after that, judgments from one IP are
+    /// serialized, each at least the throttle delay after the previous
+    /// one, so parallel connections do not multiply the guesses.
+    pub(crate) fn reserve(&self, ip: IpAddr, policy: &Throttle) -> Duration {
+        let mut map = self.by_ip.lock();
+        let now = Instant::now();
+        match map.get_mut(&ip) {
+            Some(entry)
+                if now.duration_since(entry.1) < policy.window
+                    && entry.0 >= policy.free_attempts =>
+            {
+                let exp = (entry.0 - policy.free_attempts).min(20);
+                let step = policy.base.saturating_mul(1 << exp).min(policy.max);
+                let at = entry.2.max(now) + step;
+                entry.2 = at;
+                at - now
             }
             _ => Duration::ZERO,
         }
@@ -172,15 +190,15 @@ impl Failures {
         let mut map = self.by_ip.lock();
         let now = Instant::now();
         if map.len() >= MAX_TRACKED && !map.contains_key(&ip) {
-            map.retain(|_, (_, last)| now.duration_since(*last) < policy.window);
+            map.retain(|_, (_, last, _)| now.duration_since(*last) < policy.window);
             if map.len() >= MAX_TRACKED {
                 // Still full of live entries: forget the oldest.
-                if let Some(oldest) = map.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| *k) {
+                if let Some(oldest) = map.iter().min_by_key(|(_, (_, t, _))| *t).map(|(k, _)| *k) {
                     map.remove(&oldest);
                 }
             }
         }
-        let entry = map.entry(ip).or_insert((0, now));
+        let entry = map.entry(ip).or_insert((0, now, now));
         if now.duration_since(entry.1) >= policy.window {
             entry.0 = 0;
         }
@@ -231,17 +249,38 @@ mod tests {
         let f = Failures::default();
         let ip = IpAddr::from([127, 0, 0, 1]);
         for _ in 0..policy.free_attempts {
-            assert_eq!(f.delay(ip, &policy), Duration::ZERO);
+            assert_eq!(f.reserve(ip, &policy), Duration::ZERO);
             f.failed(ip, &policy);
         }
-        assert_eq!(f.delay(ip, &policy), policy.base);
+        assert_eq!(f.reserve(ip, &policy), policy.base);
         f.failed(ip, &policy);
-        assert_eq!(f.delay(ip, &policy), policy.base * 2);
         for _ in 0..40 {
             f.failed(ip, &policy);
         }
-        assert_eq!(f.delay(ip, &policy), policy.max);
+        let wait = f.reserve(ip, &policy);
+        assert!(
+            wait > policy.max && wait <= policy.base + policy.max,
+            "{wait:?}"
+        );
         f.succeeded(ip);
-        assert_eq!(f.delay(ip, &policy), Duration::ZERO);
+        assert_eq!(f.reserve(ip, &policy), Duration::ZERO);
+    }
+
+    #[test]
+    fn parallel_attempts_from_one_ip_are_judged_one_after_another() {
+        let policy = Throttle::default();
+        let f = Failures::default();
+        let ip = IpAddr::from([127, 0, 0, 1]);
+        for _ in 0..policy.free_attempts {
+            f.failed(ip, &policy);
+        }
+        let waits: Vec<Duration> = (0..4).map(|_| f.reserve(ip, &policy)).collect();
+        for (i, wait) in waits.iter().enumerate() {
+            let slot = policy.base * (i as u32 + 1);
+            // Taken within a moment of each other: each waits one more step.
+            assert!(*wait <= slot && *wait + policy.base / 2 > slot, "{waits:?}");
+        }
+        let other = IpAddr::from([127, 0, 0, 2]);
+        assert_eq!(f.reserve(other, &policy), Duration::ZERO);
     }
 }

@@ -4,31 +4,99 @@
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use actix::WeakAddr;
 use actix::prelude::*;
+use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::auth::Failures;
 use super::io::{Transport, tune};
 use super::session::{Session, SessionRef, SessionState};
+use super::stats::{ServerCounters, ServerStats};
 use super::{ClientEvent, Server, ServerError, SessionInfo};
 
-/// A session in the registry. The address is weak: the registry does not
-/// keep a sender (and its allocation) alive per peer.
-type Registered = (Arc<SessionState>, WeakAddr<Session>);
+/// The live sessions of one listener (those still in their handshake
+/// too), shared with the Broker, which rebuilds its index from them when
+/// it restarts.
+#[derive(Debug, Default)]
+pub(crate) struct SessionTable {
+    sessions: Mutex<HashMap<u32, Arc<SessionState>>>,
+}
+
+impl SessionTable {
+    /// Adds the session `make` builds for a new random client id, unique
+    /// in this table (ids are not guessable: the quick channel and the
+    /// broker never trust one alone).
+    pub(crate) fn add(&self, make: impl FnOnce(u32) -> Arc<SessionState>) -> Arc<SessionState> {
+        let mut sessions = self.sessions.lock();
+        let mut id = random_id();
+        // At most `max_connections` ids are taken out of 2^32 - 1: a free
+        // one is found in a few tries; the scan is a bounded fallback.
+        for _ in 0..64 {
+            if id != 0 && !sessions.contains_key(&id) {
+                break;
+            }
+            id = random_id();
+        }
+        while id == 0 || sessions.contains_key(&id) {
+            id = id.wrapping_add(1);
+        }
+        let state = make(id);
+        sessions.insert(id, state.clone());
+        state
+    }
+
+    pub(crate) fn remove(&self, id: u32) {
+        self.sessions.lock().remove(&id);
+    }
+
+    /// Handles on the sessions that completed their handshake, by id.
+    pub(crate) fn sessions(&self) -> Vec<SessionRef> {
+        let mut list: Vec<SessionRef> = self
+            .sessions
+            .lock()
+            .values()
+            .filter(|s| s.ready.load(Ordering::Acquire))
+            .map(|s| SessionRef::new(s.clone()))
+            .collect();
+        list.sort_by_key(SessionRef::id);
+        list
+    }
+
+    /// The session with client id `id`, if it completed its handshake.
+    pub(crate) fn session(&self, id: u32) -> Option<SessionRef> {
+        let sessions = self.sessions.lock();
+        let state = sessions.get(&id)?;
+        state
+            .ready
+            .load(Ordering::Acquire)
+            .then(|| SessionRef::new(state.clone()))
+    }
+}
+
+/// A random client id from the operating system's generator.
+fn random_id() -> u32 {
+    let mut bytes = [0u8; 4];
+    match getrandom::getrandom(&mut bytes) {
+        Ok(()) => u32::from_ne_bytes(bytes),
+        // No OS randomness (never seen on Linux): still unique, less secret.
+        Err(_) => fastrand::u32(1..),
+    }
+}
 
 /// State shared by a listener and its sessions (all on one arbiter).
 pub(crate) struct Shared {
     pub(crate) server: Server,
     pub(crate) failures: Failures,
-    sessions: RefCell<HashMap<u32, Registered>>,
-    next_id: Cell<u32>,
+    pub(crate) table: Arc<SessionTable>,
+    /// Handshakes under way, per IP address.
+    handshakes: RefCell<HashMap<IpAddr, usize>>,
     /// Set when the listener stops: sessions still in their handshake
     /// close instead of joining.
     pub(crate) stopped: Cell<bool>,
@@ -37,50 +105,55 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// A client id not in use (ids start at 1 and wrap).
-    pub(crate) fn next_id(&self) -> u32 {
-        let sessions = self.sessions.borrow();
-        loop {
-            let id = self.next_id.get();
-            self.next_id.set(id.wrapping_add(1).max(1));
-            if !sessions.contains_key(&id) {
-                return id;
+    /// Handles on the live sessions.
+    pub(crate) fn sessions(&self) -> Vec<SessionRef> {
+        self.table.sessions()
+    }
+
+    /// Delivers an event to every subscriber, never blocking the session:
+    /// a recipient that cannot take it now misses it (counted).
+    pub(crate) fn emit(&self, event: ClientEvent) {
+        for recipient in &self.server.events {
+            if recipient.tell(event.clone()).is_err() {
+                let stats = &self.server.stats;
+                stats.dropped(
+                    &stats.events_dropped,
+                    "client event dropped: recipient full or down",
+                );
             }
         }
     }
 
-    pub(crate) fn register(&self, state: Arc<SessionState>, addr: WeakAddr<Session>) {
-        self.sessions.borrow_mut().insert(state.id, (state, addr));
+    /// A place in the per-IP handshake limit, or `None` if `ip` has
+    /// `handshakes_per_ip` handshakes under way already.
+    pub(crate) fn begin_handshake(self: &Rc<Self>, ip: IpAddr) -> Option<HandshakeSlot> {
+        let mut handshakes = self.handshakes.borrow_mut();
+        let n = handshakes.entry(ip).or_insert(0);
+        if *n >= self.server.options.handshakes_per_ip.max(1) {
+            return None;
+        }
+        *n += 1;
+        Some(HandshakeSlot {
+            shared: self.clone(),
+            ip,
+        })
     }
+}
 
-    /// Handles on the live sessions.
-    pub(crate) fn sessions(&self) -> Vec<SessionRef> {
-        let mut list: Vec<SessionRef> = self
-            .sessions
-            .borrow()
-            .values()
-            .filter_map(|(state, addr)| Some(SessionRef::new(state.clone(), addr.upgrade()?)))
-            .collect();
-        list.sort_by_key(SessionRef::id);
-        list
-    }
+/// One handshake under way; freed when dropped.
+pub(crate) struct HandshakeSlot {
+    shared: Rc<Shared>,
+    ip: IpAddr,
+}
 
-    /// The live session with client id `id`.
-    pub(crate) fn session(&self, id: u32) -> Option<SessionRef> {
-        let sessions = self.sessions.borrow();
-        let (state, addr) = sessions.get(&id)?;
-        Some(SessionRef::new(state.clone(), addr.upgrade()?))
-    }
-
-    /// Removes `id`; `true` if it was registered (handshake completed).
-    pub(crate) fn deregister(&self, id: u32) -> bool {
-        self.sessions.borrow_mut().remove(&id).is_some()
-    }
-
-    /// Delivers an event to every subscriber, never blocking the session.
-    pub(crate) fn emit(&self, event: ClientEvent) {
-        for recipient in &self.server.events {
-            super::deliver(recipient, event.clone());
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        let mut handshakes = self.shared.handshakes.borrow_mut();
+        if let Some(n) = handshakes.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                handshakes.remove(&self.ip);
+            }
         }
     }
 }
@@ -110,6 +183,16 @@ impl Listener {
     /// The quick UDP channel is bound to the same port (unless TLS is on or
     /// [`Server::quick`] is off); with port 0 both get the same free port.
     pub fn bind(server: Server, addr: &str) -> Result<Self, ServerError> {
+        Self::bind_with(server, addr, Arc::default())
+    }
+
+    /// [`Listener::bind`] serving the sessions of `table`: a restarted
+    /// listener keeps the sessions its crashed instance left running.
+    pub(crate) fn bind_with(
+        server: Server,
+        addr: &str,
+        table: Arc<SessionTable>,
+    ) -> Result<Self, ServerError> {
         let bind_err = |source: io::Error| ServerError::Bind {
             addr: addr.to_owned(),
             source,
@@ -129,10 +212,10 @@ impl Listener {
         for _ in 0..attempts {
             let (std, local) = bind_tcp(sockaddr).map_err(bind_err)?;
             if !want_udp {
-                return Ok(Self::new(server, std, None, local));
+                return Ok(Self::new(server, std, None, local, table));
             }
             match bind_udp(local) {
-                Ok(udp) => return Ok(Self::new(server, std, Some(udp), local)),
+                Ok(udp) => return Ok(Self::new(server, std, Some(udp), local, table)),
                 Err(e) => last = Some(e),
             }
         }
@@ -146,6 +229,7 @@ impl Listener {
         std: std::net::TcpListener,
         udp: Option<std::net::UdpSocket>,
         local: SocketAddr,
+        table: Arc<SessionTable>,
     ) -> Self {
         Self {
             std: Some(std),
@@ -154,8 +238,8 @@ impl Listener {
             shared: Rc::new(Shared {
                 server,
                 failures: Failures::default(),
-                sessions: RefCell::new(HashMap::new()),
-                next_id: Cell::new(1),
+                table,
+                handshakes: RefCell::new(HashMap::new()),
                 stopped: Cell::new(false),
                 quick: OnceCell::new(),
             }),
@@ -268,20 +352,26 @@ async fn quick_loop(socket: Arc<tokio::net::UdpSocket>, shared: Rc<Shared>) {
         if frame.kind != crate::frame::Kind::Datagram || frame.is_reply() {
             continue;
         }
-        let Some(session) = shared.session(frame.seqno) else {
-            tracing::debug!(%from, id = frame.seqno, "quick packet for an unknown client dropped");
+        let stats = &shared.server.stats;
+        // Only from the exact address the client announced: its IP and
+        // the UDP port in its SERVINFO.
+        let Some(session) = shared
+            .table
+            .session(frame.seqno)
+            .filter(|s| s.quick_addr() == Some(from))
+        else {
+            tracing::debug!(%from, id = frame.seqno, "quick packet from an unknown client or address dropped");
+            stats.dropped(
+                &stats.quick_rejected,
+                "quick packets rejected: unknown client or address",
+            );
             continue;
         };
-        if session.peer().ip() != from.ip() {
-            tracing::debug!(%from, id = frame.seqno, "quick packet from another address dropped");
-            continue;
-        }
-        if let Some(commands) = &shared.server.commands {
-            commands.datagram(session, frame, true);
-        } else if let Some(commander) = &shared.server.commander {
-            let mut msg = super::Inbound::new(session, frame);
-            msg.quick = true;
-            super::deliver(commander, msg);
+        if !session.deliver_quick(frame) {
+            stats.dropped(
+                &stats.datagrams_dropped,
+                "client datagrams dropped: session inbox full",
+            );
         }
     }
 }
@@ -330,10 +420,18 @@ fn open(
     peer: SocketAddr,
     permit: OwnedSemaphorePermit,
 ) {
+    let Some(slot) = shared.begin_handshake(peer.ip()) else {
+        let stats = &shared.server.stats;
+        stats.dropped(
+            &stats.handshakes_refused,
+            "connections refused: too many handshakes from one address",
+        );
+        return;
+    };
     let options = &shared.server.options;
     tune(&stream, options.nodelay, options.tcp_keepalive);
     match &shared.server.tls {
-        None => Session::spawn(shared.clone(), Transport::Plain(stream), peer, permit),
+        None => Session::spawn(shared.clone(), Transport::Plain(stream), peer, permit, slot),
         Some(tls) => {
             let acceptor = tls.acceptor.clone();
             let shared = shared.clone();
@@ -341,7 +439,8 @@ fn open(
             actix::spawn(async move {
                 match tokio::time::timeout(limit, acceptor.accept(stream)).await {
                     Ok(Ok(tls)) => {
-                        Session::spawn(shared, Transport::TlsServer(Box::new(tls)), peer, permit);
+                        let tls = Transport::TlsServer(Box::new(tls));
+                        Session::spawn(shared, tls, peer, permit, slot);
                     }
                     Ok(Err(e)) => tracing::warn!(%peer, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::warn!(%peer, "TLS handshake timed out"),
@@ -380,11 +479,17 @@ impl Handler<ListSessions> for Listener {
 pub struct ServerHandle {
     addr: Addr<Listener>,
     local: SocketAddr,
+    stats: Arc<ServerStats>,
 }
 
 impl ServerHandle {
-    pub(crate) fn new(addr: Addr<Listener>, local: SocketAddr) -> Self {
-        Self { addr, local }
+    pub(crate) fn new(addr: Addr<Listener>, local: SocketAddr, stats: Arc<ServerStats>) -> Self {
+        Self { addr, local, stats }
+    }
+
+    /// What the server refused or dropped to stay within its bounds.
+    pub fn stats(&self) -> ServerCounters {
+        self.stats.snapshot()
     }
 
     /// The bound address (the real port when bound to port 0).

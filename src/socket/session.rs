@@ -1,27 +1,40 @@
-//! One peer: handshake, keepalive, priority, bounded output, and handing
-//! application packets to the service.
+//! One peer: handshake, keepalive, priority, bounded output, bounded work
+//! in flight, and handing application packets to the service.
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::task::Poll;
 
 use actix::prelude::*;
 use bytes::Bytes;
+use futures::future::LocalBoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use parking_lot::Mutex;
 use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Sleep;
 
 use super::auth::{Hello, Verdict};
 use super::io::{Transport, set_priority_tos};
-use super::listener::Shared;
+use super::listener::{HandshakeSlot, SessionTable, Shared};
+use super::outbox::{Outbox, Queued};
+use super::stats::ServerStats;
 use super::{ClientEvent, Inbound, SessionInfo, SlowPeer};
 use crate::codec::{FrameCodec, FrameStream};
 use crate::frame::{Flags, Frame, Kind, Status};
+use crate::supervisor::{ChildRecipient, SendError as ChildSendError};
 
-/// What every holder of a [`SessionRef`] can read about the session.
+/// What every holder of a [`SessionRef`] can read about the session, and
+/// its output queue.
 #[derive(Debug)]
 pub(crate) struct SessionState {
     pub(crate) id: u32,
+    /// Unique in the process, across listeners and restarts.
+    pub(crate) key: u64,
     pub(crate) peer: SocketAddr,
     /// The server address the peer connected to (streams bind there).
     pub(crate) local_ip: IpAddr,
@@ -30,84 +43,129 @@ pub(crate) struct SessionState {
     pub(crate) quick: Option<Arc<tokio::net::UdpSocket>>,
     pub(crate) priority: AtomicU8,
     pub(crate) authed: AtomicBool,
+    /// Handshake completed.
+    pub(crate) ready: AtomicBool,
+    /// The session actor is running.
+    pub(crate) alive: AtomicBool,
     /// 0 = none.
     pub(crate) quick_port: AtomicU32,
     pub(crate) dropped: AtomicU64,
-    pub(crate) subscriptions: Mutex<Vec<String>>,
+    pub(crate) subscriptions: Mutex<BTreeSet<String>>,
+    pub(crate) out: Mutex<Outbox>,
+    /// Signalled when the writer made room, for [`SessionRef::send_wait`].
+    space: tokio::sync::Notify,
+    /// Callers waiting for room.
+    waiters: AtomicUsize,
+    send_buffer: usize,
+    send_timeout: std::time::Duration,
+    slow_peer: SlowPeer,
+    /// The listener's table this session is in (the Broker rebuilds its
+    /// index from the live sessions of the tables it has seen).
+    pub(crate) table: Weak<SessionTable>,
+    pub(crate) stats: Arc<ServerStats>,
 }
+
+/// Process-wide session identities.
+static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
 
 impl SessionState {
     pub(crate) fn info(&self) -> SessionInfo {
         let quick = self.quick_port.load(Ordering::Relaxed);
         SessionInfo {
             id: self.id,
+            key: self.key,
             peer: self.peer,
             priority: self.priority.load(Ordering::Relaxed),
             authed: self.authed.load(Ordering::Relaxed),
             quick_port: u16::try_from(quick).ok().filter(|p| *p != 0),
-            subscriptions: self.subscriptions.lock().clone(),
+            subscriptions: self.subscriptions.lock().iter().cloned().collect(),
             dropped: self.dropped.load(Ordering::Relaxed),
             tls: self.tls,
         }
     }
+
+    /// Offers `frame` to the output queue under the slow-peer policy.
+    fn enqueue(&self, frame: &Frame, internal: bool) -> Queued {
+        let queued = self
+            .out
+            .lock()
+            .push(frame, internal, self.send_buffer, self.slow_peer);
+        self.count(queued)
+    }
+
+    fn count(&self, queued: Queued) -> Queued {
+        if queued == Queued::Dropped {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        queued
+    }
 }
 
 /// A handle on a session: read its state, send it packets, close it.
-/// Cheap to clone (one reference count) and `Send`.
+/// Cheap to clone (one reference count), `Send` and `Sync`.
+///
+/// Sending never goes through a mailbox: the packet is encoded into the
+/// session's bounded output queue and the session's writer is woken. The
+/// bound is [`ServerOptions::send_buffer`](super::ServerOptions) and the
+/// [`SlowPeer`] policy says what happens past it.
 #[derive(Debug, Clone)]
 pub struct SessionRef {
-    inner: Arc<RefInner>,
-}
-
-/// What a [`SessionRef`] shares: cloning an actix `Addr` allocates, so
-/// handles share one.
-#[derive(Debug)]
-struct RefInner {
     state: Arc<SessionState>,
-    addr: Addr<Session>,
 }
 
 impl SessionRef {
-    pub(crate) fn new(state: Arc<SessionState>, addr: Addr<Session>) -> Self {
-        Self {
-            inner: Arc::new(RefInner { state, addr }),
-        }
+    pub(crate) fn new(state: Arc<SessionState>) -> Self {
+        Self { state }
     }
 
-    /// Client id.
+    pub(crate) fn state(&self) -> &Arc<SessionState> {
+        &self.state
+    }
+
+    /// Client id (random, unique among the listener's live sessions; sent
+    /// in SERVINFO).
     pub fn id(&self) -> u32 {
-        self.inner.state.id
+        self.state.id
+    }
+    /// The session's identity: unique in the process, across listeners and
+    /// listener restarts (client ids are unique per listener only).
+    pub fn key(&self) -> u64 {
+        self.state.key
     }
     /// Peer address.
     pub fn peer(&self) -> SocketAddr {
-        self.inner.state.peer
+        self.state.peer
     }
     /// Priority 0–7.
     pub fn priority(&self) -> u8 {
-        self.inner.state.priority.load(Ordering::Relaxed)
+        self.state.priority.load(Ordering::Relaxed)
     }
     /// VSOA's `authed` flag.
     pub fn authed(&self) -> bool {
-        self.inner.state.authed.load(Ordering::Relaxed)
+        self.state.authed.load(Ordering::Relaxed)
     }
     /// A snapshot of the session.
     pub fn info(&self) -> SessionInfo {
-        self.inner.state.info()
+        self.state.info()
     }
-    /// Whether the session actor is still running.
+    /// The URLs the client is subscribed to, sorted.
+    pub fn subscriptions(&self) -> Vec<String> {
+        self.state.subscriptions.lock().iter().cloned().collect()
+    }
+    /// Whether the session is still running.
     pub fn connected(&self) -> bool {
-        self.inner.addr.connected()
+        self.state.alive.load(Ordering::Acquire)
     }
     /// The server address the peer connected to.
     pub fn local_ip(&self) -> IpAddr {
-        self.inner.state.local_ip
+        self.state.local_ip
     }
     /// Where quick-channel packets for this peer go: its address with the
     /// UDP port it announced; `None` if it announced none or under TLS.
     pub fn quick_addr(&self) -> Option<SocketAddr> {
-        self.inner.state.quick.as_ref()?;
-        let port = u16::try_from(self.inner.state.quick_port.load(Ordering::Relaxed)).ok()?;
-        (port != 0).then(|| SocketAddr::new(self.inner.state.peer.ip(), port))
+        self.state.quick.as_ref()?;
+        let port = u16::try_from(self.state.quick_port.load(Ordering::Relaxed)).ok()?;
+        (port != 0).then(|| SocketAddr::new(self.state.peer.ip(), port))
     }
 
     /// Sends `frame` over the quick UDP channel, without waiting. `false`
@@ -123,87 +181,147 @@ impl SessionRef {
 
     /// Sends an encoded packet over the quick channel.
     pub(crate) fn send_quick_encoded(&self, packet: &[u8]) -> bool {
-        match (&self.inner.state.quick, self.quick_addr()) {
+        match (&self.state.quick, self.quick_addr()) {
             (Some(socket), Some(to)) => socket.try_send_to(packet, to).is_ok(),
             _ => false,
         }
     }
 
-    /// Queues `frame` regardless of the mailbox capacity: the session's
-    /// output limit and [`SlowPeer`] policy bound what a slow peer costs.
-    /// For replies and publishes, which must not be lost to a momentarily
-    /// full mailbox.
-    #[allow(clippy::disallowed_methods)] // bounded by the output limit, see above
-    pub fn push(&self, frame: Frame) {
-        self.inner.addr.do_send(Outbound(frame));
+    /// Queues `frame` for the peer, from any thread, without waiting.
+    /// `false` if it was not queued: the session is not connected (or has
+    /// not completed its handshake), the packet is over the packet limit,
+    /// or the output queue is full, in which case the [`SlowPeer`] policy
+    /// applies (the session closes, or the packet is dropped and counted
+    /// in [`SessionInfo::dropped`]).
+    pub fn push(&self, frame: Frame) -> bool {
+        self.state.enqueue(&frame, false).ok()
     }
 
     /// Queues an already encoded packet (a publish encoded once for all
     /// its subscribers), like [`SessionRef::push`].
-    #[allow(clippy::disallowed_methods)] // bounded by the output limit
-    pub(crate) fn push_encoded(&self, packet: Bytes) {
-        self.inner.addr.do_send(Encoded(packet));
+    pub(crate) fn push_encoded(&self, packet: &[u8]) -> bool {
+        let state = &self.state;
+        let queued = state
+            .out
+            .lock()
+            .push_encoded(packet, state.send_buffer, state.slow_peer);
+        state.count(queued).ok()
     }
 
-    /// Queues `frame` for the peer without waiting.
+    /// Queues `frame` for the peer without waiting, and without applying
+    /// the slow-peer policy: a full queue hands the frame back.
     ///
     /// # Errors
-    /// The session's mailbox is full (the frame comes back) or closed.
+    /// The output queue is full ([`SendError::Full`]) or the session is
+    /// not open ([`SendError::Closed`]); the frame comes back.
     pub fn send(&self, frame: Frame) -> Result<(), SendError<Frame>> {
-        self.inner
-            .addr
-            .try_send(Outbound(frame))
-            .map_err(|e| match e {
-                SendError::Full(Outbound(f)) => SendError::Full(f),
-                SendError::Closed(Outbound(f)) => SendError::Closed(f),
-            })
+        let state = &self.state;
+        let queued = state
+            .out
+            .lock()
+            .push(&frame, false, state.send_buffer, SlowPeer::DropNewest);
+        match queued {
+            Queued::Yes => Ok(()),
+            Queued::Dropped => Err(SendError::Full(frame)),
+            Queued::Refused | Queued::Closing => Err(SendError::Closed(frame)),
+        }
     }
 
-    /// Queues `frame`, waiting for mailbox room; `Ok(false)` if the session
-    /// refused it (too large, or dropped under [`SlowPeer`]).
+    /// Queues `frame`, waiting while the output queue is full (for the
+    /// writer to make room, at most the session's `send_timeout`; then the
+    /// [`SlowPeer`] policy applies). `Ok(false)` if the session refused it
+    /// (too large, or dropped under [`SlowPeer::DropNewest`]).
     ///
     /// # Errors
     /// The session is gone.
     pub async fn send_wait(&self, frame: Frame) -> Result<bool, MailboxError> {
-        self.inner.addr.send(Outbound(frame)).await
+        let state = &self.state;
+        let deadline = tokio::time::Instant::now() + state.send_timeout;
+        state.waiters.fetch_add(1, Ordering::AcqRel);
+        let _waiting = Waiting(&state.waiters);
+        loop {
+            let notified = state.space.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let queued =
+                state
+                    .out
+                    .lock()
+                    .push(&frame, false, state.send_buffer, SlowPeer::DropNewest);
+            match queued {
+                Queued::Yes => return Ok(true),
+                Queued::Dropped => {}
+                Queued::Refused | Queued::Closing if !self.connected() => {
+                    return Err(MailboxError::Closed);
+                }
+                Queued::Refused | Queued::Closing => return Ok(false),
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Ok(self.push(frame));
+            }
+        }
     }
 
     /// Sets `authed` (who receives publishes).
     pub fn set_authed(&self, authed: bool) {
-        self.inner.state.authed.store(authed, Ordering::Relaxed);
+        self.state.authed.store(authed, Ordering::Relaxed);
     }
 
     /// Sets the priority (0–7, clamped): IP_TOS on the socket, and a
     /// QOSSETUP packet tells the client to do the same.
     ///
     /// # Errors
-    /// The session is gone or its mailbox is full.
+    /// The session is gone.
     pub fn set_priority(&self, priority: u8) -> Result<(), SendError<()>> {
-        self.inner
-            .addr
-            .try_send(SetPriority(priority.min(7)))
-            .map_err(|e| match e {
-                SendError::Full(_) => SendError::Full(()),
-                SendError::Closed(_) => SendError::Closed(()),
-            })
+        if !self.connected() {
+            return Err(SendError::Closed(()));
+        }
+        let priority = priority.min(7);
+        self.state.priority.store(priority, Ordering::Relaxed);
+        // QOSSETUP is queued now, in order with what is sent next; the
+        // session applies IP_TOS when it next runs.
+        let qos = Frame::new(Kind::QosSetup)
+            .flags(Flags::REPLY)
+            .status(Status(priority));
+        let state = &self.state;
+        let mut out = state.out.lock();
+        let queued = out.push(&qos, false, state.send_buffer, state.slow_peer);
+        out.priority = Some(priority);
+        out.wake();
+        drop(out);
+        state.count(queued);
+        Ok(())
     }
 
     /// Closes the connection after what is queued has been written.
     pub fn close(&self) {
-        let _ = self.inner.addr.try_send(Close);
+        let mut out = self.state.out.lock();
+        out.close = true;
+        out.open = false;
+        out.wake();
+    }
+
+    /// Hands a quick-channel datagram to the session's handlers; `false`
+    /// if its inbox is full (the datagram is dropped).
+    pub(crate) fn deliver_quick(&self, frame: Frame) -> bool {
+        self.state.out.lock().deliver(frame)
+    }
+}
+
+/// Counts a waiting caller while it waits.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 /// Write a packet to the peer. Answers `false` when the packet was refused
-/// (larger than the packet limit, or dropped by [`SlowPeer::DropNewest`]).
+/// (see [`SessionRef::push`]).
 #[derive(Debug, Message)]
 #[rtype(result = "bool")]
 pub struct Outbound(pub Frame);
-
-/// An encoded packet to write (see [`SessionRef::push_encoded`]).
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub(crate) struct Encoded(pub(crate) Bytes);
 
 /// Close the connection once the output is flushed.
 #[derive(Debug, Message)]
@@ -215,68 +333,66 @@ pub struct Close;
 #[rtype(result = "()")]
 pub struct SetAuthed(pub bool);
 
-/// Set the priority (see [`SessionRef::set_priority`]).
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub(crate) struct SetPriority(pub(crate) u8);
+/// A handler's work in flight: its reply, if it has one.
+type Task = LocalBoxFuture<'static, Option<Frame>>;
 
 /// The actor serving one connected peer.
 ///
 /// Everything a connection needs lives inline in this struct (transport,
-/// read state, output queue), driven by one pump future inside the
-/// actor's context: an idle session is one tokio task, one mailbox and the
-/// socket, with no read buffer and no write buffer allocated.
+/// read state, the output being written, the handlers in flight), driven
+/// by one pump future inside the actor's context, with no timer or task of
+/// its own: the handshake deadline, the throttle delay and the slow-peer
+/// watchdog are timers the pump polls. Nothing it waits for (a full
+/// dispatcher mailbox) stops it from writing or from watching its timers.
 pub struct Session {
     state: Arc<SessionState>,
     shared: Rc<Shared>,
     /// The transport, read through the frame decoder.
     conn: FrameStream<Transport>,
-    /// Encoded output not yet accepted by the socket.
-    out: bytes::BytesMut,
+    /// Output taken from the queue and not yet accepted by the socket.
+    writing: bytes::BytesMut,
     /// Bytes the socket has accepted so far.
     written: u64,
-    /// `written` when the pending stall check was scheduled, or
-    /// [`NO_MARK`] when none is.
-    stall_mark: u64,
-    /// The pump's waker, to flush output queued outside of it.
-    waker: Option<std::task::Waker>,
-    /// The handle given to handlers, made on first use and shared.
-    me: Option<SessionRef>,
-    pumping: bool,
+    /// The slow-peer watchdog: fires `send_timeout` after `written` was
+    /// the mark, while output is pending.
+    watchdog: Option<(Pin<Box<Sleep>>, u64)>,
+    /// The handshake deadline, until the handshake completes.
+    deadline: Option<Pin<Box<Sleep>>>,
+    /// A throttled SERVINFO and when it is judged.
+    judging: Option<(Pin<Box<Sleep>>, Frame)>,
+    /// Handlers in flight (bounded by `max_inflight`); dropped, and so
+    /// cancelled, with the session.
+    tasks: Option<FuturesUnordered<Task>>,
+    /// A packet waiting for room in a full dispatcher: input is not read
+    /// meanwhile (back-pressure), output and timers go on.
+    blocked: Option<LocalBoxFuture<'static, ()>>,
+    /// This peer's place in the per-IP handshake limit.
+    handshake: Option<HandshakeSlot>,
     phase: Phase,
     reason: Option<Box<str>>,
     _permit: OwnedSemaphorePermit,
 }
 
-/// `stall_mark` when no stall check is pending.
-const NO_MARK: u64 = u64::MAX;
-
-/// Frames handled per wake-up before the session yields to its mailbox.
+/// Frames handled per wake-up before the session yields.
 const READ_BUDGET: usize = 64;
 
-/// Drives a session's socket: reads and handles frames, writes queued output.
+/// How long a SUBSCRIBE waits for a restarting dispatcher.
+const RESTART_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Drives a session's socket: reads and handles frames, runs handlers,
+/// writes queued output, watches the timers.
 struct Pump;
 
 impl ActorFuture<Session> for Pump {
     type Output = ();
 
     fn poll(
-        self: std::pin::Pin<&mut Self>,
+        self: Pin<&mut Self>,
         act: &mut Session,
         ctx: &mut Context<Session>,
         task: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        if !act
-            .waker
-            .as_ref()
-            .is_some_and(|w| w.will_wake(task.waker()))
-        {
-            act.waker = Some(task.waker().clone());
-        }
-        act.pumping = true;
-        let poll = act.pump(ctx, task);
-        act.pumping = false;
-        poll
+    ) -> Poll<()> {
+        act.pump(ctx, task)
     }
 }
 
@@ -284,7 +400,7 @@ impl ActorFuture<Session> for Pump {
 enum Phase {
     /// Waiting for SERVINFO.
     Hello,
-    /// A throttled SERVINFO is waiting to be judged.
+    /// A throttled SERVINFO is waiting to be judged; input waits.
     Judging,
     Ready,
     /// Flushing, then closing; input is ignored.
@@ -297,6 +413,7 @@ impl Session {
         stream: Transport,
         peer: SocketAddr,
         permit: OwnedSemaphorePermit,
+        handshake: HandshakeSlot,
     ) {
         let tls = !matches!(stream, Transport::Plain(_));
         let local_ip = stream
@@ -308,32 +425,46 @@ impl Session {
         } else {
             shared.quick.get().cloned()
         };
-        let id = shared.next_id();
-        Session::create(move |ctx| {
-            ctx.set_mailbox_capacity(shared.server.options.session_mailbox);
-            ctx.spawn(Pump);
-            let state = Arc::new(SessionState {
+        let options = &shared.server.options;
+        let state = shared.table.add(|id| {
+            Arc::new(SessionState {
                 id,
+                key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
                 peer,
                 local_ip,
                 tls,
                 quick,
                 priority: AtomicU8::new(0),
                 authed: AtomicBool::new(false),
+                ready: AtomicBool::new(false),
+                alive: AtomicBool::new(true),
                 quick_port: AtomicU32::new(0),
                 dropped: AtomicU64::new(0),
-                subscriptions: Mutex::new(Vec::new()),
-            });
+                subscriptions: Mutex::new(BTreeSet::new()),
+                out: Mutex::new(Outbox::default()),
+                space: tokio::sync::Notify::new(),
+                waiters: AtomicUsize::new(0),
+                send_buffer: options.send_buffer,
+                send_timeout: options.send_timeout,
+                slow_peer: options.slow_peer,
+                table: Arc::downgrade(&shared.table),
+                stats: shared.server.stats.clone(),
+            })
+        });
+        Session::create(move |ctx| {
+            ctx.spawn(Pump);
             Session {
                 state,
                 shared,
                 conn: FrameStream::new(stream, FrameCodec::tcp()),
-                out: bytes::BytesMut::new(),
+                writing: bytes::BytesMut::new(),
                 written: 0,
-                stall_mark: NO_MARK,
-                waker: None,
-                me: None,
-                pumping: false,
+                watchdog: None,
+                deadline: None,
+                judging: None,
+                tasks: None,
+                blocked: None,
+                handshake: Some(handshake),
                 phase: Phase::Hello,
                 reason: None,
                 _permit: permit,
@@ -341,10 +472,8 @@ impl Session {
         });
     }
 
-    fn session_ref(&mut self, ctx: &Context<Self>) -> SessionRef {
-        self.me
-            .get_or_insert_with(|| SessionRef::new(self.state.clone(), ctx.address()))
-            .clone()
+    fn session_ref(&self) -> SessionRef {
+        SessionRef::new(self.state.clone())
     }
 
     /// Ends the session at once (output not flushed).
@@ -360,34 +489,134 @@ impl Session {
         tracing::debug!(id = self.state.id, peer = %self.state.peer, %reason, "closing connection");
         self.reason.get_or_insert(reason.into());
         self.phase = Phase::Closing;
-        self.wake_pump();
+        // Handlers in flight are cancelled: their replies could not go out.
+        self.tasks = None;
+        self.blocked = None;
+        self.state.out.lock().open = false;
     }
 
-    fn wake_pump(&self) {
-        if !self.pumping
-            && let Some(w) = &self.waker
-        {
-            w.wake_by_ref();
+    /// Queues the session's own packet (replies), under the bound.
+    fn write(&mut self, frame: &Frame) -> bool {
+        self.phase != Phase::Closing && self.state.enqueue(frame, true).ok()
+    }
+
+    /// One turn of the pump.
+    fn pump(&mut self, ctx: &mut Context<Self>, task: &mut std::task::Context<'_>) -> Poll<()> {
+        if self.requests(ctx, task).is_ready() {
+            return Poll::Ready(());
         }
+        if let Some(blocked) = &mut self.blocked
+            && blocked.as_mut().poll(task).is_ready()
+        {
+            self.blocked = None;
+        }
+        if self.read(ctx, task).is_ready() {
+            return Poll::Ready(());
+        }
+        // After reading: a timer the input just set is polled at once.
+        if self.poll_timers(ctx, task).is_ready() {
+            return Poll::Ready(());
+        }
+        self.poll_tasks(task);
+        if self.flush(ctx, task).is_ready() {
+            return Poll::Ready(());
+        }
+        // Anything queued since the last look (from another thread, or
+        // by this turn) gets another turn.
+        let mut out = self.state.out.lock();
+        out.pumping = false;
+        if !out.buf.is_empty()
+            || out.abort.is_some()
+            || out.close && self.phase != Phase::Closing
+            || out.priority.is_some()
+            || !out.inbox.is_empty()
+        {
+            task.waker().wake_by_ref();
+        }
+        Poll::Pending
     }
 
-    /// One turn of the pump: handle what the peer sent, then write.
-    fn pump(
+    /// Takes what other holders asked for: abort, close, priority, quick
+    /// datagrams.
+    fn requests(&mut self, ctx: &mut Context<Self>, task: &mut std::task::Context<'_>) -> Poll<()> {
+        let (priority, inbox) = {
+            let mut out = self.state.out.lock();
+            out.pumping = true;
+            if !out
+                .waker
+                .as_ref()
+                .is_some_and(|w| w.will_wake(task.waker()))
+            {
+                out.waker = Some(task.waker().clone());
+            }
+            if let Some(reason) = out.abort.take() {
+                drop(out);
+                self.abort(reason.into(), ctx);
+                return Poll::Ready(());
+            }
+            if out.close && self.phase != Phase::Closing {
+                drop(out);
+                self.close_after_flush("closed by the service".into());
+                out = self.state.out.lock();
+            }
+            let inbox = (!out.inbox.is_empty()).then(|| std::mem::take(&mut out.inbox));
+            (out.priority.take(), inbox)
+        };
+        if let Some(priority) = priority {
+            self.apply_priority(priority);
+        }
+        for frame in inbox.into_iter().flatten() {
+            if self.phase == Phase::Ready {
+                self.datagram(frame, true);
+            }
+        }
+        Poll::Pending
+    }
+
+    /// The handshake deadline, the throttle delay and the slow-peer
+    /// watchdog.
+    fn poll_timers(
         &mut self,
         ctx: &mut Context<Self>,
         task: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        use std::task::Poll;
+    ) -> Poll<()> {
+        if matches!(self.phase, Phase::Hello | Phase::Judging) {
+            let limit = self.shared.server.options.handshake_timeout;
+            let deadline = self
+                .deadline
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+            if deadline.as_mut().poll(task).is_ready() {
+                self.abort(format!("no handshake within {limit:?}"), ctx);
+                return Poll::Ready(());
+            }
+        }
+        if let Some((delay, _)) = &mut self.judging
+            && delay.as_mut().poll(task).is_ready()
+            && let Some((_, frame)) = self.judging.take()
+        {
+            self.phase = Phase::Hello;
+            self.handshake(&frame, ctx);
+            // Input waited while judging: read it on the next turn.
+            task.waker().wake_by_ref();
+        }
+        Poll::Pending
+    }
+
+    /// Reads and handles what the peer sent, unless input waits.
+    fn read(&mut self, ctx: &mut Context<Self>, task: &mut std::task::Context<'_>) -> Poll<()> {
         let mut budget = READ_BUDGET;
-        while self.phase != Phase::Closing && !ctx.waiting() {
+        while matches!(self.phase, Phase::Hello | Phase::Ready) && self.blocked.is_none() {
             if budget == 0 {
                 task.waker().wake_by_ref();
                 break;
             }
-            match std::pin::Pin::new(&mut self.conn).poll_next(task) {
+            match Pin::new(&mut self.conn).poll_next(task) {
                 Poll::Ready(Some(Ok(frame))) => {
                     budget -= 1;
                     self.on_frame(frame, ctx);
+                    if !ctx.state().alive() {
+                        return Poll::Ready(());
+                    }
                 }
                 Poll::Ready(Some(Err(e))) => {
                     self.abort(e.to_string(), ctx);
@@ -401,7 +630,62 @@ impl Session {
                 Poll::Pending => break,
             }
         }
-        match self.poll_flush_out(task) {
+        Poll::Pending
+    }
+
+    /// Polls the handlers in flight and queues their replies.
+    fn poll_tasks(&mut self, task: &mut std::task::Context<'_>) {
+        let Some(mut tasks) = self.tasks.take() else {
+            return;
+        };
+        while let Poll::Ready(Some(reply)) = tasks.poll_next_unpin(task) {
+            if let Some(reply) = reply {
+                self.write(&reply);
+            }
+        }
+        if !tasks.is_empty() {
+            self.tasks = Some(tasks);
+        }
+    }
+
+    /// Writes queued output until done or the socket is full; closes when
+    /// closing and done.
+    fn flush(&mut self, ctx: &mut Context<Self>, task: &mut std::task::Context<'_>) -> Poll<()> {
+        use bytes::Buf;
+        use tokio::io::AsyncWrite;
+        let result = loop {
+            if self.writing.is_empty() {
+                let mut out = self.state.out.lock();
+                if let Some(reason) = out.abort.take() {
+                    drop(out);
+                    self.abort(reason.into(), ctx);
+                    return Poll::Ready(());
+                }
+                if out.buf.is_empty() {
+                    out.taken = 0;
+                    drop(out);
+                    // An emptied BytesMut still owns its allocation: release it.
+                    self.writing = bytes::BytesMut::new();
+                    break Pin::new(self.conn.get_mut()).poll_flush(task);
+                }
+                self.writing = std::mem::take(&mut out.buf);
+                out.taken = self.writing.len();
+            }
+            match Pin::new(self.conn.get_mut()).poll_write(task, &self.writing) {
+                Poll::Ready(Ok(0)) => break Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    self.writing.advance(n);
+                    self.written += n as u64;
+                    self.state.out.lock().taken = self.writing.len();
+                    if self.state.waiters.load(Ordering::Acquire) > 0 {
+                        self.state.space.notify_waiters();
+                    }
+                }
+                Poll::Ready(Err(e)) => break Poll::Ready(Err(e)),
+                Poll::Pending => break Poll::Pending,
+            }
+        };
+        match result {
             Poll::Ready(Err(e)) => {
                 self.reason
                     .get_or_insert_with(|| format!("write failed: {e}").into());
@@ -411,106 +695,46 @@ impl Session {
             Poll::Ready(Ok(())) if self.phase == Phase::Closing => {
                 // Best-effort orderly close (FIN, TLS close_notify); the
                 // socket is dropped right after either way.
-                let _ = tokio::io::AsyncWrite::poll_shutdown(
-                    std::pin::Pin::new(self.conn.get_mut()),
-                    task,
-                );
+                let _ = tokio::io::AsyncWrite::poll_shutdown(Pin::new(self.conn.get_mut()), task);
                 ctx.stop();
                 Poll::Ready(())
             }
-            _ => Poll::Pending,
-        }
-    }
-
-    /// Writes queued output until done or the socket is full. An emptied
-    /// queue gives its memory back.
-    fn poll_flush_out(
-        &mut self,
-        task: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        use bytes::Buf;
-        use std::task::{Poll, ready};
-        use tokio::io::AsyncWrite;
-        let io = self.conn.get_mut();
-        while !self.out.is_empty() {
-            let n = ready!(std::pin::Pin::new(&mut *io).poll_write(task, &self.out))?;
-            if n == 0 {
-                return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+            Poll::Ready(Ok(())) => {
+                self.watchdog = None;
+                Poll::Pending
             }
-            self.out.advance(n);
-            self.written += n as u64;
+            Poll::Pending => self.watch(ctx, task),
         }
-        // An emptied BytesMut still owns its allocation (even at capacity 0,
-        // its pointer sits at the end of it): release it.
-        self.out = bytes::BytesMut::new();
-        std::pin::Pin::new(io).poll_flush(task)
     }
 
-    /// Queues `frame` under the slow-peer policy; `false` if refused.
-    fn write(&mut self, frame: Frame, ctx: &mut Context<Self>) -> bool {
-        if self.phase == Phase::Closing {
-            return false;
-        }
-        let queued = self.out.len();
-        if let Err(e) = crate::frame::encode(&frame, &mut self.out, FrameCodec::tcp().max()) {
-            tracing::warn!(id = self.state.id, error = %e, "packet not sent");
-            return false;
-        }
-        self.queued(queued, ctx)
-    }
-
-    /// Queues an encoded packet under the slow-peer policy.
-    fn write_encoded(&mut self, packet: &[u8], ctx: &mut Context<Self>) -> bool {
-        if self.phase != Phase::Ready {
-            return false;
-        }
-        let queued = self.out.len();
-        self.out.extend_from_slice(packet);
-        self.queued(queued, ctx)
-    }
-
-    /// Applies the output limit to what was just appended after `queued`
-    /// bytes, and wakes the pump.
-    fn queued(&mut self, queued: usize, ctx: &mut Context<Self>) -> bool {
+    /// Output is pending: closes a peer that has read nothing for
+    /// `send_timeout` (under [`SlowPeer::Disconnect`]).
+    fn watch(&mut self, ctx: &mut Context<Self>, task: &mut std::task::Context<'_>) -> Poll<()> {
         let options = &self.shared.server.options;
-        if self.out.len() > options.send_buffer {
-            // Over the queue limit: take the packet back out.
-            self.out.truncate(queued);
-            match options.slow_peer {
-                SlowPeer::Disconnect => {
-                    self.abort(format!("slow peer: {queued} bytes unread"), ctx);
-                }
-                SlowPeer::DropNewest => {
-                    self.state.dropped.fetch_add(1, Ordering::Relaxed);
-                }
+        if options.slow_peer != SlowPeer::Disconnect {
+            return Poll::Pending;
+        }
+        let limit = options.send_timeout;
+        let written = self.written;
+        let (timer, mark) = self
+            .watchdog
+            .get_or_insert_with(|| (Box::pin(tokio::time::sleep(limit)), written));
+        let stalled = loop {
+            if timer.as_mut().poll(task).is_pending() {
+                break false;
             }
-            return false;
-        }
-        if queued == 0 {
-            self.wake_pump();
-        }
-        if self.stall_mark == NO_MARK {
-            self.watch_output(ctx);
-        }
-        true
-    }
-
-    /// Checks after `send_timeout` that queued output moved.
-    fn watch_output(&mut self, ctx: &mut Context<Self>) {
-        let mark = self.written;
-        self.stall_mark = mark;
-        ctx.run_later(self.shared.server.options.send_timeout, move |act, ctx| {
-            let written = act.written;
-            if act.out.is_empty() {
-                act.stall_mark = NO_MARK;
-            } else if written == mark && act.shared.server.options.slow_peer == SlowPeer::Disconnect
-            {
-                let queued = act.out.len();
-                act.abort(format!("send timeout: {queued} bytes unread"), ctx);
-            } else {
-                act.watch_output(ctx);
+            if *mark == written {
+                break true;
             }
-        });
+            *mark = written;
+            timer.as_mut().reset(tokio::time::Instant::now() + limit);
+        };
+        if !stalled {
+            return Poll::Pending;
+        }
+        let unread = self.writing.len() + self.state.out.lock().buf.len();
+        self.abort(format!("send timeout: {unread} bytes unread"), ctx);
+        Poll::Ready(())
     }
 
     fn on_frame(&mut self, frame: Frame, ctx: &mut Context<Self>) {
@@ -519,21 +743,31 @@ impl Session {
         }
         match self.phase {
             Phase::Closing | Phase::Judging => {}
-            Phase::Hello if frame.kind != Kind::ServInfo => {
-                self.abort(format!("expected SERVINFO, got {:?}", frame.kind), ctx);
-            }
-            Phase::Hello => {
+            Phase::Hello if frame.kind == Kind::ServInfo => {
                 let policy = self.shared.server.options.throttle;
-                let delay = self.shared.failures.delay(self.state.peer.ip(), &policy);
+                let delay = self.shared.failures.reserve(self.state.peer.ip(), &policy);
                 if delay.is_zero() {
                     self.handshake(&frame, ctx);
                 } else {
                     tracing::debug!(peer = %self.state.peer, ?delay, "handshake throttled");
                     self.phase = Phase::Judging;
-                    ctx.run_later(delay, move |act, ctx| act.handshake(&frame, ctx));
+                    self.judging = Some((Box::pin(tokio::time::sleep(delay)), frame));
                 }
             }
-            Phase::Ready => self.on_packet(frame, ctx),
+            // VSOA: with a password, anything before SERVINFO is answered
+            // with status 1 and the connection waits for SERVINFO until the
+            // handshake timer; without one, any first packet activates.
+            Phase::Hello if self.shared.server.auth.requires_hello() => {
+                self.write(&frame.reply().status(Status::PASSWORD));
+            }
+            Phase::Hello if self.shared.stopped.get() => {
+                self.abort("server stopping".into(), ctx);
+            }
+            Phase::Hello => {
+                self.accept(true);
+                self.on_packet(frame);
+            }
+            Phase::Ready => self.on_packet(frame),
         }
     }
 
@@ -553,28 +787,37 @@ impl Session {
             }
             Verdict::Accept { authed } => {
                 self.shared.failures.succeeded(ip);
-                self.state.authed.store(authed, Ordering::Relaxed);
                 if frame.flags.contains(Flags::TUNNEL) && !self.state.tls {
                     self.state
                         .quick_port
                         .store(u32::from(frame.tunid), Ordering::Relaxed);
                 }
-                self.phase = Phase::Ready;
+                // The reply goes first: nothing else may reach the client
+                // before it.
                 let reply = self.servinfo_reply(frame);
-                self.write(reply, ctx);
-                self.shared
-                    .register(self.state.clone(), ctx.address().downgrade());
-                tracing::debug!(id = self.state.id, peer = %self.state.peer, "client connected");
-                self.shared.emit(ClientEvent::Connected(self.state.info()));
+                self.write(&reply);
+                self.accept(authed);
             }
             Verdict::Reject => {
                 self.shared
                     .failures
                     .failed(ip, &self.shared.server.options.throttle);
-                self.write(frame.reply().status(Status::PASSWORD), ctx);
+                self.write(&frame.reply().status(Status::PASSWORD));
                 self.close_after_flush("wrong password".into());
             }
         }
+    }
+
+    /// The client is in: open the session to the service.
+    fn accept(&mut self, authed: bool) {
+        self.state.authed.store(authed, Ordering::Relaxed);
+        self.phase = Phase::Ready;
+        self.deadline = None;
+        self.handshake = None;
+        self.state.out.lock().open = true;
+        self.state.ready.store(true, Ordering::Release);
+        tracing::debug!(id = self.state.id, peer = %self.state.peer, "client connected");
+        self.shared.emit(ClientEvent::Connected(self.state.info()));
     }
 
     /// SERVINFO reply: the server info and the 4-byte client id.
@@ -585,117 +828,239 @@ impl Session {
             .data(Bytes::copy_from_slice(&self.state.id.to_be_bytes()))
     }
 
-    fn on_packet(&mut self, frame: Frame, ctx: &mut Context<Self>) {
+    fn on_packet(&mut self, frame: Frame) {
         match frame.kind {
             Kind::PingEcho => {
-                self.write(frame.reply(), ctx);
+                self.write(&frame.reply());
             }
             // VSOA servers answer a repeated SERVINFO again (same id).
             Kind::ServInfo => {
                 let reply = self.servinfo_reply(&frame);
-                self.write(reply, ctx);
+                self.write(&reply);
             }
             Kind::Noop | Kind::QosSetup => {}
-            Kind::Subscribe | Kind::Unsubscribe => self.on_subscription(frame, ctx),
-            Kind::Rpc | Kind::Datagram | Kind::Publish => self.forward(frame, ctx),
+            Kind::Subscribe | Kind::Unsubscribe => self.on_subscription(frame),
+            Kind::Rpc => self.rpc(frame),
+            Kind::Datagram => self.datagram(frame, false),
+            Kind::Publish => self.publish(frame),
         }
     }
 
-    fn on_subscription(&mut self, frame: Frame, ctx: &mut Context<Self>) {
-        let urls = match subscription_urls(&frame) {
-            Some(urls) => urls,
-            None => {
-                self.write(frame.reply().status(Status::ARGUMENTS), ctx);
-                return;
-            }
+    fn on_subscription(&mut self, frame: Frame) {
+        let Some(urls) = subscription_urls(&frame) else {
+            self.write(&frame.reply().status(Status::ARGUMENTS));
+            return;
         };
         let subscribe = frame.kind == Kind::Subscribe;
-        {
+        let changed: Vec<String> = {
             let mut subs = self.state.subscriptions.lock();
-            for url in &urls {
-                let pos = subs.iter().position(|s| s == url);
-                match (subscribe, pos) {
-                    (true, None) => subs.push(url.clone()),
-                    (false, Some(i)) => {
-                        subs.remove(i);
-                    }
-                    _ => {}
+            if subscribe {
+                let new = urls.iter().filter(|u| !subs.contains(*u)).count();
+                let limit = self.shared.server.options.max_subscriptions;
+                if subs.len() + new > limit {
+                    drop(subs);
+                    self.state
+                        .stats
+                        .subscriptions_refused
+                        .fetch_add(1, Ordering::Relaxed);
+                    let message = format!("more than {limit} subscriptions");
+                    self.write(
+                        &frame
+                            .reply()
+                            .status(Status::NO_MEMORY)
+                            .param(serde_json::json!({ "error": message }).to_string()),
+                    );
+                    return;
                 }
-            }
-        }
-        self.write(frame.reply(), ctx);
-        for url in urls {
-            let id = self.state.id;
-            self.shared.emit(if subscribe {
-                ClientEvent::Subscribed { id, url }
+                urls.into_iter()
+                    .filter(|u| subs.insert(u.clone()))
+                    .collect()
             } else {
-                ClientEvent::Unsubscribed { id, url }
+                urls.into_iter().filter(|u| subs.remove(u)).collect()
+            }
+        };
+        self.write(&frame.reply());
+        let id = self.state.id;
+        for url in &changed {
+            self.shared.emit(if subscribe {
+                ClientEvent::Subscribed {
+                    id,
+                    url: url.clone(),
+                }
+            } else {
+                ClientEvent::Unsubscribed {
+                    id,
+                    url: url.clone(),
+                }
             });
         }
-        if self.shared.server.broker.is_some() {
-            self.forward(frame, ctx);
+        if !changed.is_empty() && self.shared.server.broker.is_some() {
+            let forward =
+                Frame::new(frame.kind).param(serde_json::to_vec(&changed).unwrap_or_default());
+            self.forward_to_broker(forward);
         }
     }
 
-    fn forward(&mut self, frame: Frame, ctx: &mut Context<Self>) {
-        if matches!(frame.kind, Kind::Rpc | Kind::Datagram)
-            && let Some(commands) = self.shared.server.commands.clone()
-        {
-            return self.run_command(&commands, frame, ctx);
-        }
-        let server = &self.shared.server;
-        let recipient = match frame.kind {
-            Kind::Rpc | Kind::Datagram => &server.commander,
-            _ => &server.broker,
+    /// Hands a (un)subscription to the broker; input waits while its
+    /// mailbox is full or it is restarting (its new instance rebuilds its
+    /// index from the sessions, so nothing is lost while it is down).
+    fn forward_to_broker(&mut self, frame: Frame) {
+        let Some(broker) = self.shared.server.broker.clone() else {
+            return;
         };
-        let Some(inbound) = recipient.clone() else {
-            if frame.kind == Kind::Rpc {
-                self.write(frame.reply().status(Status::INVALID_URL), ctx);
+        if let Some(msg) = self.offer(&broker, Inbound::new(self.session_ref(), frame)) {
+            self.blocked = Some(
+                async move {
+                    if broker.wait_running(RESTART_WAIT).await.is_ok() {
+                        let _ = broker.tell_wait(msg).await;
+                    }
+                }
+                .boxed_local(),
+            );
+        }
+    }
+
+    /// A client PUBLISH, to the broker (which may ignore it).
+    fn publish(&mut self, frame: Frame) {
+        let Some(broker) = self.shared.server.broker.clone() else {
+            return;
+        };
+        if let Some(msg) = self.offer(&broker, Inbound::new(self.session_ref(), frame)) {
+            drop(msg);
+        }
+    }
+
+    /// Offers `msg` to a dispatcher. When its mailbox is full, this peer's
+    /// input waits until it has room (back-pressure: output and timers go
+    /// on, other sessions are not affected). A dispatcher that is not
+    /// running hands the message back.
+    fn offer(&mut self, to: &ChildRecipient<Inbound>, msg: Inbound) -> Option<Inbound> {
+        match to.tell(msg) {
+            Ok(()) => None,
+            Err(ChildSendError::Full(_, msg)) => {
+                let to = to.clone();
+                self.blocked = Some(
+                    async move {
+                        let _ = to.tell_wait(msg).await;
+                    }
+                    .boxed_local(),
+                );
+                None
+            }
+            Err(ChildSendError::NotRunning(_, msg)) => Some(msg),
+        }
+    }
+
+    fn inflight(&self) -> usize {
+        self.tasks.as_ref().map_or(0, FuturesUnordered::len)
+    }
+
+    fn spawn_task(&mut self, task: Task) {
+        self.tasks
+            .get_or_insert_with(FuturesUnordered::new)
+            .push(task);
+    }
+
+    /// Runs the command for an RPC here, without a mailbox in between: a
+    /// reply that is ready goes straight into the output queue; one that
+    /// waits runs in this session, bounded in number and time.
+    fn rpc(&mut self, frame: Frame) {
+        let Some(commands) = self.shared.server.commands.clone() else {
+            return self.forward_rpc(frame);
+        };
+        let options = &self.shared.server.options;
+        if self.inflight() >= options.max_inflight {
+            self.state.stats.rpc_refused.fetch_add(1, Ordering::Relaxed);
+            let message = format!("more than {} requests in flight", options.max_inflight);
+            let reply = crate::commander::error_reply(
+                frame.seqno,
+                crate::commander::CommandError::status(Status::NO_MEMORY, message),
+            );
+            self.write(&reply);
+            return;
+        }
+        let seqno = frame.seqno;
+        match commands.rpc(&self.session_ref(), frame) {
+            crate::commander::Reply::Ready(reply) => {
+                self.write(&reply);
+            }
+            crate::commander::Reply::Later(reply) => {
+                let limit = options.handler_timeout;
+                let stats = self.state.stats.clone();
+                self.spawn_task(
+                    async move {
+                        Some(match tokio::time::timeout(limit, reply).await {
+                            Ok(reply) => reply,
+                            Err(_) => {
+                                stats.handler_timeouts.fetch_add(1, Ordering::Relaxed);
+                                crate::commander::error_reply(
+                                    seqno,
+                                    crate::commander::CommandError::status(
+                                        Status::NO_RESPONDING,
+                                        format!("no reply within {limit:?}"),
+                                    ),
+                                )
+                            }
+                        })
+                    }
+                    .boxed_local(),
+                );
+            }
+        }
+    }
+
+    /// An RPC for the Commander actor (no routes given to the server).
+    fn forward_rpc(&mut self, frame: Frame) {
+        let server = &self.shared.server;
+        let Some(inbound) = server.commander.clone() else {
+            self.write(&frame.reply().status(Status::INVALID_URL));
+            return;
+        };
+        if let Some(msg) = self.offer(&inbound, Inbound::new(self.session_ref(), frame)) {
+            self.write(&msg.frame.reply().status(Status::NO_RESPONDING));
+        }
+    }
+
+    /// Runs the datagram handler here (bounded like RPCs; datagrams over
+    /// the bound are dropped and counted).
+    fn datagram(&mut self, frame: Frame, quick: bool) {
+        let Some(commands) = self.shared.server.commands.clone() else {
+            let Some(inbound) = self.shared.server.commander.clone() else {
+                return;
+            };
+            let mut msg = Inbound::new(self.session_ref(), frame);
+            msg.quick = quick;
+            if inbound.tell(msg).is_err() {
+                self.state
+                    .stats
+                    .datagrams_dropped
+                    .fetch_add(1, Ordering::Relaxed);
             }
             return;
         };
-        let msg = Inbound::new(self.session_ref(ctx), frame);
-        match inbound.try_send(msg) {
-            Ok(()) => {}
-            Err(SendError::Full(msg)) => {
-                // Back-pressure: this peer's input waits until the
-                // dispatcher has room; other sessions are not affected.
-                ctx.wait(
-                    async move {
-                        let _ = inbound.send(msg).await;
-                    }
-                    .into_actor(self),
-                );
-            }
-            Err(SendError::Closed(msg)) => {
-                if msg.frame.kind == Kind::Rpc {
-                    self.write(msg.frame.reply().status(Status::NO_RESPONDING), ctx);
+        let options = &self.shared.server.options;
+        if self.inflight() >= options.max_inflight {
+            self.state
+                .stats
+                .datagrams_dropped
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let limit = options.handler_timeout;
+        if let Some(work) = commands.datagram(self.session_ref(), frame, quick) {
+            self.spawn_task(
+                async move {
+                    let _ = tokio::time::timeout(limit, work).await;
+                    None
                 }
-            }
+                .boxed_local(),
+            );
         }
     }
-}
 
-impl Session {
-    /// Runs the command for an RPC or DATAGRAM here, without a mailbox in
-    /// between: a reply that is ready goes straight into the output queue.
-    fn run_command(
-        &mut self,
-        commands: &crate::commander::Commands,
-        frame: Frame,
-        ctx: &mut Context<Self>,
-    ) {
-        let session = self.session_ref(ctx);
-        if frame.kind == Kind::Datagram {
-            return commands.datagram(session, frame, false);
-        }
-        match commands.rpc(&session, frame) {
-            crate::commander::Reply::Ready(reply) => {
-                self.write(reply, ctx);
-            }
-            crate::commander::Reply::Later(reply) => {
-                actix::spawn(async move { session.push(reply.await) });
-            }
+    fn apply_priority(&mut self, priority: u8) {
+        if let Err(e) = set_priority_tos(self.conn.get_ref().tcp(), priority) {
+            tracing::debug!(error = %e, "IP_TOS not set");
         }
     }
 }
@@ -715,18 +1080,6 @@ pub(crate) fn subscription_urls(frame: &Frame) -> Option<Vec<String>> {
 impl Actor for Session {
     type Context = Context<Self>;
 
-    fn started(&mut self, ctx: &mut Self::Context) {
-        let limit = self.shared.server.options.handshake_timeout;
-        // Not cancelled on success: actix keeps cancelled handles in a list
-        // that never shrinks, which would cost every session more than the
-        // timer does for its 5 s.
-        ctx.run_later(limit, move |act, ctx| {
-            if matches!(act.phase, Phase::Hello | Phase::Judging) {
-                act.abort(format!("no handshake within {limit:?}"), ctx);
-            }
-        });
-    }
-
     fn stopped(&mut self, _: &mut Self::Context) {
         self.finish();
     }
@@ -736,12 +1089,35 @@ impl Session {
     /// Deregisters and reports the disconnect (once; also from `Drop`, so a
     /// panicking session is reported too).
     fn finish(&mut self) {
+        if !self.state.alive.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        {
+            let mut out = self.state.out.lock();
+            out.open = false;
+            out.waker = None;
+            out.buf = bytes::BytesMut::new();
+            out.inbox.clear();
+        }
         let reason = self
             .reason
             .take()
             .map_or_else(|| "closed".into(), String::from);
-        if self.shared.deregister(self.state.id) {
+        self.shared.table.remove(self.state.id);
+        if self.state.ready.load(Ordering::Acquire) {
             tracing::debug!(id = self.state.id, peer = %self.state.peer, %reason, "client disconnected");
+            // The broker forgets this session's subscriptions.
+            let subscriptions: Vec<String> =
+                self.state.subscriptions.lock().iter().cloned().collect();
+            if !subscriptions.is_empty()
+                && let Some(broker) = &self.shared.server.broker
+            {
+                // Best effort: a broker with a full mailbox finds out at
+                // its next publish or sweep.
+                let frame = Frame::new(Kind::Unsubscribe)
+                    .param(serde_json::to_vec(&subscriptions).unwrap_or_default());
+                let _ = broker.tell(Inbound::new(self.session_ref(), frame));
+            }
             self.shared.emit(ClientEvent::Disconnected {
                 info: self.state.info(),
                 reason,
@@ -758,22 +1134,15 @@ impl Drop for Session {
 
 impl Handler<Outbound> for Session {
     type Result = bool;
-    fn handle(&mut self, Outbound(frame): Outbound, ctx: &mut Self::Context) -> bool {
-        self.phase == Phase::Ready && self.write(frame, ctx)
-    }
-}
-
-impl Handler<Encoded> for Session {
-    type Result = ();
-    fn handle(&mut self, Encoded(packet): Encoded, ctx: &mut Self::Context) {
-        self.write_encoded(&packet, ctx);
+    fn handle(&mut self, Outbound(frame): Outbound, _: &mut Self::Context) -> bool {
+        self.session_ref().push(frame)
     }
 }
 
 impl Handler<Close> for Session {
     type Result = ();
     fn handle(&mut self, _: Close, _: &mut Self::Context) {
-        self.close_after_flush("closed by the service".into());
+        self.session_ref().close();
     }
 }
 
@@ -781,23 +1150,5 @@ impl Handler<SetAuthed> for Session {
     type Result = ();
     fn handle(&mut self, SetAuthed(authed): SetAuthed, _: &mut Self::Context) {
         self.state.authed.store(authed, Ordering::Relaxed);
-    }
-}
-
-impl Handler<SetPriority> for Session {
-    type Result = ();
-    fn handle(&mut self, SetPriority(priority): SetPriority, ctx: &mut Self::Context) {
-        self.state.priority.store(priority, Ordering::Relaxed);
-        if let Err(e) = set_priority_tos(self.conn.get_ref().tcp(), priority) {
-            tracing::debug!(error = %e, "IP_TOS not set");
-        }
-        if self.phase == Phase::Ready {
-            self.write(
-                Frame::new(Kind::QosSetup)
-                    .flags(Flags::REPLY)
-                    .status(Status(priority)),
-                ctx,
-            );
-        }
     }
 }

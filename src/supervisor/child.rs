@@ -147,6 +147,15 @@ impl ChildCell {
         self.command(Command::Kill);
     }
 
+    /// Ends the instance as a crash would: the supervisor did not ask for
+    /// it, so its exit goes through the strategy.
+    pub(crate) fn crash(&self) {
+        self.command.set(Some(Command::Kill));
+        if let Some(waker) = self.task.borrow_mut().take() {
+            waker.wake();
+        }
+    }
+
     /// The exit reason, once the instance has ended.
     pub(crate) fn exit_reason(&self) -> Option<ExitReason> {
         if self.ended.get() {

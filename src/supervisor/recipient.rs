@@ -2,6 +2,7 @@
 //! type — what components hold of each other.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::dev::ToEnvelope;
 use actix::{Actor, Handler, Message, Recipient};
@@ -18,6 +19,7 @@ where
     fn tell(&self, msg: M) -> Result<(), SendError<M>>;
     fn tell_wait(&self, msg: M) -> BoxFuture<'_, Result<(), SendError<M>>>;
     fn ask(&self, msg: M) -> BoxFuture<'_, Result<M::Result, AskError>>;
+    fn wait_running(&self, limit: Duration) -> BoxFuture<'_, Result<(), AskError>>;
 }
 
 impl<A, M> Target<M> for ChildRef<A>
@@ -38,6 +40,9 @@ where
     }
     fn ask(&self, msg: M) -> BoxFuture<'_, Result<M::Result, AskError>> {
         Box::pin(ChildRef::ask(self, msg))
+    }
+    fn wait_running(&self, limit: Duration) -> BoxFuture<'_, Result<(), AskError>> {
+        Box::pin(ChildRef::wait_running(self, limit))
     }
 }
 
@@ -86,6 +91,17 @@ where
                 .send(msg)
                 .await
                 .map_err(|_| AskError::Lost(self.id.clone()))
+        })
+    }
+    fn wait_running(&self, _: Duration) -> BoxFuture<'_, Result<(), AskError>> {
+        // A plain actor is never restarted: it runs or it is gone.
+        let running = self.recipient.connected();
+        Box::pin(async move {
+            if running {
+                Ok(())
+            } else {
+                Err(AskError::NotRunning(self.id.clone()))
+            }
         })
     }
 }
@@ -147,6 +163,12 @@ where
     /// See [`ChildRef::ask`].
     pub async fn ask(&self, msg: M) -> Result<M::Result, AskError> {
         self.target.ask(msg).await
+    }
+
+    /// See [`ChildRef::wait_running`] (a plain recipient answers at once:
+    /// it is running or gone for good).
+    pub async fn wait_running(&self, limit: Duration) -> Result<(), AskError> {
+        self.target.wait_running(limit).await
     }
 
     /// Wraps a plain actix recipient (it does not survive restarts of its actor).
