@@ -347,7 +347,8 @@ mod tests {
 
     #[test]
     fn every_rule_has_its_error() {
-        let cases: &[(&str, fn(&SandboxError) -> bool)] = &[
+        type Is = fn(&SandboxError) -> bool;
+        let cases: &[(&str, Is)] = &[
             ("", |e| matches!(e, SandboxError::Empty(_))),
             (".", |e| matches!(e, SandboxError::Empty(_))),
             ("./", |e| matches!(e, SandboxError::Empty(_))),

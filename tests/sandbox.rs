@@ -119,7 +119,11 @@ fn the_rules_hold_before_the_file_system_is_asked() {
     let t = tree();
     let sandbox = Sandbox::new(&t.root).unwrap();
     // `sub/../hello.txt` would land inside, and is refused all the same.
-    for path in ["sub/../hello.txt", "../outside/secret", "sub/deeper/../../.."] {
+    for path in [
+        "sub/../hello.txt",
+        "../outside/secret",
+        "sub/deeper/../../..",
+    ] {
         assert!(
             matches!(sandbox.resolve(path), Err(SandboxError::ParentDir(_))),
             "{path}"
@@ -152,7 +156,10 @@ fn the_rules_hold_before_the_file_system_is_asked() {
         Err(SandboxError::Nul(_))
     ));
     assert!(matches!(sandbox.resolve(""), Err(SandboxError::Empty(_))));
-    assert!(matches!(sandbox.open_read("."), Err(SandboxError::Empty(_))));
+    assert!(matches!(
+        sandbox.open_read("."),
+        Err(SandboxError::Empty(_))
+    ));
     assert_eq!(std::fs::read(t.root.join("hello.txt")).unwrap(), b"hello");
 }
 
@@ -161,7 +168,13 @@ fn odd_names_are_names_and_nothing_more() {
     let t = tree();
     let sandbox = Sandbox::new(&t.root).unwrap();
     // Percent-encoding is not decoded: `%2e%2e` is a file name.
-    for name in ["%2e%2e", "%2e%2e%2fetc%2fpasswd", "．．", "caf\u{e9}", "ab:c"] {
+    for name in [
+        "%2e%2e",
+        "%2e%2e%2fetc%2fpasswd",
+        "．．",
+        "caf\u{e9}",
+        "ab:c",
+    ] {
         let mut f = sandbox.create(name).unwrap();
         f.write_all(name.as_bytes()).unwrap();
         drop(f);
