@@ -4,60 +4,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::net::server;
+use common::pki::Pki;
 use psvc::client::{Client, ClientOptions};
 use psvc::socket::{Auth, ClientTls, Server, ServerTls};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-
-/// A CA and certificates it signed, written as PEM files.
-struct Pki {
-    dir: tempfile::TempDir,
-    ca: Issuer<'static, KeyPair>,
-}
-
-impl Pki {
-    fn new(name: &str) -> Pki {
-        let dir = tempfile::tempdir().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, format!("{name} CA"));
-        let key = KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        std::fs::write(dir.path().join("ca.pem"), cert.pem()).unwrap();
-        Pki {
-            dir,
-            ca: Issuer::new(params, key),
-        }
-    }
-
-    fn ca(&self) -> PathBuf {
-        self.dir.path().join("ca.pem")
-    }
-
-    /// Issues a certificate for `names`; returns (cert, key) paths.
-    fn issue(&self, file: &str, names: &[&str]) -> (PathBuf, PathBuf) {
-        let params =
-            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-                .unwrap();
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.ca).unwrap();
-        let (c, k) = (
-            self.path(&format!("{file}.pem")),
-            self.path(&format!("{file}.key")),
-        );
-        std::fs::write(&c, cert.pem()).unwrap();
-        std::fs::write(&k, key.serialize_pem()).unwrap();
-        (c, k)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-}
 
 fn server_tls(pki: &Pki) -> ServerTls {
     let (cert, key) = pki.issue("server", &["localhost", "127.0.0.1"]);
