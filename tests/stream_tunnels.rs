@@ -1,5 +1,6 @@
-//! Who gets a stream, and for how long: a connection without the tunnel's
-//! token (or with a wrong one, or over plain TCP to a TLS tunnel) is closed
+//! Who gets a stream, and for how long: a connection from another address,
+//! or without the tunnel's token (or with a wrong one, or over plain TCP to
+//! a TLS tunnel), is closed
 //! and the caller still gets its transfer; a stream that makes no progress
 //! fails after the idle timeout; under TLS the stream is TLS, with the
 //! SHA-256 checked on both ends; plain VSOA-style clients keep working on
@@ -173,6 +174,34 @@ async fn connections_without_the_token_are_closed_and_the_caller_still_gets_its_
     common::until(|| !outcomes.lock().unwrap().is_empty()).await;
     let sent = outcomes.lock().unwrap()[0].clone().unwrap();
     assert_eq!(sent, transfer, "same bytes and SHA-256 on both ends");
+}
+
+#[actix_rt::test]
+async fn a_connection_from_another_address_is_closed_and_the_caller_still_connects() {
+    // Loopback is all of 127/8 on Linux: a socket bound to 127.0.0.2 is a
+    // peer at another address than the caller's 127.0.0.1.
+    let dir = tempfile::tempdir().unwrap();
+    let (source, bytes) = random_file(dir.path(), 256 * 1024 + 9);
+    let outcomes = Outcomes::default();
+    let (srv, _) = serve(file_routes(
+        source,
+        dir.path().join("up.bin"),
+        outcomes.clone(),
+        plain,
+    ))
+    .await;
+    let client = connect(&srv).await;
+    let reply = client.rpc(Rpc::get("/download")).await.unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut stranger = socket.connect(tunnel_addr(&srv, &reply)).await.unwrap();
+    closed_by_server(&mut stranger).await;
+    let mut stream = client.open_stream(&reply).await.unwrap();
+    let mut got = Vec::new();
+    stream.read_to_end(&mut got).await.unwrap();
+    assert_eq!(sha256_hex(&got), sha256_hex(&bytes));
+    common::until(|| !outcomes.lock().unwrap().is_empty()).await;
+    assert!(outcomes.lock().unwrap()[0].is_ok());
 }
 
 #[actix_rt::test]
