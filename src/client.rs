@@ -286,6 +286,10 @@ pub enum ClientMessage {
 pub struct Client {
     addr: Addr<ClientActor>,
     _owner: std::sync::Arc<CloseOnDrop>,
+    /// TLS for streams: the connection's own.
+    tls: Option<ClientTls>,
+    /// Limit for opening a stream (TCP, TLS, token).
+    connect_timeout: Duration,
 }
 
 /// Closes the client when the last handle goes.
@@ -299,10 +303,12 @@ impl Drop for CloseOnDrop {
 }
 
 impl Client {
-    fn from_addr(addr: Addr<ClientActor>) -> Self {
+    fn from_addr(addr: Addr<ClientActor>, options: &ClientOptions) -> Self {
         Self {
             _owner: std::sync::Arc::new(CloseOnDrop(addr.clone())),
             addr,
+            tls: options.tls.clone(),
+            connect_timeout: options.connect_timeout,
         }
     }
 }
@@ -448,11 +454,14 @@ impl Client {
     /// client is stopped on this error; use [`Client::start`] to keep trying.
     pub async fn connect(options: ClientOptions) -> Result<Client, ConnectError> {
         let (tx, rx) = oneshot::channel();
-        let addr = ClientActor::new(options, Some(tx)).start();
+        let client = Client::from_addr(
+            ClientActor::new(options.clone(), Some(tx)).start(),
+            &options,
+        );
         match rx.await {
-            Ok(Ok(())) => Ok(Client::from_addr(addr)),
+            Ok(Ok(())) => Ok(client),
             Ok(Err(e)) => {
-                let _ = addr.try_send(Command::Close);
+                client.close();
                 Err(e)
             }
             Err(_) => Err(ConnectError::Error("client stopped".into())),
@@ -462,7 +471,8 @@ impl Client {
     /// Starts a client that connects in the background (and, in robot
     /// mode, retries until it succeeds).
     pub fn start(options: ClientOptions) -> Client {
-        Client::from_addr(ClientActor::new(options, None).start())
+        let addr = ClientActor::new(options.clone(), None).start();
+        Client::from_addr(addr, &options)
     }
 
     async fn command(&self, command: Command) -> Result<Reply, RequestError> {
@@ -581,16 +591,53 @@ impl Client {
         decode_reply(&reply)
     }
 
-    /// Opens the stream a server offered in a reply's tunid.
+    /// Opens the stream a server offered in a reply's tunid, as VSOA
+    /// clients do: over TLS when this client uses TLS, sending no token
+    /// (see [`Client::open_stream`] for tunnels that require one). The
+    /// stream has the default idle timeout
+    /// ([`crate::stream::DEFAULT_IDLE_TIMEOUT`]).
     ///
     /// # Errors
-    /// Not connected, or the connection fails.
-    pub async fn stream(&self, tunid: u16) -> std::io::Result<tokio::net::TcpStream> {
+    /// Not connected, the connection or its TLS handshake fails, or it
+    /// takes longer than the connect timeout.
+    pub async fn stream(&self, tunid: u16) -> std::io::Result<crate::stream::TunnelStream> {
         let info = self
             .info()
             .await
             .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotConnected))?;
-        crate::stream::connect(info.addr, tunid).await
+        let open = crate::stream::connect_with(info.addr, tunid, None, self.tls.as_ref());
+        match tokio::time::timeout(self.connect_timeout, open).await {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(crate::stream::StreamError::Io(e) | crate::stream::StreamError::Tls(e))) => {
+                Err(e)
+            }
+            Ok(Err(e)) => Err(std::io::Error::other(e)),
+            Err(_) => Err(std::io::Error::from(std::io::ErrorKind::TimedOut)),
+        }
+    }
+
+    /// Opens the stream `reply` offers: its tunid, over TLS when this
+    /// client uses TLS, sending the reply's one-time token first when it
+    /// carries one (see [`crate::stream`]). Works with any tunnel a psvc
+    /// or VSOA server offers.
+    ///
+    /// # Errors
+    /// [`StreamError::NoTunnel`](crate::stream::StreamError::NoTunnel) if
+    /// the reply offers none, a malformed token, not connected, the
+    /// connection or its TLS handshake fails, or it takes longer than the
+    /// connect timeout.
+    pub async fn open_stream(
+        &self,
+        reply: &Frame,
+    ) -> Result<crate::stream::TunnelStream, crate::stream::StreamError> {
+        let info = self
+            .info()
+            .await
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotConnected))?;
+        let open = crate::stream::connect_reply(info.addr, reply, self.tls.as_ref());
+        tokio::time::timeout(self.connect_timeout, open)
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
     }
 
     /// PINGECHO round trip.

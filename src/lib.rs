@@ -18,6 +18,7 @@
 //! - [`broker`]: URL-prefix publish/subscribe for clients and local actors.
 //! - [`stream`]: one-shot stream tunnels and file transfer with SHA-256.
 //! - [`position`]: VSOA's name lookup service (`vsoa://name`).
+//! - [`sandbox`]: paths a peer supplies, kept under one root directory.
 //!
 //! The [`prelude`] brings the names most services use.
 
@@ -30,6 +31,7 @@ pub mod error;
 pub mod frame;
 pub mod logging;
 pub mod position;
+pub mod sandbox;
 pub mod service;
 pub mod socket;
 pub mod stream;

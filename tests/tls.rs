@@ -4,60 +4,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::net::server;
+use common::pki::Pki;
 use psvc::client::{Client, ClientOptions};
 use psvc::socket::{Auth, ClientTls, Server, ServerTls};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-
-/// A CA and certificates it signed, written as PEM files.
-struct Pki {
-    dir: tempfile::TempDir,
-    ca: Issuer<'static, KeyPair>,
-}
-
-impl Pki {
-    fn new(name: &str) -> Pki {
-        let dir = tempfile::tempdir().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, format!("{name} CA"));
-        let key = KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        std::fs::write(dir.path().join("ca.pem"), cert.pem()).unwrap();
-        Pki {
-            dir,
-            ca: Issuer::new(params, key),
-        }
-    }
-
-    fn ca(&self) -> PathBuf {
-        self.dir.path().join("ca.pem")
-    }
-
-    /// Issues a certificate for `names`; returns (cert, key) paths.
-    fn issue(&self, file: &str, names: &[&str]) -> (PathBuf, PathBuf) {
-        let params =
-            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-                .unwrap();
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.ca).unwrap();
-        let (c, k) = (
-            self.path(&format!("{file}.pem")),
-            self.path(&format!("{file}.key")),
-        );
-        std::fs::write(&c, cert.pem()).unwrap();
-        std::fs::write(&k, key.serialize_pem()).unwrap();
-        (c, k)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-}
 
 fn server_tls(pki: &Pki) -> ServerTls {
     let (cert, key) = pki.issue("server", &["localhost", "127.0.0.1"]);
@@ -165,4 +117,96 @@ fn bad_pem_files_are_clear_errors() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+}
+
+/// An authenticator that lets everyone in and records what the handshake
+/// reported about the client certificate.
+fn recording_auth() -> (Auth, std::sync::Arc<std::sync::Mutex<Vec<bool>>>) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let auth = Auth::custom(move |hello: &psvc::socket::Hello<'_>| {
+        log.lock().unwrap().push(hello.client_certificate);
+        psvc::socket::Verdict::Accept { authed: true }
+    });
+    (auth, seen)
+}
+
+/// Connects, pings, closes; returns what the authenticator saw.
+async fn certificate_seen(tls: ServerTls, client: ClientTls) -> Vec<bool> {
+    let (auth, seen) = recording_auth();
+    let (srv, _) = server(Server::new(auth).tls(tls)).await;
+    let c = Client::connect(ClientOptions::new(srv.local_addr().to_string()).tls(client))
+        .await
+        .unwrap();
+    c.ping().await.unwrap();
+    c.close();
+    seen.lock().unwrap().clone()
+}
+
+#[actix_rt::test]
+async fn no_client_certificate_is_reported_when_the_server_asks_for_none() {
+    let pki = Pki::new("plain");
+    let (cert, key) = pki.issue("server", &["localhost"]);
+    let tls = ServerTls::from_pem(&cert, &key).unwrap();
+    let client = ClientTls::new(pki.ca(), "localhost").unwrap();
+    assert_eq!(certificate_seen(tls, client).await, vec![false]);
+
+    // A client that has a certificate but is never asked for it: still false.
+    let (ccert, ckey) = pki.issue("device-1", &["device-1"]);
+    let tls = ServerTls::from_pem(&cert, &key).unwrap();
+    let client = ClientTls::with_client_cert(pki.ca(), "localhost", &ccert, &ckey).unwrap();
+    assert_eq!(certificate_seen(tls, client).await, vec![false]);
+}
+
+#[actix_rt::test]
+async fn optional_client_auth_reports_whether_a_certificate_was_verified() {
+    let pki = Pki::new("opt");
+    let (cert, key) = pki.issue("server", &["localhost"]);
+    let (ccert, ckey) = pki.issue("device-2", &["device-2"]);
+
+    let tls = ServerTls::with_optional_client_auth(&cert, &key, pki.ca()).unwrap();
+    let without = ClientTls::new(pki.ca(), "localhost").unwrap();
+    assert_eq!(certificate_seen(tls, without).await, vec![false]);
+
+    let tls = ServerTls::with_optional_client_auth(&cert, &key, pki.ca()).unwrap();
+    let with = ClientTls::with_client_cert(pki.ca(), "localhost", &ccert, &ckey).unwrap();
+    assert_eq!(certificate_seen(tls, with).await, vec![true]);
+
+    // A certificate from another CA is not "optional": the handshake fails.
+    let stranger = Pki::new("stranger");
+    let (scert, skey) = stranger.issue("intruder", &["intruder"]);
+    let (auth, seen) = recording_auth();
+    let tls = ServerTls::with_optional_client_auth(&cert, &key, pki.ca()).unwrap();
+    let (srv, _) = server(Server::new(auth).tls(tls)).await;
+    let foreign = ClientTls::with_client_cert(pki.ca(), "localhost", &scert, &skey).unwrap();
+    let err = Client::connect(
+        ClientOptions::new(srv.local_addr().to_string())
+            .tls(foreign)
+            .connect_timeout(std::time::Duration::from_secs(2)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), 7, "{err}");
+    assert!(seen.lock().unwrap().is_empty());
+}
+
+#[actix_rt::test]
+async fn a_verified_client_certificate_is_reported_under_required_client_auth() {
+    let pki = Pki::new("req");
+    let (cert, key) = pki.issue("server", &["localhost"]);
+    let (ccert, ckey) = pki.issue("device-3", &["device-3"]);
+    let tls = ServerTls::with_client_auth(&cert, &key, pki.ca()).unwrap();
+    let with = ClientTls::with_client_cert(pki.ca(), "localhost", &ccert, &ckey).unwrap();
+    assert_eq!(certificate_seen(tls, with).await, vec![true]);
+}
+
+#[actix_rt::test]
+async fn plain_tcp_reports_no_client_certificate() {
+    let (auth, seen) = recording_auth();
+    let (srv, _) = server(Server::new(auth)).await;
+    let c = Client::connect(ClientOptions::new(srv.local_addr().to_string()))
+        .await
+        .unwrap();
+    c.ping().await.unwrap();
+    assert_eq!(seen.lock().unwrap().clone(), vec![false]);
 }

@@ -32,6 +32,23 @@ impl Transport {
             Transport::TlsClient(s) => s.get_ref().0,
         }
     }
+
+    /// Whether the peer presented a client certificate that rustls
+    /// verified: only a server-side TLS connection can have one, and only
+    /// when the server asked for it (a verifier that rejects the chain
+    /// fails the handshake, so a stored chain is a verified one). False for
+    /// plain TCP, for a TLS server that asks for no certificate, and for a
+    /// client that skipped an optional one.
+    pub(crate) fn client_certificate(&self) -> bool {
+        match self {
+            Transport::TlsServer(s) => s
+                .get_ref()
+                .1
+                .peer_certificates()
+                .is_some_and(|chain| !chain.is_empty()),
+            Transport::Plain(_) | Transport::TlsClient(_) => false,
+        }
+    }
 }
 
 macro_rules! delegate {

@@ -773,7 +773,7 @@ impl Session {
 
     fn handshake(&mut self, frame: &Frame, ctx: &mut Context<Self>) {
         let param: serde_json::Value = serde_json::from_slice(&frame.param).unwrap_or_default();
-        let client_certificate = self.state.tls && self.shared.server.tls.is_some();
+        let client_certificate = self.conn.get_ref().client_certificate();
         let hello = Hello {
             peer: self.state.peer,
             password: param.get("passwd").and_then(serde_json::Value::as_str),

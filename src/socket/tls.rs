@@ -70,6 +70,13 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Whether a server with a client CA insists on a client certificate.
+#[derive(Debug, Clone, Copy)]
+enum ClientAuth {
+    Required,
+    Optional,
+}
+
 /// Server-side TLS settings.
 #[derive(Clone)]
 pub struct ServerTls {
@@ -96,18 +103,50 @@ impl ServerTls {
         key_file: impl AsRef<Path>,
         client_ca: impl AsRef<Path>,
     ) -> Result<Self, TlsError> {
-        Self::build(cert.as_ref(), key_file.as_ref(), Some(client_ca.as_ref()))
+        Self::build(
+            cert.as_ref(),
+            key_file.as_ref(),
+            Some((client_ca.as_ref(), ClientAuth::Required)),
+        )
     }
 
-    fn build(cert: &Path, key_file: &Path, client_ca: Option<&Path>) -> Result<Self, TlsError> {
+    /// Like [`ServerTls::with_client_auth`], but a client may also connect
+    /// without a certificate; one it does present must be signed by a CA in
+    /// `client_ca`. The authenticator tells them apart by
+    /// [`Hello::client_certificate`](super::Hello::client_certificate).
+    ///
+    /// # Errors
+    /// A file is unreadable or rustls refuses the configuration.
+    pub fn with_optional_client_auth(
+        cert: impl AsRef<Path>,
+        key_file: impl AsRef<Path>,
+        client_ca: impl AsRef<Path>,
+    ) -> Result<Self, TlsError> {
+        Self::build(
+            cert.as_ref(),
+            key_file.as_ref(),
+            Some((client_ca.as_ref(), ClientAuth::Optional)),
+        )
+    }
+
+    fn build(
+        cert: &Path,
+        key_file: &Path,
+        client_ca: Option<(&Path, ClientAuth)>,
+    ) -> Result<Self, TlsError> {
         let builder = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()?;
         let builder = match client_ca {
-            Some(ca) => {
+            Some((ca, auth)) => {
                 let verifier =
-                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider())
-                        .build()
-                        .map_err(|e| TlsError::Verifier(e.to_string()))?;
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider());
+                let verifier = match auth {
+                    ClientAuth::Required => verifier,
+                    ClientAuth::Optional => verifier.allow_unauthenticated(),
+                };
+                let verifier = verifier
+                    .build()
+                    .map_err(|e| TlsError::Verifier(e.to_string()))?;
                 builder.with_client_cert_verifier(verifier)
             }
             None => builder.with_no_client_auth(),

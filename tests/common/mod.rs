@@ -250,3 +250,4 @@ pub fn start_probes(
 
 pub mod net;
 pub mod peers;
+pub mod pki;

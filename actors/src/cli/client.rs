@@ -522,7 +522,7 @@ async fn stream(command: StreamCommand, common: &Common) -> Result<(), Failure> 
         return Err(Failure(EXIT_STATUS, format!("{path} opened no stream")));
     }
     let mut socket = client
-        .stream(reply.tunid)
+        .open_stream(&reply)
         .await
         .map_err(|e| Failure(EXIT_UNAVAILABLE, format!("stream: {e}")))?;
     let bar = progress(common, size);
