@@ -181,7 +181,7 @@ fn commander(broker: Addr<Broker>) -> Commander {
         })
 }
 
-fn main() -> std::io::Result<()> {
+fn main() -> std::process::ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -191,7 +191,7 @@ fn main() -> std::io::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let system = actix::System::new();
-    system.block_on(async move {
+    let result: std::io::Result<()> = system.block_on(async move {
         let broker = Broker::new().start();
         let commander = commander(broker.clone());
         let auth = match &args.password {
@@ -218,5 +218,13 @@ fn main() -> std::io::Result<()> {
         tokio::signal::ctrl_c().await?;
         server.stop();
         Ok(())
-    })
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // A port in use and the like: say it and exit with EX_UNAVAILABLE.
+            eprintln!("echo_server: {e}");
+            std::process::ExitCode::from(69)
+        }
+    }
 }

@@ -98,7 +98,9 @@ async fn a_flooding_peer_is_bounded_and_others_are_served() {
     raw.hello(None).await;
     let datagrams = (0..DATAGRAMS).map(|_| Frame::new(Kind::Datagram).url("/dg/sleep"));
     let mut bytes = encoded(datagrams);
-    bytes.extend(encoded(std::iter::once(Frame::new(Kind::PingEcho).seqno(9))));
+    bytes.extend(encoded(std::iter::once(
+        Frame::new(Kind::PingEcho).seqno(9),
+    )));
     flood(raw, bytes, 1).await;
     assert_eq!(srv.stats().datagrams_dropped as usize, DATAGRAMS - 64);
 

@@ -184,3 +184,83 @@ async fn custom_authenticator_sees_the_param_and_sets_authed() {
     common::net::session(&srv, reader_id).await.set_authed(true);
     assert!(srv.session_infos().await.unwrap().iter().all(|i| i.authed));
 }
+
+#[actix_rt::test]
+async fn one_address_gets_a_bounded_number_of_handshakes_at_once() {
+    let mut options = ServerOptions::default();
+    options.handshakes_per_ip = 4;
+    let (srv, log) = server(Server::new(Auth::password("pw")).options(options)).await;
+    // Four connections that never say hello hold the four places.
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        let mut c = Raw::connect(srv.local_addr()).await;
+        // A ping before SERVINFO is answered: the session is up and counted.
+        assert_eq!(c.ping(1).await.status, psvc::frame::Status::PASSWORD);
+        silent.push(c);
+    }
+    // A fifth is closed at once, without an answer.
+    let mut fifth = Raw::connect(srv.local_addr()).await;
+    fifth.send(&Frame::new(Kind::ServInfo)).await;
+    assert!(fifth.expect_closed().await.is_empty());
+    assert_eq!(srv.stats().handshakes_refused, 1);
+    // A place frees when a handshake completes.
+    assert_eq!(silent[0].hello(Some("pw")).await.status, Status::OK);
+    until_connected(&log, 1).await;
+    let mut sixth = Raw::connect(srv.local_addr()).await;
+    assert_eq!(sixth.hello(Some("pw")).await.status, Status::OK);
+}
+
+#[actix_rt::test]
+async fn parallel_guesses_are_judged_one_after_another_and_input_waits() {
+    let throttle = Throttle {
+        free_attempts: 1,
+        base: Duration::from_millis(200),
+        max: Duration::from_millis(200),
+        window: Duration::from_secs(60),
+    };
+    let mut options = ServerOptions::default();
+    options.throttle = throttle;
+    let (srv, _) = server(Server::new(Auth::password("pw")).options(options)).await;
+    let mut first = Raw::connect(srv.local_addr()).await;
+    assert_eq!(first.hello(Some("guess")).await.status, Status::PASSWORD);
+    // Four guesses in parallel: judged 200 ms apart, not all at once.
+    let start = Instant::now();
+    let guesses = (0..4).map(|_| {
+        let addr = srv.local_addr();
+        async move {
+            let mut c = Raw::connect(addr).await;
+            let reply = c.hello(Some("guess")).await;
+            (reply.status, start.elapsed())
+        }
+    });
+    let mut took: Vec<Duration> = futures::future::join_all(guesses)
+        .await
+        .into_iter()
+        .map(|(status, at)| {
+            assert_eq!(status, Status::PASSWORD);
+            at
+        })
+        .collect();
+    took.sort();
+    for (i, at) in took.iter().enumerate() {
+        let slot = Duration::from_millis(200) * (i as u32 + 1);
+        assert!(*at >= slot - Duration::from_millis(20), "{took:?}");
+    }
+    // The right password, then a ping in the same write: the ping waits
+    // for the judgment and is answered after the SERVINFO reply.
+    let mut c = Raw::connect(srv.local_addr()).await;
+    let mut both = bytes::BytesMut::new();
+    for f in [
+        Frame::new(Kind::ServInfo)
+            .seqno(1)
+            .param(r#"{"passwd":"pw"}"#),
+        Frame::new(Kind::PingEcho).seqno(2),
+    ] {
+        psvc::frame::encode(&f, &mut both, psvc::frame::MAX_TCP_PACKET).unwrap();
+    }
+    c.send_bytes(&both).await;
+    let hello = c.recv().await.unwrap();
+    assert_eq!((hello.kind, hello.status), (Kind::ServInfo, Status::OK));
+    let pong = c.recv().await.unwrap();
+    assert_eq!((pong.kind, pong.seqno), (Kind::PingEcho, 2));
+}
