@@ -4,6 +4,11 @@
 //! disconnect after N lost pings, reconnects with backoff, re-subscription,
 //! and a clear error for every request pending when the link drops.
 //!
+//! Output is bounded: at most [`ClientOptions::send_buffer`] bytes wait for
+//! the socket; a request that does not fit fails at once with
+//! [`RequestError::SendBufferFull`], and output that makes no progress for
+//! [`ClientOptions::send_timeout`] drops the connection as a slow server.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use psvc::client::{Client, ClientOptions, Robot};
@@ -18,6 +23,7 @@
 
 mod actor;
 mod connect;
+mod outbox;
 
 use std::time::Duration;
 
@@ -102,6 +108,18 @@ pub enum RequestError {
     /// The quick channel failed to send.
     #[error("quick channel: {0}")]
     Quick(String),
+    /// The packet does not fit in the send buffer
+    /// ([`ClientOptions::send_buffer`]): the server is not reading as fast
+    /// as the client writes. Nothing was sent or queued; try again later.
+    #[error(
+        "send buffer full: {queued} bytes already queued for the server (limit {limit}); not sent"
+    )]
+    SendBufferFull {
+        /// Bytes queued when the packet was refused.
+        queued: usize,
+        /// The send buffer's size.
+        limit: usize,
+    },
 }
 
 /// Robot mode: keep the connection alive and come back after failures.
@@ -147,6 +165,11 @@ impl Robot {
     }
 }
 
+/// Default [`ClientOptions::send_buffer`]: 1 MiB.
+pub const DEFAULT_SEND_BUFFER: usize = 1024 * 1024;
+/// Default [`ClientOptions::send_timeout`]: 2 s.
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Where and how to connect.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -170,6 +193,14 @@ pub struct ClientOptions {
     /// The position server for `vsoa://name` addresses (else
     /// `VSOA_POS_SERVER` or `/etc/vsoa.pos`, as VSOA).
     pub position: Option<std::net::SocketAddr>,
+    /// Most bytes of output queued for the server (default 1 MiB). A packet
+    /// that does not fit is refused at once with
+    /// [`RequestError::SendBufferFull`], never queued; keep it at least the
+    /// largest packet (256 KiB) or such packets can never be sent.
+    pub send_buffer: usize,
+    /// A connection whose queued output makes no progress for this long
+    /// (default 2 s) is dropped as a slow server; robot mode reconnects.
+    pub send_timeout: Duration,
 }
 
 impl ClientOptions {
@@ -185,7 +216,24 @@ impl ClientOptions {
             nodelay: true,
             quick: true,
             position: None,
+            send_buffer: DEFAULT_SEND_BUFFER,
+            send_timeout: DEFAULT_SEND_TIMEOUT,
         }
+    }
+
+    /// Size of the send buffer, in bytes.
+    #[must_use]
+    pub fn send_buffer(mut self, bytes: usize) -> Self {
+        self.send_buffer = bytes;
+        self
+    }
+
+    /// How long queued output may make no progress before the connection
+    /// is dropped as a slow server.
+    #[must_use]
+    pub fn send_timeout(mut self, limit: Duration) -> Self {
+        self.send_timeout = limit;
+        self
     }
 
     /// Turns the quick UDP channel on or off.
@@ -486,7 +534,7 @@ impl Client {
         match self.command(command).await? {
             Reply::Pending(rx) => rx.await.map_err(|_| RequestError::Stopped)?,
             Reply::Done(r) => r.map(|()| Frame::default()),
-            Reply::Info(_) => Err(RequestError::Stopped),
+            Reply::Info(_) | Reply::Queued(_) => Err(RequestError::Stopped),
         }
     }
 
@@ -694,6 +742,15 @@ impl Client {
         match self.command(Command::Info).await {
             Ok(Reply::Info(info)) => info,
             _ => None,
+        }
+    }
+
+    /// Bytes queued for the server and not yet written to the socket (0
+    /// when not connected); at most [`ClientOptions::send_buffer`].
+    pub async fn queued_bytes(&self) -> usize {
+        match self.command(Command::Queued).await {
+            Ok(Reply::Queued(n)) => n,
+            _ => 0,
         }
     }
 

@@ -579,7 +579,9 @@ impl Commander {
 
     /// Serves `route` with an async handler run on another arbiter (its
     /// own thread), so long or CPU-heavy work does not share the network
-    /// thread.
+    /// thread. At most [`ARBITER_QUEUE`] requests of this route are queued
+    /// or running on the arbiter at once; see
+    /// [`Commander::on_arbiter_bounded`] for what happens beyond.
     ///
     /// # Panics
     /// If `route` does not start with `/`.
@@ -589,29 +591,49 @@ impl Commander {
         F: Fn(Request) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = CommandResult> + 'static,
     {
+        self.on_arbiter_bounded(route, arbiter, ARBITER_QUEUE, handler)
+    }
+
+    /// [`Commander::on_arbiter`] with at most `capacity` (at least 1)
+    /// requests of this route queued or running on the arbiter at once.
+    ///
+    /// actix hands work to an arbiter through an unbounded channel; this
+    /// bound keeps a burst from queuing there without limit. A request that
+    /// finds every slot taken is refused at once with status 6 (no memory)
+    /// and a message saying the worker queue is full; it never reaches the
+    /// arbiter. A slot is free again when its handler has finished (replied,
+    /// failed or panicked).
+    ///
+    /// # Panics
+    /// If `route` does not start with `/`.
+    #[must_use]
+    pub fn on_arbiter_bounded<F, Fut>(
+        self,
+        route: &str,
+        arbiter: ArbiterHandle,
+        capacity: usize,
+        handler: F,
+    ) -> Self
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = CommandResult> + 'static,
+    {
         let handler = Arc::new(handler);
+        let capacity = capacity.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        let slots = Arc::new(tokio::sync::Semaphore::new(capacity));
+        let name: Arc<str> = Arc::from(route);
         self.route(route, move |req: Request| {
-            let handler = handler.clone();
-            let (tx, rx) = oneshot::channel();
-            let sent = arbiter.spawn_fn(move || {
-                let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| handler(req))) {
-                    Ok(fut) => AssertUnwindSafe(fut).catch_unwind(),
-                    Err(p) => {
-                        let _ = tx.send(Err(panicked(&p)));
-                        return;
-                    }
-                };
-                actix::spawn(async move {
-                    let result = fut.await.unwrap_or_else(|p| Err(panicked(&p)));
-                    let _ = tx.send(result);
-                });
-            });
+            let sent = match slots.clone().try_acquire_owned() {
+                Ok(slot) => Ok(run_on_arbiter(&arbiter, handler.clone(), req, slot)),
+                Err(_) => Err(worker_queue_full(&name, capacity)),
+            };
             async move {
-                if !sent {
-                    return Err(CommandError::Failed("worker arbiter stopped".into()));
+                match sent? {
+                    Some(rx) => rx
+                        .await
+                        .map_err(|_| CommandError::Failed("worker arbiter stopped".into()))?,
+                    None => Err(CommandError::Failed("worker arbiter stopped".into())),
                 }
-                rx.await
-                    .map_err(|_| CommandError::Failed("worker arbiter stopped".into()))?
             }
         })
     }
@@ -711,6 +733,52 @@ fn panicked(payload: &Box<dyn std::any::Any + Send>) -> CommandError {
         .unwrap_or_else(|| "panic".into());
     tracing::error!(%message, "command handler panicked");
     CommandError::Failed(format!("handler panicked: {message}"))
+}
+
+/// Default bound of [`Commander::on_arbiter`]: requests of one route queued
+/// or running on its arbiter at once.
+pub const ARBITER_QUEUE: usize = 1024;
+
+/// Hands `req` to `handler` on `arbiter`, holding `slot` until the handler
+/// has finished; `None` if the arbiter has stopped (the slot is freed).
+fn run_on_arbiter<F, Fut>(
+    arbiter: &ArbiterHandle,
+    handler: Arc<F>,
+    req: Request,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) -> Option<oneshot::Receiver<CommandResult>>
+where
+    F: Fn(Request) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = CommandResult> + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    let sent = arbiter.spawn_fn(move || {
+        let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| handler(req))) {
+            Ok(fut) => AssertUnwindSafe(fut).catch_unwind(),
+            Err(p) => {
+                drop(slot);
+                let _ = tx.send(Err(panicked(&p)));
+                return;
+            }
+        };
+        actix::spawn(async move {
+            let result = fut.await.unwrap_or_else(|p| Err(panicked(&p)));
+            drop(slot);
+            let _ = tx.send(result);
+        });
+    });
+    sent.then_some(rx)
+}
+
+/// The refusal of a request that finds its route's worker queue full.
+fn worker_queue_full(route: &str, capacity: usize) -> CommandError {
+    tracing::debug!(%route, capacity, "worker queue full: request refused");
+    CommandError::status(
+        Status::NO_MEMORY,
+        format!(
+            "worker queue full: {capacity} requests for {route} already queued or running on its arbiter"
+        ),
+    )
 }
 
 impl Actor for Commander {

@@ -260,9 +260,13 @@ pub async fn lookup(name: &str, server: SocketAddr) -> std::io::Result<SocketAdd
     ))
 }
 
+/// Where the VSOA libraries keep the default position servers.
+const POS_FILE: &str = "/etc/vsoa.pos";
+
 /// The position servers to ask when none is configured: `VSOA_POS_SERVER`,
-/// then `/etc/vsoa.pos`.
-fn default_servers() -> Vec<SocketAddr> {
+/// then `/etc/vsoa.pos` (read with `tokio::fs`, off the calling thread:
+/// clients connect from actix threads).
+async fn default_servers() -> Vec<SocketAddr> {
     let parse = |s: &str, sep: char| -> Option<SocketAddr> {
         let (ip, port) = s.trim().split_once(sep)?;
         Some(SocketAddr::new(
@@ -276,7 +280,8 @@ fn default_servers() -> Vec<SocketAddr> {
             return servers;
         }
     }
-    std::fs::read_to_string("/etc/vsoa.pos")
+    tokio::fs::read_to_string(POS_FILE)
+        .await
         .map(|text| text.lines().filter_map(|l| parse(l, ' ')).collect())
         .unwrap_or_default()
 }
@@ -306,7 +311,10 @@ pub(crate) async fn resolve(
         };
         return Ok(format!("{name}:{port}"));
     }
-    let servers = server.map_or_else(default_servers, |s| vec![s]);
+    let servers = match server {
+        Some(s) => vec![s],
+        None => default_servers().await,
+    };
     if servers.is_empty() {
         return Err(ConnectError::NotFound(format!(
             "{addr}: no position server (set VSOA_POS_SERVER or /etc/vsoa.pos)"

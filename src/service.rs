@@ -440,7 +440,7 @@ impl ServiceSystem {
     /// Runs `service` inside an already running actix `System` (no logging
     /// set-up), with the configuration loaded here.
     pub async fn run_local<S: Service>(self, service: S) -> ExitStatus {
-        match self.loader.load() {
+        match load_blocking(&self.loader).await {
             Ok(config) => self.lifecycle(service, config, None).await,
             Err(err) => {
                 tracing::error!("{err}");
@@ -688,6 +688,19 @@ async fn shutdown_deadline(mut phase: watch::Receiver<Phase>, timeout: std::time
     tokio::time::sleep_until(since + timeout).await;
 }
 
+/// Loads the configuration on tokio's blocking pool: reading and parsing
+/// the file is blocking work that must not hold up an actix thread.
+async fn load_blocking(loader: &ConfigLoader) -> Result<Config, crate::config::Error> {
+    let loader = loader.clone();
+    tokio::task::spawn_blocking(move || loader.load())
+        .await
+        .unwrap_or_else(|e| {
+            Err(crate::config::Error::Other(format!(
+                "the configuration loader failed: {e}"
+            )))
+        })
+}
+
 struct Reloader {
     loader: ConfigLoader,
     config: watch::Sender<Arc<Config>>,
@@ -696,9 +709,11 @@ struct Reloader {
 }
 
 impl Reloader {
-    fn reload(&self) {
+    /// Loads the configuration off the actix thread, then applies it here
+    /// (or keeps the running one if the new one is bad).
+    async fn reload(&self) {
         systemd::reloading();
-        let result = self.loader.load();
+        let result = load_blocking(&self.loader).await;
         systemd::ready("running");
         match result {
             Ok(config) => {
@@ -740,7 +755,7 @@ fn watch_signals(
                 Some(()) = term.recv() => 15,
                 Some(()) = int.recv() => 2,
                 Some(()) = hup.recv() => {
-                    reloader.reload();
+                    reloader.reload().await;
                     continue;
                 }
                 else => return,

@@ -294,14 +294,50 @@ async fn an_oversize_reply_is_refused_with_status_6() {
     client.ping().await.unwrap();
 }
 
+/// A one-way latch a blocking thread can wait on (bounded) and an async
+/// task can open.
+#[derive(Default)]
+struct Latch {
+    open: std::sync::Mutex<bool>,
+    changed: std::sync::Condvar,
+}
+
+impl Latch {
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.changed.notify_all();
+    }
+
+    fn is_open(&self) -> bool {
+        *self.open.lock().unwrap()
+    }
+
+    /// Blocks until open or `limit` passes; whether it opened.
+    fn wait(&self, limit: Duration) -> bool {
+        let open = self.open.lock().unwrap();
+        let (open, _) = self
+            .changed
+            .wait_timeout_while(open, limit, |open| !*open)
+            .unwrap();
+        *open
+    }
+}
+
 #[actix_rt::test]
 async fn blocking_and_arbiter_commands_run_off_the_network_thread() {
     let net = std::thread::current().id();
     let worker = Arbiter::new();
+    // The blocking command says it has started, then blocks its thread
+    // until the fast command has been answered (or TIMEOUT passes): on the
+    // network thread, that answer could not come while it blocks.
+    let entered = std::sync::Arc::new(Latch::default());
+    let fast_answered = std::sync::Arc::new(Latch::default());
+    let (entered_in, answered_in) = (entered.clone(), fast_answered.clone());
     let commander = Commander::new()
         .blocking("/blocking", move |_req| {
-            std::thread::sleep(Duration::from_millis(200));
-            Response::json(&(std::thread::current().id() != net))
+            entered_in.open();
+            let answered = answered_in.wait(common::TIMEOUT);
+            Response::json(&(answered, std::thread::current().id() != net))
         })
         .on_arbiter("/arbiter", worker.handle(), move |_req| async move {
             Response::json(&(std::thread::current().id() != net))
@@ -309,20 +345,27 @@ async fn blocking_and_arbiter_commands_run_off_the_network_thread() {
         .route("/fast", |_req: Request| async move { Ok(Response::ok()) });
     let (srv, _) = serve(commander).await;
     let client = connect(&srv).await;
-    // While the blocking command sleeps, the fast one is answered.
-    let slow = client.call::<_, bool>("/blocking", &());
-    let fast = async {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        client.rpc(Rpc::get("/fast")).await.unwrap();
-        std::time::Instant::now()
+    // While the blocking command blocks its thread, the fast one is answered.
+    let slow = async {
+        let result = client.call::<_, (bool, bool)>("/blocking", &()).await;
+        (result, std::time::Instant::now())
     };
-    let (slow, fast_done) = futures::join!(slow, fast);
-    let slow_done = std::time::Instant::now();
+    let fast = async {
+        common::until(|| entered.is_open()).await;
+        client.rpc(Rpc::get("/fast")).await.unwrap();
+        let done = std::time::Instant::now();
+        fast_answered.open();
+        done
+    };
+    let ((slow, slow_done), fast_done) = futures::join!(slow, fast);
     assert!(
-        slow.unwrap(),
-        "the blocking command ran on the network thread"
+        fast_done < slow_done,
+        "the fast command was answered {:?} after the blocking one",
+        fast_done.duration_since(slow_done)
     );
-    assert!(fast_done < slow_done);
+    let (answered, off_thread) = slow.unwrap();
+    assert!(answered, "the blocking command never saw the fast reply");
+    assert!(off_thread, "the blocking command ran on the network thread");
     assert!(client.call::<_, bool>("/arbiter", &()).await.unwrap());
     worker.stop();
 }
@@ -348,10 +391,24 @@ async fn pipelined_calls_are_matched_by_seqno() {
 
 #[actix_rt::test]
 async fn a_timed_out_call_fails_alone_and_a_late_reply_is_ignored() {
+    // `/late` answers only once the test has seen its caller time out, so
+    // its reply is late by construction; `answered` counts the late replies
+    // sent.
+    let timed_out = std::sync::Arc::new(tokio::sync::watch::Sender::new(0u32));
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let (gate, sent) = (timed_out.clone(), answered.clone());
     let commander = Commander::new()
-        .typed("/sleep", |ms: u64, _| async move {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            Ok::<_, CommandError>(ms)
+        .typed("/late", move |n: u32, _| {
+            let (gate, sent) = (gate.clone(), sent.clone());
+            async move {
+                let mut seen = gate.subscribe();
+                tokio::time::timeout(common::TIMEOUT, seen.wait_for(|t| *t >= n))
+                    .await
+                    .map_err(|_| CommandError::Failed("the caller never timed out".into()))?
+                    .map_err(|_| CommandError::Unavailable)?;
+                sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok::<_, CommandError>(n)
+            }
         })
         .route("/echo", |req: Request| async move {
             Ok(Response::ok().param(req.param))
@@ -360,19 +417,22 @@ async fn a_timed_out_call_fails_alone_and_a_late_reply_is_ignored() {
     let client = connect(&srv).await;
     let limit = Duration::from_millis(100);
     let err = client
-        .rpc(Rpc::get("/sleep").json(&400u64).unwrap().timeout(limit))
+        .rpc(Rpc::get("/late").json(&1u32).unwrap().timeout(limit))
         .await
         .unwrap_err();
     assert_eq!(err, RequestError::Timeout(limit));
+    timed_out.send_replace(1);
     // The typed form takes the same per-call timeout.
     let typed = client
-        .call_rpc::<u64>(Rpc::set("/sleep").json(&400u64).unwrap().timeout(limit))
+        .call_rpc::<u32>(Rpc::set("/late").json(&2u32).unwrap().timeout(limit))
         .await
         .unwrap_err();
     assert_eq!(typed, CallError::Request(RequestError::Timeout(limit)));
-    // The connection carries on, and the late reply does not confuse the
+    timed_out.send_replace(2);
+    // The connection carries on, and the late replies (sent before the
+    // next request is made, so read before its reply) do not confuse the
     // next call.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    common::until(|| answered.load(std::sync::atomic::Ordering::SeqCst) == 2).await;
     let reply = client
         .rpc(Rpc::get("/echo").param("\"after\""))
         .await

@@ -7,12 +7,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::net::Inbox;
-use common::peers::{node, python, run_json, script};
+use common::peers::{node, python, run_json, script, start_with_line};
 use psvc::client::{CallError, Client, ClientOptions, Rpc};
 use psvc::frame::Status;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,15 +20,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 struct Peer(Child, u16);
 
 impl Peer {
-    fn start(mut cmd: Command) -> Peer {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("server did not start");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+    fn start(cmd: Command) -> Peer {
+        let (child, line) = start_with_line(cmd, "server");
         let json: serde_json::Value =
             serde_json::from_str(line.trim()).unwrap_or_else(|_| panic!("server printed {line:?}"));
         let port = json["port"].as_u64().expect("no port") as u16;
@@ -173,8 +165,16 @@ async fn psvc_client_uses_a_python_vsoa_server() {
         )
         .await
         .unwrap();
-    for _ in 0..50 {
-        if inbox.datagrams().iter().any(|(_, q)| *q) {
+    // UDP may drop a packet: the echo datagram is sent again each round
+    // until both quick datagrams are in (a bounded number of rounds).
+    let quick_from = |url: &[u8]| {
+        inbox
+            .datagrams()
+            .into_iter()
+            .find(|(f, q)| *q && &f.url[..] == url)
+    };
+    for _ in 0..100 {
+        if quick_from(b"/d").is_some() && quick_from(b"/dg/echo").is_some() {
             break;
         }
         client
@@ -184,10 +184,18 @@ async fn psvc_client_uses_a_python_vsoa_server() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let datagrams = inbox.datagrams();
-    assert!(
-        datagrams.iter().any(|(f, q)| *q && &f.url[..] == b"/d"),
-        "{datagrams:?}"
+    let (pushed, _) = quick_from(b"/d").unwrap_or_else(|| panic!("no quick /d: {datagrams:?}"));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&pushed.param).unwrap(),
+        serde_json::json!({"x": 1})
     );
+    let (echoed, _) = quick_from(b"/dg/echo")
+        .unwrap_or_else(|| panic!("quick datagram not echoed: {datagrams:?}"));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&echoed.param).unwrap(),
+        serde_json::json!({"n": 7})
+    );
+    assert_eq!(&echoed.data[..], b"payload");
 
     // Streams both ways.
     let reply = client

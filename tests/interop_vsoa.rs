@@ -7,8 +7,6 @@ mod common;
 
 use common::net::Inbox;
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -134,14 +132,7 @@ impl PyServer {
         if let Some(pw) = password {
             cmd.arg("--password").arg(pw);
         }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python server did not start");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let (child, line) = peers::start_with_line(cmd, "python server");
         let json: serde_json::Value = serde_json::from_str(line.trim())
             .unwrap_or_else(|_| panic!("python server printed {line:?}"));
         let port = json["port"].as_u64().expect("no port") as u16;

@@ -5,11 +5,14 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
+
 use common::net::{connect, serve};
 use psvc::client::Rpc;
 use psvc::commander::{Commander, Request, Response};
-use psvc::stream::{Tunnel, copy};
+use psvc::stream::{Transfer, Tunnel, copy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
 
 const SIZE: u64 = 1 << 30;
 /// Peak RSS growth allowed for moving SIZE bytes: buffers, not data.
@@ -23,17 +26,32 @@ fn status_kib(key: &str) -> u64 {
 
 #[actix_rt::test]
 async fn one_gibibyte_in_constant_memory() {
-    let commander = Commander::new().route("/big", |req: Request| async move {
-        let tunnel = Tunnel::open(&req)?;
-        let port = tunnel.port();
-        actix::spawn(async move {
-            let mut stream = tunnel.accept().await.unwrap();
-            let mut source = tokio::io::repeat(0x5a).take(SIZE);
-            let sent = copy(&mut source, &mut stream, |_| {}).await.unwrap();
-            assert_eq!(sent.bytes, SIZE);
-            stream.shutdown().await.unwrap();
-        });
-        Ok(Response::ok().tunnel(port))
+    // The sending end reports what it sent (or why it failed) through this
+    // channel: an assertion inside its spawned task could not fail the test.
+    let (sent_tx, sent_rx) = oneshot::channel::<Result<Transfer, String>>();
+    let sent_tx = Arc::new(Mutex::new(Some(sent_tx)));
+    let commander = Commander::new().route("/big", move |req: Request| {
+        let report = sent_tx.lock().unwrap().take();
+        async move {
+            let report = report.ok_or_else(|| {
+                psvc::commander::CommandError::Failed("/big is served once".into())
+            })?;
+            let tunnel = Tunnel::open(&req)?;
+            let port = tunnel.port();
+            actix::spawn(async move {
+                let sent = async {
+                    let mut stream = tunnel.accept().await.map_err(|e| e.to_string())?;
+                    let mut source = tokio::io::repeat(0x5a).take(SIZE);
+                    let sent = copy(&mut source, &mut stream, |_| {})
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    stream.shutdown().await.map_err(|e| e.to_string())?;
+                    Ok(sent)
+                };
+                let _ = report.send(sent.await);
+            });
+            Ok(Response::ok().tunnel(port))
+        }
     });
     let (srv, _) = serve(commander).await;
     let client = connect(&srv).await;
@@ -53,7 +71,14 @@ async fn one_gibibyte_in_constant_memory() {
         sha2::Digest::update(&mut expected, &block);
     }
     let expected: [u8; 32] = sha2::Digest::finalize(expected).into();
-    assert_eq!(got.sha256, expected);
+    assert_eq!(got.sha256, expected, "receiving end's digest");
+    let sent = tokio::time::timeout(common::TIMEOUT, sent_rx)
+        .await
+        .expect("the sending end did not report")
+        .expect("the sending end dropped its report")
+        .expect("the sending end failed");
+    assert_eq!(sent.bytes, SIZE);
+    assert_eq!(sent.sha256, expected, "sending end's digest");
     let growth = after.saturating_sub(before);
     eprintln!("peak RSS {before} KiB -> {after} KiB (+{growth} KiB) for 1 GiB");
     assert!(

@@ -204,7 +204,8 @@ impl Scenario {
     pub fn describe(self) -> &'static str {
         match self {
             Scenario::Tell => {
-                "1 producer → 1 actor, N fire-and-forget u64 increments, then one ask; total ÷ N"
+                "1 producer → 1 actor, N u64 increments, each sent the framework's bounded way \
+                 where it has one (waiting for room, see notes), then one ask; total ÷ N"
             }
             Scenario::Ask => {
                 "N sequential request/response round trips (mean); p50/p99 from a second, \
@@ -265,6 +266,9 @@ pub struct Sample {
     pub p50: Option<f64>,
     /// 99th percentile latency of the per-op timed pass, in the same unit, if measured.
     pub p99: Option<f64>,
+    /// For information only, never judged: the same operation through an unbounded path,
+    /// measured in the same worker (raw actix's `do_send` in `tell`), in the same unit.
+    pub unbounded: Option<f64>,
     /// Short remark on what was measured (mailbox kind, verification, …).
     pub note: String,
 }
@@ -276,8 +280,16 @@ impl Sample {
             value,
             p50: None,
             p99: None,
+            unbounded: None,
             note: note.into(),
         }
+    }
+
+    /// The same sample with an unbounded figure reported beside it.
+    #[must_use]
+    pub fn with_unbounded(mut self, value: f64) -> Self {
+        self.unbounded = Some(value);
+        self
     }
 }
 
@@ -361,6 +373,7 @@ where
         value: mean,
         p50: Some(hist.value_at_quantile(0.50) as f64),
         p99: Some(hist.value_at_quantile(0.99) as f64),
+        unbounded: None,
         note: note.to_string(),
     })
 }
@@ -429,10 +442,11 @@ pub fn result_line(outcome: &Outcome) -> String {
         Outcome::Measured(s) => {
             let opt = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v}"));
             format!(
-                "{RESULT_MARKER}\tok\t{}\t{}\t{}\t{}",
+                "{RESULT_MARKER}\tok\t{}\t{}\t{}\t{}\t{}",
                 s.value,
                 opt(s.p50),
                 opt(s.p99),
+                opt(s.unbounded),
                 clean(&s.note)
             )
         }
@@ -455,10 +469,11 @@ pub fn parse_result(stdout: &str) -> Result<Outcome, BenchError> {
         if s == "-" { Ok(None) } else { num(s).map(Some) }
     };
     match fields.as_slice() {
-        [_, "ok", value, p50, p99, note] => Ok(Outcome::Measured(Sample {
+        [_, "ok", value, p50, p99, unbounded, note] => Ok(Outcome::Measured(Sample {
             value: num(value)?,
             p50: opt(p50)?,
             p99: opt(p99)?,
+            unbounded: opt(unbounded)?,
             note: (*note).to_string(),
         })),
         [_, "skip", reason] => Ok(Outcome::Skipped((*reason).to_string())),
@@ -491,6 +506,7 @@ mod tests {
             value: 12.5,
             p50: Some(11.0),
             p99: None,
+            unbounded: Some(3.5),
             note: "a\tb".to_string(),
         });
         let parsed = parse_result(&format!("noise\n{}\n", result_line(&s)))?;
@@ -500,6 +516,7 @@ mod tests {
         assert!((m.value - 12.5).abs() < 1e-9);
         assert_eq!(m.p50, Some(11.0));
         assert_eq!(m.p99, None);
+        assert_eq!(m.unbounded, Some(3.5));
         assert_eq!(m.note, "a b");
         let skip = parse_result(&result_line(&Outcome::Skipped("n/a: x".into())))?;
         assert_eq!(skip, Outcome::Skipped("n/a: x".into()));

@@ -5,14 +5,14 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use actix::io::{FramedWrite, WriteHandler};
 use actix::prelude::*;
 use futures::StreamExt;
 use tokio::sync::oneshot;
 
 use super::connect::{Established, establish, subscription};
+use super::outbox::Outbox;
 use super::{ClientMessage, ClientOptions, ConnectError, RequestError, ServerInfo};
-use crate::codec::{CodecError, FrameCodec};
+use crate::codec::CodecError;
 use crate::frame::{Frame, Kind, Status};
 use crate::socket::io::{IoWrite, SharedIo, set_priority_tos};
 
@@ -30,6 +30,8 @@ pub(crate) enum Command {
     Subscribe(Vec<String>, bool),
     Listen(Recipient<ClientMessage>),
     Info,
+    /// Bytes in the send buffer.
+    Queued,
     Close,
 }
 
@@ -39,6 +41,7 @@ pub(crate) enum Reply {
     Pending(oneshot::Receiver<Result<Frame, RequestError>>),
     Done(Result<(), RequestError>),
     Info(Option<ServerInfo>),
+    Queued(usize),
 }
 
 enum Purpose {
@@ -54,7 +57,11 @@ struct Pending {
 
 struct Conn {
     io: Rc<SharedIo>,
-    writer: FramedWrite<Frame, IoWrite, FrameCodec>,
+    out: Outbox,
+    /// The task writing `out` to the socket.
+    writer: SpawnHandle,
+    /// The send-timeout check, while output is queued.
+    stall_check: Option<SpawnHandle>,
     reader: SpawnHandle,
     keepalive: Option<SpawnHandle>,
     info: ServerInfo,
@@ -190,7 +197,12 @@ impl ClientActor {
             });
             (socket, ctx.add_stream(packets))
         });
-        let writer = FramedWrite::new(IoWrite(est.io.clone()), FrameCodec::tcp(), ctx);
+        let (out, pump) = Outbox::new(IoWrite(est.io.clone()), self.options.send_buffer);
+        let writer = ctx.spawn(pump.into_actor(self).map(move |err, act, ctx| {
+            if act.generation == generation {
+                act.disconnect(format!("write failed: {err}"), ctx);
+            }
+        }));
         let keepalive = self
             .options
             .robot
@@ -198,7 +210,9 @@ impl ClientActor {
         tracing::debug!(addr = %self.options.addr, client_id = est.info.client_id, "connected");
         self.conn = Some(Conn {
             io: est.io,
+            out,
             writer,
+            stall_check: None,
             reader,
             keepalive,
             info: est.info.clone(),
@@ -236,7 +250,10 @@ impl ClientActor {
             return;
         };
         ctx.cancel_future(conn.reader);
-        ctx.cancel_future(conn.writer.handle());
+        ctx.cancel_future(conn.writer);
+        if let Some(check) = conn.stall_check {
+            ctx.cancel_future(check);
+        }
         if let Some(k) = conn.keepalive {
             ctx.cancel_future(k);
         }
@@ -267,17 +284,51 @@ impl ClientActor {
         }
     }
 
-    fn write(&mut self, frame: Frame) -> Result<(), RequestError> {
+    /// Queues `frame` in the send buffer, or refuses it at once (too large,
+    /// or the buffer is full: the server is not reading).
+    fn write(&mut self, frame: Frame, ctx: &mut Context<Self>) -> Result<(), RequestError> {
         let Some(conn) = self.conn.as_mut() else {
             return Err(RequestError::NotConnected);
         };
-        // Checked here: actix's writer would end the connection on an
-        // encoding error.
-        frame
-            .checked_len(FrameCodec::tcp().max())
-            .map_err(|_| RequestError::TooLarge)?;
-        conn.writer.write(frame);
+        conn.out.push(&frame)?;
+        if conn.stall_check.is_none() {
+            self.watch_output(ctx);
+        }
         Ok(())
+    }
+
+    /// While output is queued, checks every `send_timeout` that some of it
+    /// was written; a server that takes none for that long is cut off as a
+    /// slow server (robot mode then reconnects).
+    fn watch_output(&mut self, ctx: &mut Context<Self>) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let mark = conn.out.written();
+        let limit = self.options.send_timeout;
+        let generation = self.generation;
+        let check = ctx.run_later(limit, move |act, ctx| {
+            if act.generation != generation {
+                return;
+            }
+            let Some(conn) = act.conn.as_mut() else {
+                return;
+            };
+            conn.stall_check = None;
+            let queued = conn.out.queued();
+            if queued == 0 {
+                return;
+            }
+            if conn.out.written() == mark {
+                act.disconnect(
+                    format!("slow server: {queued} bytes unsent, no write progress for {limit:?}"),
+                    ctx,
+                );
+            } else {
+                act.watch_output(ctx);
+            }
+        });
+        conn.stall_check = Some(check);
     }
 
     fn write_quick(&mut self, frame: Frame) -> Result<(), RequestError> {
@@ -308,7 +359,7 @@ impl ClientActor {
         ctx: &mut Context<Self>,
     ) -> Result<(), RequestError> {
         let seqno = self.next_seqno();
-        self.write(frame.seqno(seqno))?;
+        self.write(frame.seqno(seqno), ctx)?;
         let timer = ctx.run_later(limit, move |act, ctx| act.timed_out(seqno, limit, ctx));
         self.pending.insert(seqno, Pending { purpose, timer });
         Ok(())
@@ -449,15 +500,6 @@ impl StreamHandler<Incoming> for ClientActor {
     }
 }
 
-impl WriteHandler<CodecError> for ClientActor {
-    fn error(&mut self, err: CodecError, ctx: &mut Self::Context) -> Running {
-        self.disconnect(format!("write failed: {err}"), ctx);
-        Running::Continue
-    }
-
-    fn finished(&mut self, _: &mut Self::Context) {}
-}
-
 impl Handler<Command> for ClientActor {
     type Result = Reply;
 
@@ -473,7 +515,7 @@ impl Handler<Command> for ClientActor {
                 Purpose::Caller,
                 ctx,
             ),
-            Command::Send(frame) => Reply::Done(self.write(frame)),
+            Command::Send(frame) => Reply::Done(self.write(frame, ctx)),
             Command::Quick(frame) => Reply::Done(self.write_quick(frame)),
             Command::Subscribe(urls, subscribe) => {
                 if urls.is_empty() || urls.iter().any(|u| !u.starts_with('/')) {
@@ -492,6 +534,7 @@ impl Handler<Command> for ClientActor {
                 Reply::Done(Ok(()))
             }
             Command::Info => Reply::Info(self.conn.as_ref().map(|c| c.info.clone())),
+            Command::Queued => Reply::Queued(self.conn.as_ref().map_or(0, |c| c.out.queued())),
             Command::Close => {
                 self.closing = true;
                 self.disconnect("closed by the client".into(), ctx);
