@@ -24,15 +24,16 @@
 mod actor;
 mod connect;
 mod outbox;
+pub(crate) mod resolve;
 
 use std::time::Duration;
 
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use crate::frame::{Flags, Frame, Kind};
-use crate::socket::ClientTls;
+use crate::net::tls::ClientTls;
 use crate::supervisor::Backoff;
+use crate::wire::frame::{Flags, Frame, Kind};
 
 pub use actor::ClientActor;
 
@@ -97,7 +98,7 @@ pub enum RequestError {
     TooLarge,
     /// The server refused (SUBSCRIBE/UNSUBSCRIBE status).
     #[error("refused with status {0}")]
-    Refused(crate::frame::Status),
+    Refused(crate::wire::frame::Status),
     /// The client actor has stopped.
     #[error("client stopped")]
     Stopped,
@@ -437,7 +438,7 @@ pub enum CallError {
     #[error("status {status}: {message}")]
     Status {
         /// The reply status (VSOA's 1–6 or a user code 128–255).
-        status: crate::frame::Status,
+        status: crate::wire::frame::Status,
         /// The server's `{"error": …}` message, or the param text.
         message: String,
         /// The whole reply.
@@ -461,14 +462,14 @@ pub fn decode_reply<R: serde::de::DeserializeOwned>(reply: &Frame) -> Result<R, 
     if !reply.status.is_ok() {
         return Err(CallError::Status {
             status: reply.status,
-            message: crate::commander::error_message(&reply.param),
+            message: crate::wire::payload::error_message(&reply.param),
             reply: Box::new(reply.clone()),
         });
     }
     if reply.param.is_empty() && !reply.data.is_empty() {
         return postcard::from_bytes(&reply.data).map_err(|e| CallError::Decode(e.to_string()));
     }
-    crate::commander::json_param(&reply.param).map_err(|e| CallError::Decode(e.to_string()))
+    crate::wire::payload::json_param(&reply.param).map_err(|e| CallError::Decode(e.to_string()))
 }
 
 /// Why a one-shot [`fetch`] failed.
@@ -643,22 +644,22 @@ impl Client {
     /// clients do: over TLS when this client uses TLS, sending no token
     /// (see [`Client::open_stream`] for tunnels that require one). The
     /// stream has the default idle timeout
-    /// ([`crate::stream::DEFAULT_IDLE_TIMEOUT`]).
+    /// ([`crate::net::tunnel::DEFAULT_IDLE_TIMEOUT`]).
     ///
     /// # Errors
     /// Not connected, the connection or its TLS handshake fails, or it
     /// takes longer than the connect timeout.
-    pub async fn stream(&self, tunid: u16) -> std::io::Result<crate::stream::TunnelStream> {
+    pub async fn stream(&self, tunid: u16) -> std::io::Result<crate::net::tunnel::TunnelStream> {
         let info = self
             .info()
             .await
             .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotConnected))?;
-        let open = crate::stream::connect_with(info.addr, tunid, None, self.tls.as_ref());
+        let open = crate::net::tunnel::connect_with(info.addr, tunid, None, self.tls.as_ref());
         match tokio::time::timeout(self.connect_timeout, open).await {
             Ok(Ok(stream)) => Ok(stream),
-            Ok(Err(crate::stream::StreamError::Io(e) | crate::stream::StreamError::Tls(e))) => {
-                Err(e)
-            }
+            Ok(Err(
+                crate::net::tunnel::StreamError::Io(e) | crate::net::tunnel::StreamError::Tls(e),
+            )) => Err(e),
             Ok(Err(e)) => Err(std::io::Error::other(e)),
             Err(_) => Err(std::io::Error::from(std::io::ErrorKind::TimedOut)),
         }
@@ -670,19 +671,19 @@ impl Client {
     /// or VSOA server offers.
     ///
     /// # Errors
-    /// [`StreamError::NoTunnel`](crate::stream::StreamError::NoTunnel) if
+    /// [`StreamError::NoTunnel`](crate::net::tunnel::StreamError::NoTunnel) if
     /// the reply offers none, a malformed token, not connected, the
     /// connection or its TLS handshake fails, or it takes longer than the
     /// connect timeout.
     pub async fn open_stream(
         &self,
         reply: &Frame,
-    ) -> Result<crate::stream::TunnelStream, crate::stream::StreamError> {
+    ) -> Result<crate::net::tunnel::TunnelStream, crate::net::tunnel::StreamError> {
         let info = self
             .info()
             .await
             .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotConnected))?;
-        let open = crate::stream::connect_reply(info.addr, reply, self.tls.as_ref());
+        let open = crate::net::tunnel::connect_reply(info.addr, reply, self.tls.as_ref());
         tokio::time::timeout(self.connect_timeout, open)
             .await
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?

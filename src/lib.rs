@@ -1,42 +1,49 @@
 //! psvc: an actor-model framework for long-running services, on actix.
 //!
 //! # Layout
-//! - [`supervisor`]: supervision trees with the OTP contract (strategies,
-//!   restart types, intensity with escalation, backoff, ordered shutdown,
-//!   panic containment) and stable [`ChildRef`] handles.
-//! - [`service`]: the [`Service`] lifecycle (init / run / destroy) run by a
-//!   [`ServiceSystem`] that loads the configuration, sets up logging, handles
-//!   signals and owns the root supervisor.
-//! - [`config`]: `psvc.conf` (INI or TOML) with embedded defaults and
-//!   `PSVC_*` environment overrides.
-//! - [`logging`]: `tracing` to the console and to `logs/<Name>.log`.
-//! - [`frame`] and [`codec`]: VSOA v2 packets and their tokio-util codec.
-//! - [`socket`]: the server side (listener, sessions, handshake, TLS).
+//! Modules are layered: each uses only those below it (no import cycles;
+//! `tests/layering.rs` checks). From the bottom:
+//! - [`wire`]: VSOA v2 packets as values ([`frame`]), their tokio-util
+//!   [`codec`], URL rules and payload conventions; no IO.
+//! - [`net`]: transports (plain TCP or TLS), TLS settings, and the client
+//!   end of streams.
+//! - [`supervisor`], [`config`], [`logging`], [`error`]: supervision trees
+//!   with the OTP contract and stable [`ChildRef`] handles; `psvc.conf` with
+//!   embedded defaults; `tracing` to the console and `logs/<Name>.log`.
+//! - [`server`] (also reachable as `socket`): listener, sessions, handshake,
+//!   bounds, and the [`server::Dispatch`] trait through which it reaches the
+//!   messaging layer without naming it.
 //! - [`client`]: the client actor with auto-reconnect (robot mode), typed
-//!   calls, datagrams and streams.
-//! - [`commander`]: RPC routing by URL to async, typed handlers.
-//! - [`broker`]: URL-prefix publish/subscribe for clients and local actors.
-//! - [`stream`]: one-shot stream tunnels and file transfer with SHA-256.
-//! - [`position`]: VSOA's name lookup service (`vsoa://name`).
+//!   calls, datagrams, streams, `vsoa://name` resolution.
+//! - [`messaging`]: the [`commander`] (RPC routing to async, typed
+//!   handlers), the [`broker`] (URL-prefix publish/subscribe), [`stream`]
+//!   tunnels and the [`position`] name service.
+//! - [`service`]: the [`Service`] lifecycle (init / run / destroy) run by a
+//!   [`ServiceSystem`] that loads the configuration, sets up logging,
+//!   handles signals and owns the root supervisor.
 //! - [`sandbox`]: paths a peer supplies, kept under one root directory.
+//!
+//! The paths of earlier versions (`psvc::socket`, `psvc::frame`,
+//! `psvc::codec`, `psvc::commander`, `psvc::broker`, `psvc::stream`,
+//! `psvc::position`) are re-exports of the modules above.
 //!
 //! The [`prelude`] brings the names most services use.
 
-pub mod broker;
 pub mod client;
-pub mod codec;
-pub mod commander;
 pub mod config;
 pub mod error;
-pub mod frame;
 pub mod logging;
-pub mod position;
+pub mod messaging;
+pub mod net;
 pub mod sandbox;
+pub mod server;
 pub mod service;
-pub mod socket;
-pub mod stream;
 pub mod supervisor;
-mod url;
+pub mod wire;
+
+pub use messaging::{broker, commander, position, stream};
+pub use server as socket;
+pub use wire::{codec, frame};
 
 pub use error::{Error, Result};
 pub use service::{ExitStatus, Service, ServiceContext, ServiceSystem};

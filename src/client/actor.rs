@@ -12,9 +12,9 @@ use tokio::sync::oneshot;
 use super::connect::{Established, establish, subscription};
 use super::outbox::Outbox;
 use super::{ClientMessage, ClientOptions, ConnectError, RequestError, ServerInfo};
-use crate::codec::CodecError;
-use crate::frame::{Frame, Kind, Status};
-use crate::socket::io::{IoWrite, SharedIo, set_priority_tos};
+use crate::net::io::{IoWrite, SharedIo, set_priority_tos};
+use crate::wire::codec::CodecError;
+use crate::wire::frame::{Frame, Kind, Status};
 
 type Waiter = oneshot::Sender<Result<Frame, RequestError>>;
 
@@ -341,7 +341,7 @@ impl ClientActor {
         // The quick channel carries the client id in the seqno.
         let frame = frame.seqno(conn.info.client_id);
         let mut buf = bytes::BytesMut::new();
-        crate::frame::encode(&frame, &mut buf, crate::frame::MAX_UDP_PACKET)
+        crate::wire::frame::encode(&frame, &mut buf, crate::wire::frame::MAX_UDP_PACKET)
             .map_err(|_| RequestError::TooLarge)?;
         match socket.try_send(&buf) {
             Ok(_) => Ok(()),
@@ -548,7 +548,7 @@ impl Handler<Command> for ClientActor {
 /// Packets from the quick channel; malformed ones and receive errors (ICMP
 /// after a send) are skipped, never ending the connection.
 fn quick_packets(socket: Rc<tokio::net::UdpSocket>) -> impl futures::Stream<Item = Frame> {
-    let buf = vec![0u8; crate::frame::MAX_UDP_PACKET];
+    let buf = vec![0u8; crate::wire::frame::MAX_UDP_PACKET];
     futures::stream::unfold((socket, buf), |(socket, mut buf)| async move {
         loop {
             let n = match socket.recv(&mut buf).await {
@@ -559,7 +559,7 @@ fn quick_packets(socket: Rc<tokio::net::UdpSocket>) -> impl futures::Stream<Item
                 }
             };
             let mut packet = bytes::BytesMut::from(&buf[..n]);
-            match crate::frame::decode(&mut packet, crate::frame::MAX_UDP_PACKET) {
+            match crate::wire::frame::decode(&mut packet, crate::wire::frame::MAX_UDP_PACKET) {
                 Ok(frame) => return Some((frame, (socket, buf))),
                 Err(e) => tracing::debug!(error = %e, "malformed quick packet dropped"),
             }

@@ -10,9 +10,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::{ClientOptions, ConnectError, ServerInfo};
-use crate::codec::{CodecError, FrameCodec, FrameStream};
-use crate::frame::{self, Flags, Frame, Kind, Status};
-use crate::socket::io::{IoRead, IoWrite, SharedIo, Transport, tune};
+use crate::net::io::{IoRead, IoWrite, SharedIo, Transport, tune};
+use crate::wire::codec::{CodecError, FrameCodec, FrameStream};
+use crate::wire::frame::{self, Flags, Frame, Kind, Status};
 
 /// A connection that completed the handshake. The frame stream keeps any
 /// bytes the server sent right after its SERVINFO reply.
@@ -99,7 +99,7 @@ async fn quick_socket(server: std::net::SocketAddr) -> io::Result<tokio::net::Ud
 }
 
 async fn establish_inner(options: &ClientOptions) -> Result<Established, ConnectError> {
-    let resolved = crate::position::resolve(&options.addr, options.position).await?;
+    let resolved = super::resolve::resolve(&options.addr, options.position).await?;
     let addr = resolved.as_str();
     let tcp = match TcpStream::connect(addr).await {
         Ok(s) => s,

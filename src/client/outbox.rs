@@ -19,9 +19,9 @@ use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWrite;
 
 use super::RequestError;
-use crate::codec::FrameCodec;
-use crate::frame::Frame;
-use crate::socket::io::IoWrite;
+use crate::net::io::IoWrite;
+use crate::wire::codec::FrameCodec;
+use crate::wire::frame::Frame;
 
 /// The queue's state, shared by the actor (which pushes) and the pump
 /// (which writes); both run on the actor's thread, one at a time.
@@ -67,7 +67,7 @@ impl Outbox {
                 limit: queue.limit,
             });
         }
-        crate::frame::encode(frame, &mut queue.buf, FrameCodec::tcp().max())
+        crate::wire::frame::encode(frame, &mut queue.buf, FrameCodec::tcp().max())
             .map_err(|_| RequestError::TooLarge)?;
         if let Some(pump) = queue.idle.take() {
             pump.wake();

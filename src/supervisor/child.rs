@@ -33,7 +33,6 @@ use parking_lot::RwLock;
 use tokio::sync::Notify;
 
 use super::exit::{ExitReason, panic_message};
-use super::spec::Overflow;
 use super::{ChildExited, ChildFault, Supervisor};
 
 thread_local! {
@@ -483,6 +482,23 @@ impl<A: Actor<Context = Context<A>>> SupervisedContext for Context<A> {
             tracing::warn!(%reason, "fault not reported (no supervisor, or one already pending)");
         }
     }
+}
+
+/// What a fire-and-forget [`ChildRef::tell`] does when the mailbox is full.
+///
+/// psvc never queues past the mailbox capacity: actix's `do_send` (which
+/// ignores capacity) is banned in this codebase by clippy's
+/// `disallowed-methods`, and every psvc send goes through `try_send`
+/// (`tell`), a waiting send (`tell_wait`, `ask`), or this policy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Overflow {
+    /// `tell` fails with [`SendError::Full`](super::SendError::Full), handing
+    /// the message back to the caller (the default).
+    #[default]
+    Reject,
+    /// `tell` drops the message, counts it in [`ChildRef::dropped`] and logs
+    /// a warning (the first drop, then every 1000th).
+    DropNewest,
 }
 
 /// Why a message could not be queued.

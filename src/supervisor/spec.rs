@@ -60,22 +60,7 @@ pub enum ChildKind {
     Supervisor,
 }
 
-/// What a fire-and-forget [`ChildRef::tell`] does when the mailbox is full.
-///
-/// psvc never queues past the mailbox capacity: actix's `do_send` (which
-/// ignores capacity) is banned in this codebase by clippy's
-/// `disallowed-methods`, and every psvc send goes through `try_send`
-/// (`tell`), a waiting send (`tell_wait`, `ask`), or this policy.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Overflow {
-    /// `tell` fails with [`SendError::Full`](super::SendError::Full), handing
-    /// the message back to the caller (the default).
-    #[default]
-    Reject,
-    /// `tell` drops the message, counts it in [`ChildRef::dropped`] and logs
-    /// a warning (the first drop, then every 1000th).
-    DropNewest,
-}
+pub use super::child::Overflow;
 
 /// Mailbox settings of a child.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -39,9 +39,9 @@ use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 
-use crate::frame::{self, Frame, Kind, MAX_TCP_PACKET, MAX_UDP_PACKET};
-use crate::socket::{Inbound, SessionRef, SessionTable};
-use crate::url;
+use crate::server::{Inbound, SessionRef, SessionTable};
+use crate::wire::frame::{self, Frame, Kind, MAX_TCP_PACKET, MAX_UDP_PACKET};
+use crate::wire::url;
 
 /// A message published to local subscribers.
 #[derive(Debug, Clone, Message)]
@@ -467,7 +467,7 @@ impl Handler<Inbound> for Broker {
             }
             _ => return,
         };
-        let Some(urls) = crate::socket::subscription_urls(&msg.frame) else {
+        let Some(urls) = crate::server::subscription_urls(&msg.frame) else {
             return;
         };
         self.learn(&msg.session);

@@ -49,9 +49,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
-use crate::frame::{Flags, Frame, Kind, MAX_TCP_PACKET, Status};
-use crate::socket::{Inbound, SessionRef};
-use crate::url;
+use crate::server::{Dispatch, Inbound, Reply, SessionRef};
+use crate::wire::frame::{Flags, Frame, Kind, MAX_TCP_PACKET, Status};
+use crate::wire::payload::{error_message, json_param};
+use crate::wire::url;
 
 /// The RPC method (VSOA's GET/SET, the SET flag on the wire).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -374,21 +375,6 @@ impl CommandError {
         Response::with_status(self.code())
             .param(serde_json::json!({ "error": message }).to_string())
     }
-}
-
-/// A param parsed as JSON; an empty param reads as `null` (so `()` and
-/// `Option`s decode from nothing).
-pub(crate) fn json_param<T: DeserializeOwned>(param: &[u8]) -> Result<T, serde_json::Error> {
-    serde_json::from_slice(if param.is_empty() { b"null" } else { param })
-}
-
-/// The message of an error reply: `{"error": …}` in the param, else the
-/// param as text.
-pub(crate) fn error_message(param: &[u8]) -> String {
-    serde_json::from_slice::<serde_json::Value>(param)
-        .ok()
-        .and_then(|v| v.get("error")?.as_str().map(str::to_owned))
-        .unwrap_or_else(|| String::from_utf8_lossy(param).into_owned())
 }
 
 impl From<std::io::Error> for CommandError {
@@ -717,14 +703,6 @@ pub(crate) fn error_reply(seqno: u32, error: CommandError) -> Frame {
     reply_frame(seqno, Err(error))
 }
 
-/// A reply ready now, or one to wait for.
-pub(crate) enum Reply {
-    /// The handler finished without waiting.
-    Ready(Frame),
-    /// The handler waits; the reply comes when this completes.
-    Later(LocalBoxFuture<'static, Frame>),
-}
-
 fn panicked(payload: &Box<dyn std::any::Any + Send>) -> CommandError {
     let message = payload
         .downcast_ref::<&str>()
@@ -867,8 +845,8 @@ impl Handler<Call> for Commander {
 
     fn handle(&mut self, Call(req): Call, _: &mut Self::Context) -> Self::Result {
         match self.commands.dispatch(req) {
-            Dispatch::Ready(result) => Box::pin(std::future::ready(result)),
-            Dispatch::Later(fut) => fut,
+            Outcome::Ready(result) => Box::pin(std::future::ready(result)),
+            Outcome::Later(fut) => fut,
         }
     }
 }
@@ -890,7 +868,7 @@ impl std::fmt::Debug for Commands {
 }
 
 /// A handler's result, ready now or to wait for.
-pub(crate) enum Dispatch {
+pub(crate) enum Outcome {
     Ready(CommandResult),
     Later(LocalBoxFuture<'static, CommandResult>),
 }
@@ -911,31 +889,64 @@ impl Commands {
 
     /// Runs the handler for `req` as far as it goes without waiting (most
     /// handlers finish there); panics, early or late, become errors.
-    pub(crate) fn dispatch(&self, mut req: Request) -> Dispatch {
+    pub(crate) fn dispatch(&self, mut req: Request) -> Outcome {
         let handler = match self.find(&req.url) {
             Ok(h) => h,
-            Err(e) => return Dispatch::Ready(Err(e)),
+            Err(e) => return Outcome::Ready(Err(e)),
         };
         req.commands = Some(self.clone());
         // The handler's synchronous part runs here: contain its panics too.
         let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| handler(req))) {
             Ok(fut) => fut,
-            Err(p) => return Dispatch::Ready(Err(panicked(&p))),
+            Err(p) => return Outcome::Ready(Err(panicked(&p))),
         };
         let mut fut = AssertUnwindSafe(fut)
             .catch_unwind()
             .map(|r| r.unwrap_or_else(|p| Err(panicked(&p))));
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         match Pin::new(&mut fut).poll(&mut cx) {
-            Poll::Ready(result) => Dispatch::Ready(result),
+            Poll::Ready(result) => Outcome::Ready(result),
             // Polled again by whoever awaits it, which registers the real
             // waker.
-            Poll::Pending => Dispatch::Later(fut.boxed_local()),
+            Poll::Pending => Outcome::Later(fut.boxed_local()),
         }
     }
 
+    /// Runs the command for `request`; errors come back as
+    /// [`CommandError`], replies with any status as `Ok`.
+    ///
+    /// # Errors
+    /// The command failed.
+    pub async fn call(&self, request: Request) -> CommandResult {
+        match self.dispatch(request) {
+            Outcome::Ready(result) => result,
+            Outcome::Later(fut) => fut.await,
+        }
+    }
+
+    /// Calls `route` with a typed argument (JSON) and decodes the typed
+    /// result; a non-zero reply status is an error.
+    ///
+    /// # Errors
+    /// The command failed, returned a non-zero status, or its result does
+    /// not decode as `R`.
+    pub async fn call_json<T, R>(&self, route: &str, args: &T) -> Result<R, CommandError>
+    where
+        T: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        let response = self.call(Request::new(route).with_json(args)?).await?;
+        if !response.status.is_ok() {
+            let message = error_message(&response.param);
+            return Err(CommandError::status(response.status, message));
+        }
+        response.parse_json()
+    }
+}
+
+impl Dispatch for Commands {
     /// The reply to an RPC packet from `session`.
-    pub(crate) fn rpc(&self, session: &SessionRef, frame: Frame) -> Reply {
+    fn rpc(&self, session: &SessionRef, frame: Frame) -> Reply {
         let seqno = frame.seqno;
         let Some(target) = frame.url_str().map(str::to_owned) else {
             let error = CommandError::Arguments("URL is not UTF-8".into());
@@ -943,8 +954,8 @@ impl Commands {
         };
         let req = Request::from_frame(frame, target, session.clone(), false);
         match self.dispatch(req) {
-            Dispatch::Ready(result) => Reply::Ready(reply_frame(seqno, result)),
-            Dispatch::Later(fut) => {
+            Outcome::Ready(result) => Reply::Ready(reply_frame(seqno, result)),
+            Outcome::Later(fut) => {
                 Reply::Later(async move { reply_frame(seqno, fut.await) }.boxed_local())
             }
         }
@@ -953,7 +964,7 @@ impl Commands {
     /// Runs the datagram handler for a packet from `session`, if any, as
     /// far as it goes without waiting; what is left to run comes back for
     /// the caller to drive (and bound). Panics are contained and logged.
-    pub(crate) fn datagram(
+    fn datagram(
         &self,
         session: SessionRef,
         frame: Frame,
@@ -983,36 +994,5 @@ impl Commands {
             Poll::Ready(()) => None,
             Poll::Pending => Some(fut.boxed_local()),
         }
-    }
-
-    /// Runs the command for `request`; errors come back as
-    /// [`CommandError`], replies with any status as `Ok`.
-    ///
-    /// # Errors
-    /// The command failed.
-    pub async fn call(&self, request: Request) -> CommandResult {
-        match self.dispatch(request) {
-            Dispatch::Ready(result) => result,
-            Dispatch::Later(fut) => fut.await,
-        }
-    }
-
-    /// Calls `route` with a typed argument (JSON) and decodes the typed
-    /// result; a non-zero reply status is an error.
-    ///
-    /// # Errors
-    /// The command failed, returned a non-zero status, or its result does
-    /// not decode as `R`.
-    pub async fn call_json<T, R>(&self, route: &str, args: &T) -> Result<R, CommandError>
-    where
-        T: Serialize + ?Sized,
-        R: DeserializeOwned,
-    {
-        let response = self.call(Request::new(route).with_json(args)?).await?;
-        if !response.status.is_ok() {
-            let message = error_message(&response.param);
-            return Err(CommandError::status(response.status, message));
-        }
-        response.parse_json()
     }
 }

@@ -22,7 +22,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tokio_util::codec::{Decoder, Encoder};
 use tokio_util::io::poll_read_buf;
 
-use crate::frame::{self, Frame, MAX_TCP_PACKET, MAX_UDP_PACKET};
+use crate::wire::frame::{self, Frame, MAX_TCP_PACKET, MAX_UDP_PACKET};
 
 /// Why a connection's byte stream failed.
 #[derive(Debug, thiserror::Error)]

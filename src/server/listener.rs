@@ -4,159 +4,23 @@
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use actix::prelude::*;
-use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::auth::Failures;
-use super::io::{Transport, tune};
-use super::session::{Session, SessionRef, SessionState};
+use super::builder::{Server, ServerError};
+use super::handle::SessionInfo;
+use super::handle::{SessionRef, SessionTable};
+use super::session::Session;
+use super::shared::Shared;
 use super::stats::{ServerCounters, ServerStats};
-use super::{ClientEvent, Server, ServerError, SessionInfo};
-
-/// The live sessions of one listener (those still in their handshake
-/// too), shared with the Broker, which rebuilds its index from them when
-/// it restarts.
-#[derive(Debug, Default)]
-pub(crate) struct SessionTable {
-    sessions: Mutex<HashMap<u32, Arc<SessionState>>>,
-}
-
-impl SessionTable {
-    /// Adds the session `make` builds for a new random client id, unique
-    /// in this table (ids are not guessable: the quick channel and the
-    /// broker never trust one alone).
-    pub(crate) fn add(&self, make: impl FnOnce(u32) -> Arc<SessionState>) -> Arc<SessionState> {
-        let mut sessions = self.sessions.lock();
-        let mut id = random_id();
-        // At most `max_connections` ids are taken out of 2^32 - 1: a free
-        // one is found in a few tries; the scan is a bounded fallback.
-        for _ in 0..64 {
-            if id != 0 && !sessions.contains_key(&id) {
-                break;
-            }
-            id = random_id();
-        }
-        while id == 0 || sessions.contains_key(&id) {
-            id = id.wrapping_add(1);
-        }
-        let state = make(id);
-        sessions.insert(id, state.clone());
-        state
-    }
-
-    pub(crate) fn remove(&self, id: u32) {
-        self.sessions.lock().remove(&id);
-    }
-
-    /// Handles on the sessions that completed their handshake, by id.
-    pub(crate) fn sessions(&self) -> Vec<SessionRef> {
-        let mut list: Vec<SessionRef> = self
-            .sessions
-            .lock()
-            .values()
-            .filter(|s| s.ready.load(Ordering::Acquire))
-            .map(|s| SessionRef::new(s.clone()))
-            .collect();
-        list.sort_by_key(SessionRef::id);
-        list
-    }
-
-    /// The session with client id `id`, if it completed its handshake.
-    pub(crate) fn session(&self, id: u32) -> Option<SessionRef> {
-        let sessions = self.sessions.lock();
-        let state = sessions.get(&id)?;
-        state
-            .ready
-            .load(Ordering::Acquire)
-            .then(|| SessionRef::new(state.clone()))
-    }
-}
-
-/// A random client id from the operating system's generator.
-fn random_id() -> u32 {
-    let mut bytes = [0u8; 4];
-    match getrandom::getrandom(&mut bytes) {
-        Ok(()) => u32::from_ne_bytes(bytes),
-        // No OS randomness (never seen on Linux): still unique, less secret.
-        Err(_) => fastrand::u32(1..),
-    }
-}
-
-/// State shared by a listener and its sessions (all on one arbiter).
-pub(crate) struct Shared {
-    pub(crate) server: Server,
-    pub(crate) failures: Failures,
-    pub(crate) table: Arc<SessionTable>,
-    /// Handshakes under way, per IP address.
-    handshakes: RefCell<HashMap<IpAddr, usize>>,
-    /// Set when the listener stops: sessions still in their handshake
-    /// close instead of joining.
-    pub(crate) stopped: Cell<bool>,
-    /// The quick UDP channel, once the listener has started.
-    pub(crate) quick: OnceCell<Arc<tokio::net::UdpSocket>>,
-}
-
-impl Shared {
-    /// Handles on the live sessions.
-    pub(crate) fn sessions(&self) -> Vec<SessionRef> {
-        self.table.sessions()
-    }
-
-    /// Delivers an event to every subscriber, never blocking the session:
-    /// a recipient that cannot take it now misses it (counted).
-    pub(crate) fn emit(&self, event: ClientEvent) {
-        for recipient in &self.server.events {
-            if recipient.tell(event.clone()).is_err() {
-                let stats = &self.server.stats;
-                stats.dropped(
-                    &stats.events_dropped,
-                    "client event dropped: recipient full or down",
-                );
-            }
-        }
-    }
-
-    /// A place in the per-IP handshake limit, or `None` if `ip` has
-    /// `handshakes_per_ip` handshakes under way already.
-    pub(crate) fn begin_handshake(self: &Rc<Self>, ip: IpAddr) -> Option<HandshakeSlot> {
-        let mut handshakes = self.handshakes.borrow_mut();
-        let n = handshakes.entry(ip).or_insert(0);
-        if *n >= self.server.options.handshakes_per_ip.max(1) {
-            return None;
-        }
-        *n += 1;
-        Some(HandshakeSlot {
-            shared: self.clone(),
-            ip,
-        })
-    }
-}
-
-/// One handshake under way; freed when dropped.
-pub(crate) struct HandshakeSlot {
-    shared: Rc<Shared>,
-    ip: IpAddr,
-}
-
-impl Drop for HandshakeSlot {
-    fn drop(&mut self) {
-        let mut handshakes = self.shared.handshakes.borrow_mut();
-        if let Some(n) = handshakes.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                handshakes.remove(&self.ip);
-            }
-        }
-    }
-}
+use crate::net::io::{Transport, tune};
 
 /// The listening socket as an actor; starts a [`Session`] per connection.
 pub struct Listener {
@@ -327,7 +191,7 @@ fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
 /// Reads the quick channel: client DATAGRAMs carry their client id in the
 /// seqno and must come from that client's address.
 async fn quick_loop(socket: Arc<tokio::net::UdpSocket>, shared: Rc<Shared>) {
-    let mut buf = vec![0u8; crate::frame::MAX_UDP_PACKET];
+    let mut buf = vec![0u8; crate::wire::frame::MAX_UDP_PACKET];
     loop {
         let (n, from) = match socket.recv_from(&mut buf).await {
             Ok(r) => r,
@@ -338,18 +202,19 @@ async fn quick_loop(socket: Arc<tokio::net::UdpSocket>, shared: Rc<Shared>) {
             }
         };
         let mut packet = bytes::BytesMut::from(&buf[..n]);
-        let frame = match crate::frame::decode(&mut packet, crate::frame::MAX_UDP_PACKET) {
-            Ok(f) if packet.is_empty() => f,
-            Ok(_) => {
-                tracing::debug!(%from, "quick packet with trailing bytes dropped");
-                continue;
-            }
-            Err(e) => {
-                tracing::debug!(%from, error = %e, "malformed quick packet dropped");
-                continue;
-            }
-        };
-        if frame.kind != crate::frame::Kind::Datagram || frame.is_reply() {
+        let frame =
+            match crate::wire::frame::decode(&mut packet, crate::wire::frame::MAX_UDP_PACKET) {
+                Ok(f) if packet.is_empty() => f,
+                Ok(_) => {
+                    tracing::debug!(%from, "quick packet with trailing bytes dropped");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::debug!(%from, error = %e, "malformed quick packet dropped");
+                    continue;
+                }
+            };
+        if frame.kind != crate::wire::frame::Kind::Datagram || frame.is_reply() {
             continue;
         }
         let stats = &shared.server.stats;
@@ -538,5 +403,37 @@ impl Handler<StopListener> for Listener {
     type Result = ();
     fn handle(&mut self, _: StopListener, ctx: &mut Self::Context) {
         ctx.stop();
+    }
+}
+
+impl Server {
+    /// Binds `addr` and starts the listener on the current arbiter.
+    ///
+    /// # Errors
+    /// [`ServerError::Bind`] if the address cannot be bound.
+    pub async fn start(self, addr: impl Into<String>) -> Result<ServerHandle, ServerError> {
+        let stats = self.stats.clone();
+        let listener = Listener::bind(self, &addr.into())?;
+        let local = listener.local_addr();
+        let addr = listener.start();
+        Ok(ServerHandle::new(addr, local, stats))
+    }
+
+    /// A supervised child that binds `addr` each time it starts (restarts
+    /// rebind the same address thanks to SO_REUSEADDR; use a fixed port).
+    ///
+    /// A listener that crashes (a panic, a kill) leaves its sessions
+    /// running: the restarted instance serves them, and its clients see
+    /// nothing. A listener stopped in order closes them.
+    pub fn child_spec(
+        self,
+        id: impl Into<String>,
+        addr: impl Into<String>,
+    ) -> crate::ChildSpec<Listener> {
+        let addr = addr.into();
+        let table = Arc::<SessionTable>::default();
+        crate::ChildSpec::try_new(id, move || {
+            Listener::bind_with(self.clone(), &addr, table.clone())
+        })
     }
 }

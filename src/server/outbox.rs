@@ -19,8 +19,8 @@ use std::task::Waker;
 use bytes::BytesMut;
 
 use super::SlowPeer;
-use crate::codec::FrameCodec;
-use crate::frame::{self, Frame};
+use crate::wire::codec::FrameCodec;
+use crate::wire::frame::{self, Frame};
 
 /// Most quick-channel datagrams waiting for a session's pump; more are
 /// dropped and counted.
@@ -154,7 +154,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::Kind;
+    use crate::wire::frame::Kind;
 
     fn packet(n: usize) -> Frame {
         Frame::new(Kind::Publish).url("/t").data(vec![0u8; n])
