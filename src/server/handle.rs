@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize,
 use std::sync::{Arc, Weak};
 
 use actix::prelude::*;
+use futures::task::AtomicWaker;
 use parking_lot::Mutex;
 
 use super::options::SlowPeer;
@@ -64,6 +65,17 @@ pub(crate) struct SessionState {
     pub(crate) dropped: AtomicU64,
     pub(crate) subscriptions: Mutex<BTreeSet<String>>,
     pub(crate) out: Mutex<Outbox>,
+    /// `out.buf`'s length, readable without the lock.
+    pub(crate) buffered: AtomicUsize,
+    /// Bytes the pump holds and has not written (they count against the
+    /// bound too).
+    pub(crate) taken: AtomicUsize,
+    /// Set with a request in `out` (abort, close, priority, datagrams).
+    pub(crate) requested: AtomicBool,
+    /// The pump is running: it looks at everything before it sleeps.
+    pub(crate) pumping: AtomicBool,
+    /// The pump's waker.
+    pub(crate) waker: AtomicWaker,
     /// Signalled when the writer made room, for [`SessionRef::send_wait`].
     pub(crate) space: tokio::sync::Notify,
     /// Callers waiting for room.
@@ -96,12 +108,34 @@ impl SessionState {
         }
     }
 
+    /// Runs `f` on the output queue (with the bytes the pump holds), then
+    /// wakes the pump if `f` gave it output to write or a request.
+    ///
+    /// Wake-ups are not lost: this publishes `buffered`/`requested` and
+    /// then reads `pumping`; the pump clears `pumping` and then reads
+    /// `buffered`/`requested` (all `SeqCst`), so one of them sees the other.
+    pub(crate) fn with_out<R>(&self, f: impl FnOnce(&mut Outbox, usize) -> R) -> R {
+        let taken = self.taken.load(Ordering::SeqCst);
+        let mut out = self.out.lock();
+        let had = out.buf.len();
+        let result = f(&mut out, taken);
+        let len = out.buf.len();
+        let requests = out.has_requests();
+        self.buffered.store(len, Ordering::SeqCst);
+        drop(out);
+        if requests {
+            self.requested.store(true, Ordering::SeqCst);
+        }
+        if (had == 0 && len > 0 || requests) && !self.pumping.load(Ordering::SeqCst) {
+            self.waker.wake();
+        }
+        result
+    }
+
     /// Offers `frame` to the output queue under the slow-peer policy.
-    pub(crate) fn enqueue(&self, frame: &Frame, internal: bool) -> Queued {
-        let queued = self
-            .out
-            .lock()
-            .push(frame, internal, self.send_buffer, self.slow_peer);
+    pub(crate) fn enqueue(&self, frame: &Frame) -> Queued {
+        let queued =
+            self.with_out(|out, taken| out.push(frame, self.send_buffer, self.slow_peer, taken));
         self.count(queued)
     }
 
@@ -207,17 +241,16 @@ impl SessionRef {
     /// applies (the session closes, or the packet is dropped and counted
     /// in [`SessionInfo::dropped`]).
     pub fn push(&self, frame: Frame) -> bool {
-        self.state.enqueue(&frame, false).ok()
+        self.state.enqueue(&frame).ok()
     }
 
     /// Queues an already encoded packet (a publish encoded once for all
     /// its subscribers), like [`SessionRef::push`].
     pub(crate) fn push_encoded(&self, packet: &[u8]) -> bool {
         let state = &self.state;
-        let queued = state
-            .out
-            .lock()
-            .push_encoded(packet, state.send_buffer, state.slow_peer);
+        let queued = state.with_out(|out, taken| {
+            out.push_encoded(packet, state.send_buffer, state.slow_peer, taken)
+        });
         state.count(queued).ok()
     }
 
@@ -229,10 +262,9 @@ impl SessionRef {
     /// not open ([`SendError::Closed`]); the frame comes back.
     pub fn send(&self, frame: Frame) -> Result<(), SendError<Frame>> {
         let state = &self.state;
-        let queued = state
-            .out
-            .lock()
-            .push(&frame, false, state.send_buffer, SlowPeer::DropNewest);
+        let queued = state.with_out(|out, taken| {
+            out.push(&frame, state.send_buffer, SlowPeer::DropNewest, taken)
+        });
         match queued {
             Queued::Yes => Ok(()),
             Queued::Dropped => Err(SendError::Full(frame)),
@@ -256,11 +288,9 @@ impl SessionRef {
             let notified = state.space.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let queued =
-                state
-                    .out
-                    .lock()
-                    .push(&frame, false, state.send_buffer, SlowPeer::DropNewest);
+            let queued = state.with_out(|out, taken| {
+                out.push(&frame, state.send_buffer, SlowPeer::DropNewest, taken)
+            });
             match queued {
                 Queued::Yes => return Ok(true),
                 Queued::Dropped => {}
@@ -297,27 +327,26 @@ impl SessionRef {
             .flags(Flags::REPLY)
             .status(Status(priority));
         let state = &self.state;
-        let mut out = state.out.lock();
-        let queued = out.push(&qos, false, state.send_buffer, state.slow_peer);
-        out.priority = Some(priority);
-        out.wake();
-        drop(out);
+        let queued = state.with_out(|out, taken| {
+            out.priority = Some(priority);
+            out.push(&qos, state.send_buffer, state.slow_peer, taken)
+        });
         state.count(queued);
         Ok(())
     }
 
     /// Closes the connection after what is queued has been written.
     pub fn close(&self) {
-        let mut out = self.state.out.lock();
-        out.close = true;
-        out.open = false;
-        out.wake();
+        self.state.with_out(|out, _| {
+            out.close = true;
+            out.open = false;
+        });
     }
 
     /// Hands a quick-channel datagram to the session's handlers; `false`
     /// if its inbox is full (the datagram is dropped).
     pub(crate) fn deliver_quick(&self, frame: Frame) -> bool {
-        self.state.out.lock().deliver(frame)
+        self.state.with_out(|out, _| out.deliver(frame))
     }
 }
 

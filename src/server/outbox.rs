@@ -14,7 +14,6 @@
 //! session never needs its mailbox for them and nothing waits on it.
 
 use std::collections::VecDeque;
-use std::task::Waker;
 
 use bytes::BytesMut;
 
@@ -45,19 +44,17 @@ impl Queued {
     }
 }
 
-/// The queue and the requests, behind the session state's lock.
+/// The queue and the requests, behind the session state's lock. Waking
+/// the pump is the caller's part ([`SessionState::with_out`]).
+///
+/// [`SessionState::with_out`]: super::handle::SessionState::with_out
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
     /// Encoded packets the pump has not taken yet.
     pub(crate) buf: BytesMut,
-    /// Bytes the pump has taken and not written yet.
-    pub(crate) taken: usize,
     /// Whether packets from other holders are accepted (after the
     /// handshake, until the session starts closing).
     pub(crate) open: bool,
-    /// The pump is running: no need to wake it.
-    pub(crate) pumping: bool,
-    pub(crate) waker: Option<Waker>,
     /// Close at once, with this reason.
     pub(crate) abort: Option<Box<str>>,
     /// Close after flushing.
@@ -69,26 +66,21 @@ pub(crate) struct Outbox {
 }
 
 impl Outbox {
-    /// Wakes the pump unless it is running (it looks at everything before
-    /// it sleeps).
-    pub(crate) fn wake(&mut self) {
-        if !self.pumping
-            && let Some(w) = &self.waker
-        {
-            w.wake_by_ref();
-        }
+    /// Whether the pump has something to do besides writing.
+    pub(crate) fn has_requests(&self) -> bool {
+        self.abort.is_some() || self.close || self.priority.is_some() || !self.inbox.is_empty()
     }
 
-    /// Encodes `frame` under the bound `limit`; `internal` packets (the
-    /// session's own replies) are accepted before the session opens.
+    /// Encodes `frame` under the bound `limit`, `taken` bytes being held by
+    /// the pump already.
     pub(crate) fn push(
         &mut self,
         frame: &Frame,
-        internal: bool,
         limit: usize,
         policy: SlowPeer,
+        taken: usize,
     ) -> Queued {
-        if !(self.open || internal && self.abort.is_none() && !self.close) {
+        if !self.open {
             return Queued::Refused;
         }
         let before = self.buf.len();
@@ -97,44 +89,45 @@ impl Outbox {
             self.buf.truncate(before);
             return Queued::Refused;
         }
-        self.bound(before, limit, policy)
+        self.bound(before, limit, policy, taken)
     }
 
     /// Appends an encoded packet under the bound.
-    pub(crate) fn push_encoded(&mut self, packet: &[u8], limit: usize, policy: SlowPeer) -> Queued {
+    pub(crate) fn push_encoded(
+        &mut self,
+        packet: &[u8],
+        limit: usize,
+        policy: SlowPeer,
+        taken: usize,
+    ) -> Queued {
         if !self.open {
             return Queued::Refused;
         }
         let before = self.buf.len();
         self.buf.extend_from_slice(packet);
-        self.bound(before, limit, policy)
+        self.bound(before, limit, policy, taken)
     }
 
     /// Applies the bound to what was appended after `before` bytes.
-    fn bound(&mut self, before: usize, limit: usize, policy: SlowPeer) -> Queued {
-        let queued = self.buf.len() + self.taken;
-        if queued > limit {
-            self.buf.truncate(before);
-            if before == 0 {
-                // Give the allocation back, as the pump does.
-                self.buf = BytesMut::new();
-            }
-            return match policy {
-                SlowPeer::DropNewest => Queued::Dropped,
-                SlowPeer::Disconnect => {
-                    let unread = before + self.taken;
-                    self.abort
-                        .get_or_insert_with(|| format!("slow peer: {unread} bytes unread").into());
-                    self.open = false;
-                    self.wake();
-                    Queued::Closing
-                }
-            };
+    fn bound(&mut self, before: usize, limit: usize, policy: SlowPeer, taken: usize) -> Queued {
+        if self.buf.len() + taken <= limit {
+            return Queued::Yes;
         }
+        self.buf.truncate(before);
         if before == 0 {
-            self.wake();
+            // Give the allocation back, as the pump does.
+            self.buf = BytesMut::new();
         }
-        Queued::Yes
+        match policy {
+            SlowPeer::DropNewest => Queued::Dropped,
+            SlowPeer::Disconnect => {
+                let unread = before + taken;
+                self.abort
+                    .get_or_insert_with(|| format!("slow peer: {unread} bytes unread").into());
+                self.open = false;
+                Queued::Closing
+            }
+        }
     }
 
     /// Queues a quick-channel datagram for the handlers; `false` if the
@@ -144,9 +137,6 @@ impl Outbox {
             return false;
         }
         self.inbox.push_back(frame);
-        if self.inbox.len() == 1 {
-            self.wake();
-        }
         true
     }
 }
@@ -161,14 +151,15 @@ mod tests {
     }
 
     #[test]
-    fn refuses_before_open_except_internal_packets() {
+    fn refuses_before_open() {
         let mut o = Outbox::default();
         assert_eq!(
-            o.push(&packet(1), false, 1024, SlowPeer::DropNewest),
+            o.push(&packet(1), 1024, SlowPeer::DropNewest, 0),
             Queued::Refused
         );
+        o.open = true;
         assert_eq!(
-            o.push(&packet(1), true, 1024, SlowPeer::DropNewest),
+            o.push(&packet(1), 1024, SlowPeer::DropNewest, 0),
             Queued::Yes
         );
     }
@@ -179,18 +170,17 @@ mod tests {
             open: true,
             ..Outbox::default()
         };
-        assert!(o.push(&packet(400), false, 1000, SlowPeer::DropNewest).ok());
-        let len = o.buf.len();
-        o.taken = len;
+        assert!(o.push(&packet(400), 1000, SlowPeer::DropNewest, 0).ok());
+        let taken = o.buf.len();
         o.buf.clear();
-        assert!(o.push(&packet(400), false, 1000, SlowPeer::DropNewest).ok());
+        assert!(o.push(&packet(400), 1000, SlowPeer::DropNewest, taken).ok());
         assert_eq!(
-            o.push(&packet(400), false, 1000, SlowPeer::DropNewest),
+            o.push(&packet(400), 1000, SlowPeer::DropNewest, taken),
             Queued::Dropped
         );
-        assert_eq!(o.buf.len(), len, "the refused packet was taken back");
+        assert_eq!(o.buf.len(), taken, "the refused packet was taken back");
         assert_eq!(
-            o.push(&packet(400), false, 1000, SlowPeer::Disconnect),
+            o.push(&packet(400), 1000, SlowPeer::Disconnect, taken),
             Queued::Closing
         );
         assert!(o.abort.is_some());

@@ -64,6 +64,10 @@ pub struct Session {
     conn: FrameStream<Transport>,
     /// Output taken from the queue and not yet accepted by the socket.
     writing: bytes::BytesMut,
+    /// The session's own replies of this turn, not yet taken for writing.
+    staged: bytes::BytesMut,
+    /// Set when a reply overflowed the bound under [`SlowPeer::Disconnect`].
+    failed: Option<Box<str>>,
     /// Bytes the socket has accepted so far.
     written: u64,
     /// The slow-peer watchdog: fires `send_timeout` after `written` was
@@ -72,7 +76,9 @@ pub struct Session {
     /// The handshake deadline, until the handshake completes.
     deadline: Option<Pin<Box<Sleep>>>,
     /// A throttled SERVINFO and when it is judged.
-    judging: Option<(Pin<Box<Sleep>>, Frame)>,
+    /// (Boxed: most sessions are never throttled, and a `Frame` inline
+    /// would cost every session its size.)
+    judging: Option<Box<(Pin<Box<Sleep>>, Frame)>>,
     /// Handlers in flight (bounded by `max_inflight`); dropped, and so
     /// cancelled, with the session.
     tasks: Option<FuturesUnordered<Task>>,
@@ -155,6 +161,11 @@ impl Session {
                 dropped: AtomicU64::new(0),
                 subscriptions: Mutex::new(BTreeSet::new()),
                 out: Mutex::new(Outbox::default()),
+                buffered: AtomicUsize::new(0),
+                taken: AtomicUsize::new(0),
+                requested: AtomicBool::new(false),
+                pumping: AtomicBool::new(false),
+                waker: futures::task::AtomicWaker::new(),
                 space: tokio::sync::Notify::new(),
                 waiters: AtomicUsize::new(0),
                 send_buffer: options.send_buffer,
@@ -171,6 +182,8 @@ impl Session {
                 shared,
                 conn: FrameStream::new(stream, FrameCodec::tcp()),
                 writing: bytes::BytesMut::new(),
+                staged: bytes::BytesMut::new(),
+                failed: None,
                 written: 0,
                 watchdog: None,
                 deadline: None,
@@ -208,9 +221,36 @@ impl Session {
         self.state.out.lock().open = false;
     }
 
-    /// Queues the session's own packet (replies), under the bound.
+    /// Queues the session's own packet (a reply), under the same bound as
+    /// every other: it is staged here, with no lock, and written before
+    /// what other holders queued.
     fn write(&mut self, frame: &Frame) -> bool {
-        self.phase != Phase::Closing && self.state.enqueue(frame, true).ok()
+        if self.phase == Phase::Closing {
+            return false;
+        }
+        let before = self.staged.len();
+        if let Err(e) = crate::wire::frame::encode(frame, &mut self.staged, FrameCodec::tcp().max())
+        {
+            tracing::warn!(id = self.state.id, error = %e, "packet not sent");
+            self.staged.truncate(before);
+            return false;
+        }
+        let held = self.staged.len() + self.writing.len();
+        if held + self.state.buffered.load(Ordering::Relaxed) > self.state.send_buffer {
+            self.staged.truncate(before);
+            match self.state.slow_peer {
+                SlowPeer::DropNewest => {
+                    self.state.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                SlowPeer::Disconnect => {
+                    self.failed
+                        .get_or_insert_with(|| format!("slow peer: {held} bytes unread").into());
+                }
+            }
+            return false;
+        }
+        self.state.taken.store(held, Ordering::SeqCst);
+        true
     }
 
     /// One turn of the pump.
@@ -234,15 +274,12 @@ impl Session {
         if self.flush(ctx, task).is_ready() {
             return Poll::Ready(());
         }
-        // Anything queued since the last look (from another thread, or
-        // by this turn) gets another turn.
-        let mut out = self.state.out.lock();
-        out.pumping = false;
-        if !out.buf.is_empty()
-            || out.abort.is_some()
-            || out.close && self.phase != Phase::Closing
-            || out.priority.is_some()
-            || !out.inbox.is_empty()
+        // Anything queued or asked for since the last look gets another
+        // turn (output only if the socket is not what we wait for).
+        let state = &self.state;
+        state.pumping.store(false, Ordering::SeqCst);
+        if state.requested.load(Ordering::SeqCst)
+            || self.writing.is_empty() && state.buffered.load(Ordering::SeqCst) > 0
         {
             task.waker().wake_by_ref();
         }
@@ -252,29 +289,29 @@ impl Session {
     /// Takes what other holders asked for: abort, close, priority, quick
     /// datagrams.
     fn requests(&mut self, ctx: &mut Context<Self>, task: &mut std::task::Context<'_>) -> Poll<()> {
-        let (priority, inbox) = {
-            let mut out = self.state.out.lock();
-            out.pumping = true;
-            if !out
-                .waker
-                .as_ref()
-                .is_some_and(|w| w.will_wake(task.waker()))
-            {
-                out.waker = Some(task.waker().clone());
-            }
-            if let Some(reason) = out.abort.take() {
-                drop(out);
-                self.abort(reason.into(), ctx);
-                return Poll::Ready(());
-            }
-            if out.close && self.phase != Phase::Closing {
-                drop(out);
-                self.close_after_flush("closed by the service".into());
-                out = self.state.out.lock();
-            }
+        let state = &self.state;
+        state.waker.register(task.waker());
+        state.pumping.store(true, Ordering::SeqCst);
+        if !state.requested.swap(false, Ordering::SeqCst) {
+            return Poll::Pending;
+        }
+        let (abort, close, priority, inbox) = {
+            let mut out = state.out.lock();
             let inbox = (!out.inbox.is_empty()).then(|| std::mem::take(&mut out.inbox));
-            (out.priority.take(), inbox)
+            (
+                out.abort.take(),
+                std::mem::take(&mut out.close),
+                out.priority.take(),
+                inbox,
+            )
         };
+        if let Some(reason) = abort {
+            self.abort(reason.into(), ctx);
+            return Poll::Ready(());
+        }
+        if close && self.phase != Phase::Closing {
+            self.close_after_flush("closed by the service".into());
+        }
         if let Some(priority) = priority {
             self.apply_priority(priority);
         }
@@ -303,10 +340,11 @@ impl Session {
                 return Poll::Ready(());
             }
         }
-        if let Some((delay, _)) = &mut self.judging
-            && delay.as_mut().poll(task).is_ready()
-            && let Some((_, frame)) = self.judging.take()
+        if let Some(judging) = &mut self.judging
+            && judging.0.as_mut().poll(task).is_ready()
+            && let Some(judging) = self.judging.take()
         {
+            let (_, frame) = *judging;
             self.phase = Phase::Hello;
             self.handshake(&frame, ctx);
             // Input waited while judging: read it on the next turn.
@@ -366,38 +404,47 @@ impl Session {
     fn flush(&mut self, ctx: &mut Context<Self>, task: &mut std::task::Context<'_>) -> Poll<()> {
         use bytes::Buf;
         use tokio::io::AsyncWrite;
+        if let Some(reason) = self.failed.take() {
+            self.abort(reason.into(), ctx);
+            return Poll::Ready(());
+        }
+        let state = self.state.clone();
         let result = loop {
             if self.writing.is_empty() {
-                let mut out = self.state.out.lock();
-                if let Some(reason) = out.abort.take() {
-                    drop(out);
-                    self.abort(reason.into(), ctx);
-                    return Poll::Ready(());
-                }
-                if out.buf.is_empty() {
-                    out.taken = 0;
-                    drop(out);
+                if !self.staged.is_empty() {
+                    // The session's own replies first.
+                    std::mem::swap(&mut self.writing, &mut self.staged);
+                } else if state.buffered.load(Ordering::SeqCst) > 0 {
+                    let mut out = state.out.lock();
+                    self.writing = std::mem::take(&mut out.buf);
+                    state.buffered.store(0, Ordering::SeqCst);
+                    state.taken.store(self.writing.len(), Ordering::SeqCst);
+                } else {
                     // An emptied BytesMut still owns its allocation: release it.
                     self.writing = bytes::BytesMut::new();
+                    state.taken.store(0, Ordering::SeqCst);
                     break Pin::new(self.conn.get_mut()).poll_flush(task);
                 }
-                self.writing = std::mem::take(&mut out.buf);
-                out.taken = self.writing.len();
             }
             match Pin::new(self.conn.get_mut()).poll_write(task, &self.writing) {
                 Poll::Ready(Ok(0)) => break Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
                 Poll::Ready(Ok(n)) => {
                     self.writing.advance(n);
                     self.written += n as u64;
-                    self.state.out.lock().taken = self.writing.len();
-                    if self.state.waiters.load(Ordering::Acquire) > 0 {
-                        self.state.space.notify_waiters();
+                    if state.waiters.load(Ordering::Acquire) > 0 {
+                        state
+                            .taken
+                            .store(self.writing.len() + self.staged.len(), Ordering::SeqCst);
+                        state.space.notify_waiters();
                     }
                 }
                 Poll::Ready(Err(e)) => break Poll::Ready(Err(e)),
                 Poll::Pending => break Poll::Pending,
             }
         };
+        state
+            .taken
+            .store(self.writing.len() + self.staged.len(), Ordering::SeqCst);
         match result {
             Poll::Ready(Err(e)) => {
                 self.reason
@@ -445,7 +492,8 @@ impl Session {
         if !stalled {
             return Poll::Pending;
         }
-        let unread = self.writing.len() + self.state.out.lock().buf.len();
+        let unread =
+            self.writing.len() + self.staged.len() + self.state.buffered.load(Ordering::Relaxed);
         self.abort(format!("send timeout: {unread} bytes unread"), ctx);
         Poll::Ready(())
     }
@@ -464,7 +512,7 @@ impl Session {
                 } else {
                     tracing::debug!(peer = %self.state.peer, ?delay, "handshake throttled");
                     self.phase = Phase::Judging;
-                    self.judging = Some((Box::pin(tokio::time::sleep(delay)), frame));
+                    self.judging = Some(Box::new((Box::pin(tokio::time::sleep(delay)), frame)));
                 }
             }
             // VSOA: with a password, anything before SERVINFO is answered
@@ -813,9 +861,11 @@ impl Session {
         {
             let mut out = self.state.out.lock();
             out.open = false;
-            out.waker = None;
             out.buf = bytes::BytesMut::new();
             out.inbox.clear();
+            self.state.buffered.store(0, Ordering::SeqCst);
+            drop(out);
+            self.state.waker.take();
         }
         let reason = self
             .reason
