@@ -134,7 +134,7 @@ async fn get(addr: &actix::Addr<Counter>) -> Result<u64, BenchError> {
 /// Mailbox capacity of the bounded `tell` baseline (as psvc's and tokio's).
 const TELL_CAPACITY: usize = 1024;
 
-/// The bounded baseline: `send(..).await` into a mailbox of [`TELL_CAPACITY`] N times, then
+/// The bounded baseline: `send(..).await` into a mailbox of `TELL_CAPACITY` N times, then
 /// one ask. Beside it, for information only: `do_send` (unbounded: bypasses the mailbox
 /// capacity) N times, then one ask, on a second actor in the same process.
 pub fn tell(p: &Params) -> BenchResult {

@@ -113,7 +113,7 @@ impl ServerTls {
     /// Like [`ServerTls::with_client_auth`], but a client may also connect
     /// without a certificate; one it does present must be signed by a CA in
     /// `client_ca`. The authenticator tells them apart by
-    /// [`Hello::client_certificate`](super::Hello::client_certificate).
+    /// [`Hello::client_certificate`](crate::server::Hello::client_certificate).
     ///
     /// # Errors
     /// A file is unreadable or rustls refuses the configuration.

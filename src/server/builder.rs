@@ -88,7 +88,7 @@ impl Server {
     /// reaches every restarted instance) or a plain actix `Recipient`.
     /// Events are never waited for: one that finds the mailbox full or
     /// the child restarting is dropped and counted
-    /// ([`ServerCounters::events_dropped`]).
+    /// ([`ServerCounters::events_dropped`](super::ServerCounters::events_dropped)).
     #[must_use]
     pub fn on_client(mut self, recipient: impl Into<ChildRecipient<ClientEvent>>) -> Self {
         self.events.push(recipient.into());

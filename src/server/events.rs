@@ -36,9 +36,9 @@ pub enum ClientEvent {
 }
 
 /// A packet from an authenticated client that the transport does not handle
-/// itself: RPC and DATAGRAM (to the [`Server::commander`] recipient),
+/// itself: RPC and DATAGRAM (to the [`Server::commander`](super::Server::commander) recipient),
 /// SUBSCRIBE/UNSUBSCRIBE after the session has recorded them, and PUBLISH
-/// (to the [`Server::broker`] recipient).
+/// (to the [`Server::broker`](super::Server::broker) recipient).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 #[non_exhaustive]

@@ -15,7 +15,7 @@ pub enum SlowPeer {
     #[default]
     Disconnect,
     /// Keep the connection and drop the packets that do not fit (counted in
-    /// [`SessionInfo::dropped`]).
+    /// [`SessionInfo::dropped`](super::SessionInfo::dropped)).
     DropNewest,
 }
 

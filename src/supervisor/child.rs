@@ -492,7 +492,7 @@ impl<A: Actor<Context = Context<A>>> SupervisedContext for Context<A> {
 /// (`tell`), a waiting send (`tell_wait`, `ask`), or this policy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Overflow {
-    /// `tell` fails with [`SendError::Full`](super::SendError::Full), handing
+    /// `tell` fails with [`SendError::Full`], handing
     /// the message back to the caller (the default).
     #[default]
     Reject,
