@@ -6,4 +6,6 @@
 pub mod broker;
 pub mod commander;
 pub mod position;
+mod response;
+mod routes;
 pub mod stream;
