@@ -535,7 +535,7 @@ impl Client {
         match self.command(command).await? {
             Reply::Pending(rx) => rx.await.map_err(|_| RequestError::Stopped)?,
             Reply::Done(r) => r.map(|()| Frame::default()),
-            Reply::Info(_) | Reply::Queued(_) => Err(RequestError::Stopped),
+            Reply::Info(_) | Reply::Queued(_) | Reply::Missed(_) => Err(RequestError::Stopped),
         }
     }
 
@@ -751,6 +751,16 @@ impl Client {
     pub async fn queued_bytes(&self) -> usize {
         match self.command(Command::Queued).await {
             Ok(Reply::Queued(n)) => n,
+            _ => 0,
+        }
+    }
+
+    /// Messages (publishes, datagrams, events) that a listener given to
+    /// [`Client::on_message`] missed because its mailbox was full: they are
+    /// dropped and counted, never waited for.
+    pub async fn missed_messages(&self) -> u64 {
+        match self.command(Command::Missed).await {
+            Ok(Reply::Missed(n)) => n,
             _ => 0,
         }
     }

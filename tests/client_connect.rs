@@ -228,3 +228,51 @@ async fn dropping_the_last_client_handle_closes_the_connection() {
     .await;
     assert!(srv.sessions().await.unwrap().is_empty());
 }
+
+/// A listener that takes 20 ms per message, with room for one.
+struct Slow;
+
+impl Actor for Slow {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(1);
+    }
+}
+
+impl Handler<ClientMessage> for Slow {
+    type Result = ();
+    fn handle(&mut self, _: ClientMessage, _: &mut Self::Context) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[actix_rt::test]
+async fn a_listener_that_cannot_keep_up_misses_messages_and_they_are_counted() {
+    let (srv, _) = anonymous().await;
+    let client = Client::connect(ClientOptions::new(srv.local_addr().to_string()))
+        .await
+        .unwrap();
+    // On its own arbiter: its slowness does not stall the client.
+    let arbiter = actix::Arbiter::new();
+    let slow = Slow::start_in_arbiter(&arbiter.handle(), |_| Slow);
+    client.on_message(slow.recipient()).await.unwrap();
+    let session = srv.sessions().await.unwrap().remove(0);
+    for n in 0..50 {
+        assert!(session.push(Frame::new(Kind::Datagram).url("/d").seqno(n)));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let missed = loop {
+        let missed = client.missed_messages().await;
+        if missed > 0 || std::time::Instant::now() > deadline {
+            break missed;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(
+        missed > 0,
+        "50 messages into a mailbox of 1 and none missed"
+    );
+    assert!(missed < 50, "the listener got none: {missed}");
+    assert!(client.is_connected().await, "the client itself kept going");
+    arbiter.stop();
+}

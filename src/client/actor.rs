@@ -32,6 +32,8 @@ pub(crate) enum Command {
     Info,
     /// Bytes in the send buffer.
     Queued,
+    /// Messages listeners missed.
+    Missed,
     Close,
 }
 
@@ -42,6 +44,7 @@ pub(crate) enum Reply {
     Done(Result<(), RequestError>),
     Info(Option<ServerInfo>),
     Queued(usize),
+    Missed(u64),
 }
 
 enum Purpose {
@@ -535,6 +538,7 @@ impl Handler<Command> for ClientActor {
             }
             Command::Info => Reply::Info(self.conn.as_ref().map(|c| c.info.clone())),
             Command::Queued => Reply::Queued(self.conn.as_ref().map_or(0, |c| c.out.queued())),
+            Command::Missed => Reply::Missed(self.missed.get()),
             Command::Close => {
                 self.closing = true;
                 self.disconnect("closed by the client".into(), ctx);
