@@ -21,6 +21,15 @@
 //! SIGHUP reloads the configuration and tells subscribers
 //! ([`ServiceContext::subscribe_reload`]); a bad file is logged and the running
 //! configuration kept.
+//!
+//! # Files
+//! - `lifecycle.rs`: the [`Service`] trait and its errors;
+//! - `context.rs`: the [`ServiceContext`] a service sees;
+//! - `status.rs`: [`ExitStatus`] and the exit codes;
+//! - `shutdown.rs`: the shutdown phase and [`ShutdownTrigger`];
+//! - `signals.rs`: signal handling and configuration reload;
+//! - `system.rs`: [`ServiceSystem`], which runs the steps above in order;
+//! - `cli.rs`, `systemd.rs`: the standard flags, `sd_notify`.
 mod cli;
 mod context;
 mod lifecycle;

@@ -16,6 +16,18 @@
 //!   ends the service with a non-zero exit code.
 //!
 //! See `docs/supervision.md` for the whole contract with examples.
+//!
+//! # Files
+//! This file holds the [`Supervisor`] actor itself: how it starts, stops
+//! and restarts children and when it escalates. Around it:
+//! - `supervisor_spec.rs`: [`SupervisorSpec`] and [`RootSupervisor`];
+//! - `supervisor_ref.rs`: [`SupervisorRef`], the run-time operations, sent
+//!   as the messages of `requests.rs` ([`StartChild`], [`StopChild`], …);
+//! - `error.rs`: [`Error`];
+//! - [`spec`], [`child`], [`strategy`], [`backoff`], [`exit`]: children's
+//!   specs, how a child runs and is reached, the restart policies and
+//!   limits, exit reasons; `children.rs`, `dynamic.rs`, `recipient.rs`: the
+//!   supervisor's child table, [`DynamicSupervisor`], [`ChildRecipient`].
 
 pub mod backoff;
 pub mod child;

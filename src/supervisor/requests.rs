@@ -11,32 +11,38 @@ use super::children::Slot;
 use super::error::Error;
 use super::spec::{ChildInfo, ErasedSpec};
 
-/// Adds and starts a child at run time (see [`SupervisorRef::start_child`](super::SupervisorRef::start_child)).
+/// Adds and starts a child at run time (see
+/// [`SupervisorRef::start_child`](super::SupervisorRef::start_child)).
 #[derive(Message)]
 #[rtype(result = "Result<(), Error>")]
 pub struct StartChild(pub(super) Arc<dyn ErasedSpec>);
 
-/// Stops a child by id (see [`SupervisorRef::stop_child`](super::SupervisorRef::stop_child)).
+/// Stops a child by id (see
+/// [`SupervisorRef::stop_child`](super::SupervisorRef::stop_child)).
 #[derive(Message)]
 #[rtype(result = "Result<(), Error>")]
 pub struct StopChild(pub String);
 
-/// Kills a child's instance by id (see [`SupervisorRef::kill_child`](super::SupervisorRef::kill_child)).
+/// Kills a child's instance by id (see
+/// [`SupervisorRef::kill_child`](super::SupervisorRef::kill_child)).
 #[derive(Message)]
 #[rtype(result = "Result<(), Error>")]
 pub struct KillChild(pub String);
 
-/// Restarts a child by id (see [`SupervisorRef::restart_child`](super::SupervisorRef::restart_child)).
+/// Restarts a child by id (see
+/// [`SupervisorRef::restart_child`](super::SupervisorRef::restart_child)).
 #[derive(Message)]
 #[rtype(result = "Result<(), Error>")]
 pub struct RestartChild(pub String);
 
-/// Stops and removes a child by id (see [`SupervisorRef::delete_child`](super::SupervisorRef::delete_child)).
+/// Stops and removes a child by id (see
+/// [`SupervisorRef::delete_child`](super::SupervisorRef::delete_child)).
 #[derive(Message)]
 #[rtype(result = "Result<(), Error>")]
 pub struct DeleteChild(pub String);
 
-/// Lists the children (see [`SupervisorRef::which_children`](super::SupervisorRef::which_children)).
+/// Lists the children (see
+/// [`SupervisorRef::which_children`](super::SupervisorRef::which_children)).
 #[derive(Message)]
 #[rtype(result = "Vec<ChildInfo>")]
 pub struct WhichChildren;
