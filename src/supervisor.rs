@@ -16,17 +16,32 @@
 //!   ends the service with a non-zero exit code.
 //!
 //! See `docs/supervision.md` for the whole contract with examples.
+//!
+//! # Files
+//! This file holds the [`Supervisor`] actor itself: how it starts, stops
+//! and restarts children and when it escalates. Around it:
+//! - `supervisor_spec.rs`: [`SupervisorSpec`] and [`RootSupervisor`];
+//! - `supervisor_ref.rs`: [`SupervisorRef`], the run-time operations, sent
+//!   as the messages of `requests.rs` ([`StartChild`], [`StopChild`], …);
+//! - `error.rs`: [`Error`];
+//! - [`spec`], [`child`], [`strategy`], [`backoff`], [`exit`]: children's
+//!   specs, how a child runs and is reached, the restart policies and
+//!   limits, exit reasons; `children.rs`, `dynamic.rs`, `recipient.rs`: the
+//!   supervisor's child table, [`DynamicSupervisor`], [`ChildRecipient`].
 
 pub mod backoff;
 pub mod child;
 mod children;
 mod dynamic;
+mod error;
 pub mod exit;
 mod recipient;
+mod requests;
 pub mod spec;
 pub mod strategy;
+mod supervisor_ref;
+mod supervisor_spec;
 
-use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,291 +54,15 @@ pub use child::{AskError, ChildRef, SendError, SupervisedContext};
 use child::{ChildCell, Reporter};
 use children::{Children, Slot};
 pub use dynamic::DynamicSupervisor;
+pub use error::Error;
 pub use exit::{Escalation, EscalationCause, ExitReason, SharedError};
 pub use recipient::ChildRecipient;
+pub use requests::{DeleteChild, KillChild, RestartChild, StartChild, StopChild, WhichChildren};
 use spec::ErasedSpec;
 pub use spec::{ChildInfo, ChildKind, ChildSpec, ChildState, Mailbox, Overflow, Restart, Shutdown};
 pub use strategy::{Directive, Failure, OneForAll, OneForOne, RestForOne, Scope, Strategy};
-
-/// Errors from supervisor operations.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// No child has this id.
-    #[error("supervisor `{supervisor}` has no child `{id}`")]
-    NotFound {
-        /// The supervisor.
-        supervisor: String,
-        /// The id asked for.
-        id: String,
-    },
-    /// A child with this id exists already.
-    #[error("supervisor `{supervisor}` already has a child `{id}`")]
-    DuplicateId {
-        /// The supervisor.
-        supervisor: String,
-        /// The duplicate id.
-        id: String,
-    },
-    /// The child's factory failed.
-    #[error("child `{id}` failed to start: {reason}")]
-    StartFailed {
-        /// The child.
-        id: String,
-        /// Why.
-        reason: ExitReason,
-    },
-    /// The supervisor is shutting down and takes no new work.
-    #[error("supervisor `{0}` is shutting down")]
-    ShuttingDown(String),
-    /// The child has no running instance (stopped, or waiting to restart).
-    #[error("child `{0}` is not running")]
-    NotRunning(String),
-    /// The supervisor is not running (or stopped while handling the request).
-    #[error("supervisor is not reachable: {0}")]
-    Unreachable(#[from] AskError),
-}
-
-type StrategyFactory = Arc<dyn Fn() -> Box<dyn Strategy> + Send + Sync>;
-
-/// How to build a supervisor: its strategy, limits and static children.
-#[derive(Clone)]
-pub struct SupervisorSpec {
-    name: Arc<str>,
-    strategy: StrategyFactory,
-    intensity: Intensity,
-    backoff: Backoff,
-    children: Vec<Arc<dyn ErasedSpec>>,
-    seed: Option<u64>,
-}
-
-impl std::fmt::Debug for SupervisorSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SupervisorSpec")
-            .field("name", &self.name)
-            .field("intensity", &self.intensity)
-            .field("backoff", &self.backoff)
-            .field(
-                "children",
-                &self
-                    .children
-                    .iter()
-                    .map(|c| c.id().to_string())
-                    .collect::<Vec<_>>(),
-            )
-            .finish_non_exhaustive()
-    }
-}
-
-impl SupervisorSpec {
-    /// A one_for_one supervisor with OTP's default intensity (1 restart in
-    /// 5 s) and no backoff.
-    pub fn new(name: impl Into<String>) -> Self {
-        Self {
-            name: Arc::from(name.into()),
-            strategy: Arc::new(|| Box::new(OneForOne)),
-            intensity: Intensity::default(),
-            backoff: Backoff::none(),
-            children: Vec::new(),
-            seed: None,
-        }
-    }
-
-    /// Sets the restart strategy (built-in or your own). Each supervisor
-    /// instance gets its own clone, so a stateful strategy starts fresh
-    /// when its supervisor is restarted.
-    pub fn strategy<S: Strategy + Clone + Sync>(mut self, strategy: S) -> Self {
-        self.strategy = Arc::new(move || Box::new(strategy.clone()));
-        self
-    }
-
-    /// At most `max_restarts` restarts within `within`, else escalate.
-    pub fn intensity(mut self, max_restarts: u32, within: Duration) -> Self {
-        self.intensity = Intensity::new(max_restarts, within);
-        self
-    }
-
-    /// Delays between consecutive restarts of a child.
-    pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
-        self
-    }
-
-    /// Seeds the jitter generator (for reproducible schedules in tests).
-    pub fn jitter_seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
-        self
-    }
-
-    /// Adds a static child; children start in the order they are added.
-    pub fn child<A: Actor<Context = Context<A>>>(mut self, spec: ChildSpec<A>) -> Self {
-        self.children.push(Arc::new(spec));
-        self
-    }
-
-    /// The supervisor's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// This supervisor as a child of another one (shutdown `Infinity`).
-    pub fn into_child(self) -> ChildSpec<Supervisor> {
-        let name = self.name.to_string();
-        ChildSpec::new(name, move || Supervisor::new(self.clone()))
-            .kind(ChildKind::Supervisor)
-            .shutdown(Shutdown::Infinity)
-            .mailbox_capacity(SUPERVISOR_MAILBOX)
-            .prepare(Supervisor::start_children)
-    }
-
-    /// Starts this supervisor as the root of a tree on the current arbiter.
-    /// Must be called inside a running actix `System`. Its static children
-    /// are running when this returns.
-    pub fn start_root(self) -> RootSupervisor {
-        let handle = ChildRef::new(self.name.clone(), Overflow::Reject);
-        // A root whose children fail to start has exited already, with the
-        // reason (an escalation), just as if it had started and given up.
-        let cell = child::spawn(
-            Supervisor::new(self),
-            SUPERVISOR_MAILBOX,
-            handle.shared(),
-            None,
-            Some(Supervisor::start_children),
-        )
-        .unwrap_or_else(ChildCell::ended);
-        RootSupervisor {
-            handle: SupervisorRef(handle),
-            cell,
-        }
-    }
-}
-
-/// Mailbox capacity of every supervisor.
-const SUPERVISOR_MAILBOX: usize = 1024;
-
-/// The root of a supervision tree, as started by [`SupervisorSpec::start_root`].
-pub struct RootSupervisor {
-    handle: SupervisorRef,
-    cell: Rc<ChildCell>,
-}
-
-impl RootSupervisor {
-    /// A handle to the root supervisor.
-    pub fn handle(&self) -> SupervisorRef {
-        self.handle.clone()
-    }
-
-    /// Resolves with the root's exit reason when it has stopped.
-    pub fn exited(&self) -> impl Future<Output = ExitReason> + 'static {
-        self.cell.exited()
-    }
-
-    /// The exit reason if the root has already stopped.
-    pub fn exit_reason(&self) -> Option<ExitReason> {
-        self.cell.exit_reason()
-    }
-
-    /// Stops the tree: children in reverse order, each within its shutdown
-    /// policy. Resolves with the root's exit reason.
-    pub fn shutdown(&self) -> impl Future<Output = ExitReason> + 'static {
-        self.cell.shut_down(Shutdown::Infinity, Arc::from("root"))
-    }
-
-    /// Kills the root at once (its children are killed with it).
-    pub fn kill(&self) {
-        self.cell.kill();
-    }
-}
-
-/// A stable handle to a supervisor (valid across its restarts).
-#[derive(Clone, Debug)]
-pub struct SupervisorRef(ChildRef<Supervisor>);
-
-impl SupervisorRef {
-    /// The handle of a nested supervisor started as a child.
-    pub fn from_child(child: ChildRef<Supervisor>) -> Self {
-        Self(child)
-    }
-
-    /// The supervisor's name.
-    pub fn name(&self) -> &str {
-        self.0.id()
-    }
-
-    /// The underlying child handle.
-    pub fn child_ref(&self) -> &ChildRef<Supervisor> {
-        &self.0
-    }
-
-    /// Adds and starts a child at run time.
-    pub async fn start_child<A: Actor<Context = Context<A>>>(
-        &self,
-        spec: ChildSpec<A>,
-    ) -> Result<ChildRef<A>, Error> {
-        let handle = spec.handle();
-        self.0.ask(StartChild(Arc::new(spec))).await??;
-        Ok(handle)
-    }
-
-    /// Stops a child (within its shutdown policy); it stays in the tree,
-    /// stopped, until restarted or deleted.
-    pub async fn stop_child(&self, id: &str) -> Result<(), Error> {
-        self.0.ask(StopChild(id.to_owned())).await?
-    }
-
-    /// Restarts a child: stops it if it runs, then starts a new instance.
-    pub async fn restart_child(&self, id: &str) -> Result<(), Error> {
-        self.0.ask(RestartChild(id.to_owned())).await?
-    }
-
-    /// Kills a child's running instance at once, as a crash would end it
-    /// (OTP's `exit(Pid, kill)`): no more of its code runs, the exit is
-    /// [`ExitReason::Killed`] and the strategy decides what follows, as
-    /// for a panic. For operators, and for tests of what survives a crash.
-    pub async fn kill_child(&self, id: &str) -> Result<(), Error> {
-        self.0.ask(KillChild(id.to_owned())).await?
-    }
-
-    /// Stops a child and removes it from the tree.
-    pub async fn delete_child(&self, id: &str) -> Result<(), Error> {
-        self.0.ask(DeleteChild(id.to_owned())).await?
-    }
-
-    /// The children in start order.
-    pub async fn which_children(&self) -> Result<Vec<ChildInfo>, Error> {
-        Ok(self.0.ask(WhichChildren).await?)
-    }
-}
-
-/// Adds and starts a child at run time (see [`SupervisorRef::start_child`]).
-#[derive(Message)]
-#[rtype(result = "Result<(), Error>")]
-pub struct StartChild(Arc<dyn ErasedSpec>);
-
-/// Stops a child by id (see [`SupervisorRef::stop_child`]).
-#[derive(Message)]
-#[rtype(result = "Result<(), Error>")]
-pub struct StopChild(pub String);
-
-/// Kills a child's instance by id (see [`SupervisorRef::kill_child`]).
-#[derive(Message)]
-#[rtype(result = "Result<(), Error>")]
-pub struct KillChild(pub String);
-
-/// Restarts a child by id (see [`SupervisorRef::restart_child`]).
-#[derive(Message)]
-#[rtype(result = "Result<(), Error>")]
-pub struct RestartChild(pub String);
-
-/// Stops and removes a child by id (see [`SupervisorRef::delete_child`]).
-#[derive(Message)]
-#[rtype(result = "Result<(), Error>")]
-pub struct DeleteChild(pub String);
-
-/// Lists the children (see [`SupervisorRef::which_children`]).
-#[derive(Message)]
-#[rtype(result = "Vec<ChildInfo>")]
-pub struct WhichChildren;
+pub use supervisor_ref::SupervisorRef;
+pub use supervisor_spec::{RootSupervisor, SupervisorSpec};
 
 /// A restart attempt failed; handled on the next turn, so that a factory
 /// that always fails cannot recurse (internal).
@@ -825,127 +564,6 @@ impl Handler<ChildFault> for Supervisor {
         cell.fault_handled();
         tracing::warn!(supervisor = %self.name, child = %slot.spec.id(), reason = %msg.reason, "child reported a fault");
         self.on_failure(msg.key, msg.reason, true, ctx);
-    }
-}
-
-impl Handler<StartChild> for Supervisor {
-    type Result = Result<(), Error>;
-
-    fn handle(&mut self, msg: StartChild, ctx: &mut Context<Self>) -> Self::Result {
-        if self.shutting_down {
-            return Err(Error::ShuttingDown(self.name.to_string()));
-        }
-        let id = msg.0.id().clone();
-        let Some(key) = self.children.push(Slot::new(msg.0, true)) else {
-            return Err(Error::DuplicateId {
-                supervisor: self.name.to_string(),
-                id: id.to_string(),
-            });
-        };
-        self.start_slot(key, ctx).map_err(|reason| {
-            self.children.remove(key);
-            Error::StartFailed {
-                id: id.to_string(),
-                reason,
-            }
-        })
-    }
-}
-
-impl Supervisor {
-    /// An exclusive response: no failure report is handled half-way through,
-    /// as with every stop the supervisor makes.
-    fn atomic<F>(fut: F) -> AtomicResponse<Self, Result<(), Error>>
-    where
-        F: ActorFuture<Self, Output = Result<(), Error>> + 'static,
-    {
-        AtomicResponse::new(Box::pin(fut))
-    }
-
-    fn refuse(err: Error) -> AtomicResponse<Self, Result<(), Error>> {
-        Self::atomic(fut::ready(Err(err)))
-    }
-}
-
-impl Handler<StopChild> for Supervisor {
-    type Result = AtomicResponse<Self, Result<(), Error>>;
-
-    fn handle(&mut self, msg: StopChild, ctx: &mut Context<Self>) -> Self::Result {
-        let Some(key) = self.children.key_of(&msg.0) else {
-            return Self::refuse(self.not_found(&msg.0));
-        };
-        self.cancel_pending(key, ctx);
-        Self::atomic(Self::stop_keys(vec![key]).map(|(), _, _| Ok(())))
-    }
-}
-
-impl Handler<RestartChild> for Supervisor {
-    type Result = AtomicResponse<Self, Result<(), Error>>;
-
-    fn handle(&mut self, msg: RestartChild, ctx: &mut Context<Self>) -> Self::Result {
-        if self.shutting_down {
-            return Self::refuse(Error::ShuttingDown(self.name.to_string()));
-        }
-        let Some(key) = self.children.key_of(&msg.0) else {
-            return Self::refuse(self.not_found(&msg.0));
-        };
-        self.cancel_pending(key, ctx);
-        Self::atomic(Self::stop_keys(vec![key]).map(move |(), act, ctx| {
-            if act.shutting_down {
-                return Err(Error::ShuttingDown(act.name.to_string()));
-            }
-            let slot = act.children.get_mut(key).ok_or_else(|| Error::NotFound {
-                supervisor: act.name.to_string(),
-                id: msg.0.clone(),
-            })?;
-            slot.restarts += 1;
-            act.start_slot(key, ctx)
-                .map_err(|reason| Error::StartFailed {
-                    id: msg.0.clone(),
-                    reason,
-                })
-        }))
-    }
-}
-
-impl Handler<KillChild> for Supervisor {
-    type Result = Result<(), Error>;
-
-    fn handle(&mut self, msg: KillChild, _: &mut Context<Self>) -> Self::Result {
-        let Some(key) = self.children.key_of(&msg.0) else {
-            return Err(self.not_found(&msg.0));
-        };
-        let running = self.children.get_mut(key).and_then(|s| s.running.clone());
-        match running {
-            Some(cell) => {
-                cell.crash();
-                Ok(())
-            }
-            None => Err(Error::NotRunning(msg.0)),
-        }
-    }
-}
-
-impl Handler<DeleteChild> for Supervisor {
-    type Result = AtomicResponse<Self, Result<(), Error>>;
-
-    fn handle(&mut self, msg: DeleteChild, ctx: &mut Context<Self>) -> Self::Result {
-        let Some(key) = self.children.key_of(&msg.0) else {
-            return Self::refuse(self.not_found(&msg.0));
-        };
-        self.cancel_pending(key, ctx);
-        Self::atomic(Self::stop_keys(vec![key]).map(move |(), act, _| {
-            act.children.remove(key);
-            Ok(())
-        }))
-    }
-}
-
-impl Handler<WhichChildren> for Supervisor {
-    type Result = MessageResult<WhichChildren>;
-
-    fn handle(&mut self, _: WhichChildren, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.children.infos())
     }
 }
 

@@ -1,0 +1,98 @@
+//! What a service sees of its system: the [`ServiceContext`].
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use actix::{Actor, Context, Message};
+use tokio::sync::watch;
+
+use super::shutdown::{Phase, ShutdownTrigger};
+use crate::config::Config;
+use crate::supervisor::{self, ChildRecipient, ChildRef, ChildSpec, SupervisorRef, SupervisorSpec};
+
+/// Delivered to subscribers after SIGHUP reloaded the configuration.
+#[derive(Clone, Debug, Message)]
+#[rtype(result = "()")]
+pub struct ConfigReloaded(pub Arc<Config>);
+
+/// What a service sees of its system: configuration, the root supervisor,
+/// shutdown and reload.
+pub struct ServiceContext {
+    pub(super) name: Arc<str>,
+    pub(super) config: watch::Sender<Arc<Config>>,
+    pub(super) root: SupervisorRef,
+    pub(super) phase: watch::Sender<Phase>,
+    pub(super) reload_subscribers: Rc<RefCell<Vec<ChildRecipient<ConfigReloaded>>>>,
+}
+
+impl ServiceContext {
+    /// The service name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The current configuration (replaced on reload).
+    pub fn config(&self) -> Arc<Config> {
+        self.config.borrow().clone()
+    }
+
+    /// A receiver that sees every reloaded configuration.
+    pub fn config_updates(&self) -> watch::Receiver<Arc<Config>> {
+        self.config.subscribe()
+    }
+
+    /// The root supervisor.
+    pub fn root(&self) -> &SupervisorRef {
+        &self.root
+    }
+
+    /// Starts `spec` under the root supervisor.
+    pub async fn spawn<A: Actor<Context = Context<A>>>(
+        &self,
+        spec: ChildSpec<A>,
+    ) -> Result<ChildRef<A>, supervisor::Error> {
+        self.root.start_child(spec).await
+    }
+
+    /// Starts a nested supervisor under the root and returns its handle.
+    pub async fn spawn_supervisor(
+        &self,
+        spec: SupervisorSpec,
+    ) -> Result<SupervisorRef, supervisor::Error> {
+        let child = self.root.start_child(spec.into_child()).await?;
+        Ok(SupervisorRef::from_child(child))
+    }
+
+    /// Resolves when a shutdown has been requested.
+    pub fn shutdown_requested(&self) -> impl Future<Output = ()> + 'static {
+        let mut rx = self.phase.subscribe();
+        async move {
+            // An error means the system is gone: that is a shutdown too.
+            let _ = rx.wait_for(|p| *p != Phase::Running).await;
+        }
+    }
+
+    /// Whether a shutdown has been requested.
+    pub fn is_shutting_down(&self) -> bool {
+        *self.phase.borrow() != Phase::Running
+    }
+
+    /// Requests a graceful shutdown, as SIGTERM does.
+    pub fn request_shutdown(&self) {
+        self.shutdown_trigger().request();
+    }
+
+    /// A handle that requests the shutdown from another task.
+    pub fn shutdown_trigger(&self) -> ShutdownTrigger {
+        ShutdownTrigger(self.phase.clone())
+    }
+
+    /// Delivers [`ConfigReloaded`] to `recipient` after every reload: a
+    /// [`ChildRef::recipient`] (which follows restarts) or a plain actix
+    /// `Recipient` (`.into()`).
+    pub fn subscribe_reload(&self, recipient: impl Into<ChildRecipient<ConfigReloaded>>) {
+        self.reload_subscribers.borrow_mut().push(recipient.into());
+    }
+}
