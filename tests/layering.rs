@@ -4,8 +4,14 @@
 //! `crate::…` and `super::…` path, and fails with the cycle and the lines
 //! that make it. Run it alone with `cargo test --test layering`.
 //!
-//! A module's facade file (`src/server.rs` for `src/server/`) declares and
-//! re-exports its children: its edges to them are not dependencies.
+//! A path through a re-export counts as a use of the file that defines the
+//! item (`crate::supervisor::Shutdown` is a use of the file `Shutdown` lives
+//! in), and a module nested deeper counts as the first-level child it is in.
+//! A module's facade file (`src/server.rs` for `src/server/`) is its
+//! directory's root: it declares and re-exports its children and may define
+//! what they share (`supervisor.rs` holds the `Supervisor` actor its
+//! children report to); edges between a facade and its own children are not
+//! counted.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -124,8 +130,10 @@ fn names_after(line: &str, prefix: &str) -> Vec<String> {
 
 struct Crate {
     modules: BTreeSet<String>,
-    /// Root re-exports: `crate::Name` → the module it comes from.
-    aliases: BTreeMap<String, String>,
+    /// Re-exports of each module file (the root's as `crate`): `Name` → the
+    /// module it comes from, so `crate::supervisor::Shutdown` is seen as a
+    /// use of the file that defines `Shutdown`, not of the facade.
+    aliases: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl Crate {
@@ -134,34 +142,82 @@ impl Crate {
         let mut parts = path.split("::");
         let first = parts.next()?;
         let first = self
-            .aliases
-            .get(first)
-            .cloned()
+            .alias("crate", first)
             .unwrap_or_else(|| first.to_owned());
         if !self.modules.contains(&first) {
             return None;
         }
-        if let Some(second) = parts.next() {
-            let nested = format!("{first}::{second}");
-            if self.modules.contains(&nested) {
-                return Some(nested);
+        match parts.next() {
+            Some(second) if !second.is_empty() => Some(self.within(&first, second)),
+            _ => Some(first),
+        }
+    }
+
+    /// The module `name`, used as `module::name`, comes from.
+    fn within(&self, module: &str, name: &str) -> String {
+        let nested = format!("{module}::{name}");
+        if self.modules.contains(&nested) {
+            return nested;
+        }
+        self.alias(module, name)
+            .filter(|m| self.modules.contains(m))
+            .unwrap_or_else(|| module.to_owned())
+    }
+
+    /// Where `module` re-exports `name` from (following re-exports).
+    fn alias(&self, module: &str, name: &str) -> Option<String> {
+        let mut target = self.aliases.get(module)?.get(name)?.clone();
+        for _ in 0..8 {
+            let Some((m, n)) = target.rsplit_once("::") else {
+                break;
+            };
+            match self.aliases.get(m).and_then(|a| a.get(n)) {
+                Some(next) if *next != target => target = next.clone(),
+                _ => break,
             }
         }
-        Some(first)
+        Some(target)
     }
 }
 
-/// Root `pub use` lines: `pub use a::{b, C}`, `pub use a::b::C`,
-/// `pub use a as b`.
-fn aliases(lib: &str) -> BTreeMap<String, String> {
+/// The `pub use` statements of a module file (`pub use a::{b, C}`,
+/// `pub use a::b::C`, `pub use a as b`, over several lines too), as
+/// `Name` → module path relative to the crate (`module` is the file's own
+/// path, `crate` for the root).
+fn aliases(module: &str, text: &str) -> BTreeMap<String, String> {
+    let code: String = code_lines(text)
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect::<Vec<_>>()
+        .join(" ");
     let mut map = BTreeMap::new();
-    for line in lib.lines().map(str::trim) {
-        let Some(rest) = line.strip_prefix("pub use ") else {
+    for statement in code.split(';') {
+        let statement = statement.trim();
+        let Some(rest) = statement
+            .strip_prefix("pub use ")
+            .or_else(|| statement.strip_prefix("pub(crate) use "))
+        else {
             continue;
         };
-        let rest = rest.trim_end_matches(';');
-        if let Some((module, alias)) = rest.split_once(" as ") {
-            map.insert(alias.trim().to_owned(), module.trim().to_owned());
+        let absolute = |path: &str| -> String {
+            let path = path.trim();
+            if let Some(p) = path.strip_prefix("crate::") {
+                p.to_owned()
+            } else if let Some(p) = path.strip_prefix("super::") {
+                let parent = module.rsplit_once("::").map_or("", |(p, _)| p);
+                if parent.is_empty() {
+                    p.to_owned()
+                } else {
+                    format!("{parent}::{p}")
+                }
+            } else if module == "crate" {
+                path.to_owned()
+            } else {
+                format!("{module}::{path}")
+            }
+        };
+        if let Some((path, alias)) = rest.split_once(" as ") {
+            map.insert(alias.trim().to_owned(), absolute(path));
             continue;
         }
         let (path, group) = match rest.split_once("::{") {
@@ -171,11 +227,13 @@ fn aliases(lib: &str) -> BTreeMap<String, String> {
                 None => continue,
             },
         };
+        let base = absolute(path);
         for name in group.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let name = name.split(" as ").last().unwrap_or(name).trim();
             let target = if name.chars().next().is_some_and(char::is_lowercase) {
-                format!("{path}::{name}")
+                format!("{base}::{name}")
             } else {
-                path.to_owned()
+                base.clone()
             };
             map.insert(name.to_owned(), target);
         }
@@ -187,11 +245,16 @@ fn edges(src: &Path) -> (Crate, Edges) {
     let mut files = Vec::new();
     rust_files(src, &mut files);
     let modules: BTreeSet<String> = files.iter().map(|f| module_of(src, f)).collect();
-    let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
-    let krate = Crate {
-        modules,
-        aliases: aliases(&lib),
-    };
+    let aliases = files
+        .iter()
+        .map(|f| {
+            let module = module_of(src, f);
+            let text = std::fs::read_to_string(f).unwrap();
+            let map = aliases(&module, &text);
+            (module, map)
+        })
+        .collect();
+    let krate = Crate { modules, aliases };
     let mut edges = Edges::new();
     for file in &files {
         let from = module_of(src, file);
@@ -208,12 +271,7 @@ fn edges(src: &Path) -> (Crate, Edges) {
             if let Some(parent) = &parent {
                 for name in names_after(&line, "super::") {
                     let first = name.split("::").next().unwrap_or_default();
-                    let sibling = format!("{parent}::{first}");
-                    targets.push(if krate.modules.contains(&sibling) {
-                        sibling
-                    } else {
-                        parent.clone()
-                    });
+                    targets.push(krate.within(parent, first));
                 }
             }
             for to in targets {
@@ -343,9 +401,16 @@ fn modules_have_no_import_cycles() {
         .collect();
     for dir in dirs {
         let prefix = format!("{dir}::");
+        // A module nested deeper counts as the first-level child it is in.
         problems.extend(report(
             &edges,
-            |m| m.starts_with(&prefix).then(|| m.to_owned()),
+            |m| {
+                let rest = m.strip_prefix(&prefix)?;
+                Some(format!(
+                    "{prefix}{}",
+                    rest.split("::").next().unwrap_or(rest)
+                ))
+            },
             &format!("inside {dir}/:"),
         ));
     }

@@ -22,5 +22,5 @@ mod handle;
 mod task;
 
 pub use handle::{AskError, ChildRef, Overflow, SendError};
-pub use task::SupervisedContext;
 pub(crate) use task::{ChildCell, Prepare, Reporter, record_failure, spawn};
+pub use task::{Shutdown, SupervisedContext};

@@ -37,19 +37,7 @@ impl Restart {
     }
 }
 
-/// How a child is stopped by its supervisor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Shutdown {
-    /// Ask it to stop (`stopping()` runs and may delay the stop), and kill it
-    /// if it has not stopped after this long. Default for workers: 5 s.
-    Timeout(Duration),
-    /// Kill it at once: no more messages are handled and no more actor code
-    /// runs (no `stopping`/`stopped`); the actor value is dropped.
-    BrutalKill,
-    /// Ask it to stop and wait as long as it takes. Default for supervisors,
-    /// which stop their own children within their own timeouts.
-    Infinity,
-}
+pub use super::child::Shutdown;
 
 /// Whether a child is a worker or a nested supervisor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

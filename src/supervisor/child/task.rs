@@ -16,9 +16,25 @@ use std::task::{Poll, Waker};
 use actix::dev::ContextFut;
 use actix::{Actor, ActorContext, Addr, AsyncContext, Context, WeakAddr};
 
+use std::time::Duration;
+
 use super::handle::Shared;
 use crate::supervisor::exit::{ExitReason, panic_message};
 use crate::supervisor::{ChildExited, ChildFault, Supervisor};
+
+/// How a child is stopped by its supervisor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shutdown {
+    /// Ask it to stop (`stopping()` runs and may delay the stop), and kill it
+    /// if it has not stopped after this long. Default for workers: 5 s.
+    Timeout(Duration),
+    /// Kill it at once: no more messages are handled and no more actor code
+    /// runs (no `stopping`/`stopped`); the actor value is dropped.
+    BrutalKill,
+    /// Ask it to stop and wait as long as it takes. Default for supervisors,
+    /// which stop their own children within their own timeouts.
+    Infinity,
+}
 
 thread_local! {
     /// The supervised instances running on this thread, by mailbox (see
@@ -182,15 +198,15 @@ impl ChildCell {
     /// Stops the instance as `shutdown` says and resolves when it has ended.
     pub(crate) fn shut_down(
         self: &Rc<Self>,
-        shutdown: crate::supervisor::Shutdown,
+        shutdown: Shutdown,
         id: Arc<str>,
     ) -> impl Future<Output = ExitReason> + 'static {
         let cell = self.clone();
         async move {
             match shutdown {
-                crate::supervisor::Shutdown::BrutalKill => cell.kill(),
-                crate::supervisor::Shutdown::Infinity => cell.stop(),
-                crate::supervisor::Shutdown::Timeout(limit) => {
+                Shutdown::BrutalKill => cell.kill(),
+                Shutdown::Infinity => cell.stop(),
+                Shutdown::Timeout(limit) => {
                     cell.stop();
                     let exited = cell.exited();
                     match tokio::time::timeout(limit, exited).await {
