@@ -324,8 +324,16 @@ async fn call(args: CallArgs, common: &Common) -> Result<(), Failure> {
     }
 }
 
-/// Receives client messages for `sub` and `datagram`.
-struct Forward(tokio::sync::mpsc::UnboundedSender<ClientMessage>);
+/// Most messages waiting to be printed by `sub`; past it they are dropped
+/// and counted (a terminal slower than the publisher must not grow memory).
+const SUB_QUEUE: usize = 1024;
+
+/// Receives client messages for `sub`: hands them to the printer, or counts
+/// them when its queue is full.
+struct Forward(
+    tokio::sync::mpsc::Sender<ClientMessage>,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+);
 
 impl actix::Actor for Forward {
     type Context = actix::Context<Self>;
@@ -334,7 +342,9 @@ impl actix::Actor for Forward {
 impl actix::Handler<ClientMessage> for Forward {
     type Result = ();
     fn handle(&mut self, msg: ClientMessage, _: &mut Self::Context) {
-        let _ = self.0.send(msg);
+        if let Err(tokio::sync::mpsc::error::TrySendError::Full(_)) = self.0.try_send(msg) {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
 
@@ -350,9 +360,10 @@ async fn sub(args: SubArgs, common: &Common) -> Result<(), Failure> {
         urls.push(path);
     }
     let client = connect(&server, common).await?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(SUB_QUEUE);
+    let dropped = std::sync::Arc::<std::sync::atomic::AtomicU64>::default();
     client
-        .on_message(Forward(tx).start().recipient())
+        .on_message(Forward(tx, dropped.clone()).start().recipient())
         .await
         .map_err(Failure::from)?;
     client.subscribe(urls.clone()).await?;
@@ -386,6 +397,11 @@ async fn sub(args: SubArgs, common: &Common) -> Result<(), Failure> {
         }
     }
     client.close();
+    let missed =
+        dropped.load(std::sync::atomic::Ordering::Relaxed) + client.missed_messages().await;
+    if missed > 0 {
+        eprintln!("{missed} messages dropped: printing could not keep up");
+    }
     Ok(())
 }
 
