@@ -396,9 +396,10 @@ async fn sub(args: SubArgs, common: &Common) -> Result<(), Failure> {
             None => break,
         }
     }
-    client.close();
+    // Read before closing: a stopped client answers 0.
     let missed =
         dropped.load(std::sync::atomic::Ordering::Relaxed) + client.missed_messages().await;
+    client.close();
     if missed > 0 {
         eprintln!("{missed} messages dropped: printing could not keep up");
     }
