@@ -12,6 +12,12 @@
 //! psvc ping vsoa://HOST:PORT [--count N]
 //! psvc stream get|put vsoa://HOST:PORT/path FILE [--param JSON]
 //!   every client verb: [--password PW] [--timeout S] [--json]
+//!
+//! psvc build --version X [--manifest-path M | --dir D] [--exclude GLOB …]
+//! psvc keys init [--keys DIR] [--approvers N] [--threshold K]
+//! psvc approve VERSION --key FILE [--channel C] [--rollout PCT] [--notes T]
+//! psvc deprecate VERSION --to OLDER --key FILE
+//! psvc releases list | serve [--listen A] [--keys DIR] | refresh | discard
 //! ```
 //!
 //! Client verbs exit 0 on success, 1 when the server answers a non-zero
@@ -22,6 +28,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 pub mod client;
+pub mod release;
 
 use clap::{Parser, Subcommand};
 use psvc::config::{ConfigLoader, DEFAULTS};
@@ -57,6 +64,18 @@ pub enum Command {
     /// Download or upload a file through a stream.
     #[command(subcommand)]
     Stream(client::StreamCommand),
+    /// Build a release (a draft) from cargo or a directory.
+    Build(release::BuildArgs),
+    /// Signing keys of the release repository.
+    #[command(subcommand)]
+    Keys(release::KeysCommand),
+    /// Approve a version (sign it into the targets metadata).
+    Approve(release::ApproveArgs),
+    /// Withdraw an approved version in favour of an older one.
+    Deprecate(release::DeprecateArgs),
+    /// List, serve or refresh the release repository.
+    #[command(subcommand)]
+    Releases(release::ReleasesCommand),
 }
 
 /// `psvc config …`
@@ -117,6 +136,11 @@ where
         Command::Ping(a) => client::Verb::Ping(a),
         Command::Stream(c) => client::Verb::Stream(c),
         Command::Config(c) => return config(c),
+        Command::Build(a) => return release::run(release::Verb::Build(a), &cli.client),
+        Command::Keys(c) => return release::run(release::Verb::Keys(c), &cli.client),
+        Command::Approve(a) => return release::run(release::Verb::Approve(a), &cli.client),
+        Command::Deprecate(a) => return release::run(release::Verb::Deprecate(a), &cli.client),
+        Command::Releases(c) => return release::run(release::Verb::Releases(c), &cli.client),
     };
     client::run(verb, &cli.client)
 }

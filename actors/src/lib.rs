@@ -9,3 +9,4 @@
 //! their issues are done; see `docs/architecture.md`.
 
 pub mod cli;
+pub mod release;

@@ -1,0 +1,601 @@
+//! The Releaser: serves the release repository over the psvc protocol.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use actix::Actor;
+//! use psvc::commander::Commander;
+//! use psvc_actors::release::{Releaser, ReleaserOptions};
+//! let releaser = Releaser::new(ReleaserOptions::new("releases")).start();
+//! let commander = Releaser::routes(Commander::new(), releaser);
+//! # let _ = commander; }
+//! ```
+//!
+//! | route | param | reply |
+//! |---|---|---|
+//! | `/release/versions` | `{"channel"?, "installation"?}` | `{"versions": [release…]}`, oldest first |
+//! | `/release/latest` | `{"channel"?, "installation"?}` | `{"version": V \| null, "release"?: release}` |
+//! | `/release/metadata/<file>` | — | the metadata file as data (≤ 192 KiB; else use `/release/file`) |
+//! | `/release/file` | `{"kind": "target"\|"metadata", "name", "offset"?}` | a stream from `offset`; param `{"name","length","offset","sha256","stream_token"}` |
+//!
+//! Only what the signed metadata names is listed or served: a draft, an
+//! unapproved directory or any other file under the release path gets
+//! status 3 even when it exists. Files are opened through
+//! [`psvc::sandbox::Sandbox`], so no name reaches outside the repository.
+//! The channel defaults to `stable`; without an `installation` id only
+//! versions rolled out to 100 % are offered.
+//!
+//! With the online keys, the Releaser re-signs `timestamp.json` (and the
+//! snapshot) before they expire, so clients never see a stale repository
+//! while it runs.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use actix::prelude::*;
+use psvc::commander::{CommandError, Commander, Request, Response};
+use psvc::sandbox::Sandbox;
+use psvc::stream::Tunnel;
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::sync::Semaphore;
+
+use super::repo::{
+    DEFAULT_CHANNEL, Expiry, OnlineKeys, ReleaseInfo, ReleaseRepo, RepoError, RepoLayout,
+    consistent_name, latest, load_verified, releases_of,
+};
+use super::status::Status;
+
+/// Largest metadata file sent as RPC data (the frame limit is 256 KiB).
+pub const MAX_INLINE_METADATA: usize = 192 * 1024;
+
+/// How the Releaser runs.
+#[derive(Debug, Clone)]
+pub struct ReleaserOptions {
+    /// The release path (`[PSVC] release_path`).
+    pub release_path: PathBuf,
+    /// The root to trust (default: the repository's `1.root.json`).
+    pub trusted_root: Option<PathBuf>,
+    /// Keys to re-sign the timestamp and snapshot with; `None`: only warn.
+    pub online_keys: Option<OnlineKeys>,
+    /// Validity of what it re-signs.
+    pub expiry: Expiry,
+    /// Re-sign when the timestamp expires within this (default: half its
+    /// validity).
+    pub refresh_margin: Option<Duration>,
+    /// How often expiry is checked (default 60 s).
+    pub check_every: Duration,
+    /// Streams served at once; past it a request gets status 6.
+    pub max_downloads: usize,
+    /// How long a stream may make no progress.
+    pub stream_idle: Duration,
+}
+
+impl ReleaserOptions {
+    /// Defaults for `release_path`.
+    pub fn new(release_path: impl Into<PathBuf>) -> ReleaserOptions {
+        ReleaserOptions {
+            release_path: release_path.into(),
+            trusted_root: None,
+            online_keys: None,
+            expiry: Expiry::default(),
+            refresh_margin: None,
+            check_every: Duration::from_secs(60),
+            max_downloads: 64,
+            stream_idle: Duration::from_secs(30),
+        }
+    }
+
+    /// Defaults, with `[PSVC] release_path` from `config`.
+    ///
+    /// # Errors
+    /// The key is missing or not a path.
+    pub fn from_config(config: &psvc::config::Config) -> Result<ReleaserOptions, psvc::config::Error> {
+        let path: PathBuf = config.get("PSVC.release_path")?;
+        Ok(ReleaserOptions::new(path))
+    }
+
+    /// Re-signs with the online keys in `dir` (`snapshot.pk8`, `timestamp.pk8`).
+    pub fn online_keys(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.online_keys = Some(OnlineKeys::in_dir(dir.into()));
+        self
+    }
+}
+
+/// A signed target as served.
+#[derive(Debug, Clone)]
+struct ServedTarget {
+    length: u64,
+    sha256: String,
+    file: String,
+}
+
+/// What the Releaser serves, from one verified load of the metadata.
+#[derive(Debug, Default)]
+pub struct RepoView {
+    /// Every approved or deprecated release, oldest first.
+    pub releases: Vec<ReleaseInfo>,
+    targets: HashMap<String, ServedTarget>,
+    /// When the timestamp expires.
+    pub timestamp_expires: Option<jiff::Timestamp>,
+}
+
+impl RepoView {
+    /// The releases `channel` shows `installation`: approved ones in its
+    /// rollout and deprecated ones (so their installations learn where to
+    /// go back to).
+    pub fn versions(&self, channel: &str, installation: Option<&str>) -> Vec<&ReleaseInfo> {
+        self.releases
+            .iter()
+            .filter(|r| {
+                r.offered(channel, installation)
+                    || (r.record.status == Status::Deprecated
+                        && r.record.channels.contains_key(channel))
+            })
+            .collect()
+    }
+
+    /// The newest release `channel` offers `installation`.
+    pub fn latest(&self, channel: &str, installation: Option<&str>) -> Option<&ReleaseInfo> {
+        latest(&self.releases, channel, installation)
+    }
+}
+
+/// Why the Releaser cannot answer.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("release repository: {0}")]
+pub struct ServeError(String);
+
+/// The Releaser actor.
+pub struct Releaser {
+    options: ReleaserOptions,
+    layout: RepoLayout,
+    view: Option<Arc<RepoView>>,
+    /// `timestamp.json`'s modification time and length at the last load.
+    stamp: Option<(SystemTime, u64)>,
+    downloads: Arc<Semaphore>,
+    refreshing: bool,
+}
+
+impl std::fmt::Debug for Releaser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Releaser")
+            .field("release_path", &self.options.release_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Releaser {
+    /// A Releaser for `options` (nothing is read until the first request).
+    pub fn new(options: ReleaserOptions) -> Releaser {
+        Releaser {
+            layout: RepoLayout::new(&options.release_path),
+            downloads: Arc::new(Semaphore::new(options.max_downloads.max(1))),
+            options,
+            view: None,
+            stamp: None,
+            refreshing: false,
+        }
+    }
+
+    fn timestamp_stamp(&self) -> Option<(SystemTime, u64)> {
+        let meta = std::fs::metadata(self.layout.metadata_dir().join("timestamp.json")).ok()?;
+        Some((meta.modified().ok()?, meta.len()))
+    }
+
+    fn trusted_root(&self) -> PathBuf {
+        self.options
+            .trusted_root
+            .clone()
+            .unwrap_or_else(|| self.layout.metadata_dir().join("1.root.json"))
+    }
+
+    /// Adds the release routes to `commander`, served by `releaser`.
+    pub fn routes(commander: Commander, releaser: Addr<Releaser>) -> Commander {
+        let (versions, latest_addr, meta, file) =
+            (releaser.clone(), releaser.clone(), releaser.clone(), releaser);
+        commander
+            .typed("/release/versions", move |q: Query, _| {
+                let addr = versions.clone();
+                async move {
+                    let view = view_of(&addr).await?;
+                    let channel = q.channel.as_deref().unwrap_or(DEFAULT_CHANNEL);
+                    Ok::<_, CommandError>(serde_json::json!({
+                        "channel": channel,
+                        "versions": view.versions(channel, q.installation.as_deref()),
+                    }))
+                }
+            })
+            .typed("/release/latest", move |q: Query, _| {
+                let addr = latest_addr.clone();
+                async move {
+                    let view = view_of(&addr).await?;
+                    let channel = q.channel.as_deref().unwrap_or(DEFAULT_CHANNEL);
+                    Ok::<_, CommandError>(match view.latest(channel, q.installation.as_deref()) {
+                        Some(r) => serde_json::json!({
+                            "channel": channel, "version": r.record.version, "release": r,
+                        }),
+                        None => serde_json::json!({ "channel": channel, "version": null }),
+                    })
+                }
+            })
+            .route("/release/metadata/", move |req: Request| {
+                let addr = meta.clone();
+                async move {
+                    let name = req
+                        .url
+                        .strip_prefix("/release/metadata/")
+                        .unwrap_or_default()
+                        .to_owned();
+                    let (dir, _) = addr
+                        .send(Locate {
+                            kind: Kind::Metadata,
+                            name: name.clone(),
+                        })
+                        .await
+                        .map_err(|_| CommandError::Unavailable)??;
+                    let bytes = tokio::task::spawn_blocking(move || read_small(&dir, &name))
+                        .await
+                        .map_err(|e| CommandError::Failed(e.to_string()))??;
+                    Ok(Response::ok().data(bytes))
+                }
+            })
+            .route("/release/file", move |req: Request| {
+                let addr = file.clone();
+                async move { serve_file(&addr, &req).await }
+            })
+    }
+}
+
+/// Param of `/release/versions` and `/release/latest`.
+#[derive(Debug, Default, Deserialize)]
+struct Query {
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    installation: Option<String>,
+}
+
+/// Param of `/release/file`.
+#[derive(Debug, Deserialize)]
+struct FileQuery {
+    #[serde(default = "target_kind")]
+    kind: Kind,
+    name: String,
+    #[serde(default)]
+    offset: u64,
+}
+
+fn target_kind() -> Kind {
+    Kind::Target
+}
+
+/// What a file request names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Kind {
+    /// A signed target, by target name (`<version>/<path>`).
+    Target,
+    /// A metadata file (`timestamp.json`, `N.root.json`, …).
+    Metadata,
+}
+
+fn metadata_name_ok(name: &str) -> bool {
+    if name == "timestamp.json" || name == "root.json" {
+        return true;
+    }
+    ["root", "snapshot", "targets"].iter().any(|role| {
+        name.strip_suffix(&format!(".{role}.json"))
+            .is_some_and(|n| !n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+fn read_small(dir: &std::path::Path, name: &str) -> Result<Vec<u8>, CommandError> {
+    let sandbox = Sandbox::new(dir).map_err(|e| CommandError::Failed(e.to_string()))?;
+    let mut file = sandbox
+        .open_read(name)
+        .map_err(|_| CommandError::NotFound(format!("no metadata {name}")))?;
+    let len = file.metadata().map_err(|e| CommandError::Failed(e.to_string()))?.len();
+    if len > MAX_INLINE_METADATA as u64 {
+        return Err(CommandError::Status {
+            status: psvc::frame::Status::NO_MEMORY,
+            message: format!("{name} is {len} bytes; fetch it with /release/file"),
+        });
+    }
+    let mut buf = Vec::with_capacity(len as usize);
+    std::io::Read::read_to_end(&mut file, &mut buf).map_err(|e| CommandError::Failed(e.to_string()))?;
+    Ok(buf)
+}
+
+async fn view_of(addr: &Addr<Releaser>) -> Result<Arc<RepoView>, CommandError> {
+    addr.send(GetView)
+        .await
+        .map_err(|_| CommandError::Unavailable)?
+        .map_err(|e| CommandError::Failed(e.to_string()))
+}
+
+async fn serve_file(addr: &Addr<Releaser>, req: &Request) -> Result<Response, CommandError> {
+    let q: FileQuery = req.json()?;
+    let (dir, target) = addr
+        .send(Locate {
+            kind: q.kind,
+            name: q.name.clone(),
+        })
+        .await
+        .map_err(|_| CommandError::Unavailable)??;
+    let (permits, idle) = addr
+        .send(Limits)
+        .await
+        .map_err(|_| CommandError::Unavailable)?;
+    let permit = permits.try_acquire_owned().map_err(|_| CommandError::Status {
+        status: psvc::frame::Status::NO_MEMORY,
+        message: "too many downloads at once; retry later".into(),
+    })?;
+    let (file_name, length, sha256) = match &target {
+        Some(t) => (t.file.clone(), t.length, Some(t.sha256.clone())),
+        None => (q.name.clone(), 0, None),
+    };
+    let sandbox = Sandbox::new(&dir).map_err(|e| CommandError::Failed(e.to_string()))?;
+    let file = sandbox
+        .open_read(&file_name)
+        .map_err(|_| CommandError::NotFound(format!("{} is not in the repository", q.name)))?;
+    let size = file
+        .metadata()
+        .map_err(|e| CommandError::Failed(e.to_string()))?
+        .len();
+    let length = if target.is_some() {
+        if size != length {
+            tracing::error!(name = %q.name, size, length, "a served target differs from its signed length");
+            return Err(CommandError::Failed(format!(
+                "{} is damaged on the server",
+                q.name
+            )));
+        }
+        length
+    } else {
+        size
+    };
+    if q.offset > length {
+        return Err(CommandError::Arguments(format!(
+            "offset {} is past the end ({length})",
+            q.offset
+        )));
+    }
+    let tunnel = Tunnel::open(req)
+        .map_err(|e| CommandError::Failed(e.to_string()))?
+        .idle_timeout(Some(idle))
+        .require_token()
+        .map_err(|e| CommandError::Failed(e.to_string()))?;
+    let param = serde_json::json!({
+        "name": q.name,
+        "length": length,
+        "offset": q.offset,
+        "sha256": sha256,
+        psvc::stream::TOKEN_KEY: tunnel.token_hex(),
+    });
+    let port = tunnel.port();
+    let offset = q.offset;
+    let name = q.name;
+    actix::spawn(async move {
+        let _permit = permit;
+        let Ok(mut stream) = tunnel.accept().await else {
+            return;
+        };
+        let mut file = tokio::fs::File::from_std(file);
+        let result: std::io::Result<u64> = async {
+            file.seek(std::io::SeekFrom::Start(offset)).await?;
+            let mut left = length - offset;
+            let mut buf = vec![0u8; 256 * 1024];
+            while left > 0 {
+                let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                let n = file.read(&mut buf[..want]).await?;
+                if n == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                stream.write_all(&buf[..n]).await?;
+                left -= n as u64;
+            }
+            stream.shutdown().await?;
+            Ok(length - offset)
+        }
+        .await;
+        match result {
+            Ok(bytes) => tracing::debug!(%name, offset, bytes, "served"),
+            Err(e) => tracing::info!(%name, offset, error = %e, "download ended early"),
+        }
+        // Let the client read to the end before the socket goes.
+        let mut rest = [0u8; 1];
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut rest)).await;
+    });
+    Ok(Response::ok().param(param.to_string()).tunnel(port))
+}
+
+impl Actor for Releaser {
+    type Context = Context<Self>;
+
+    /// The expiry timer starts with the first message (no timer in
+    /// `started`: it may run while the runtime shuts down).
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.notify(Tick { first: true });
+    }
+}
+
+/// Checks expiry (and starts the periodic check the first time).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct Tick {
+    first: bool,
+}
+
+impl Handler<Tick> for Releaser {
+    type Result = ();
+
+    fn handle(&mut self, msg: Tick, ctx: &mut Context<Self>) {
+        if msg.first {
+            ctx.run_interval(self.options.check_every, |_, ctx| {
+                ctx.notify(Tick { first: false });
+            });
+        }
+        let Some(keys) = self.options.online_keys.clone() else {
+            return;
+        };
+        if self.refreshing {
+            return;
+        }
+        let margin = self
+            .options
+            .refresh_margin
+            .unwrap_or(self.options.expiry.timestamp / 2);
+        let due = self
+            .view
+            .as_ref()
+            .and_then(|v| v.timestamp_expires)
+            .is_none_or(|exp| {
+                super::repo::expires_in(margin).is_ok_and(|soon| exp <= soon)
+            });
+        if !due {
+            return;
+        }
+        self.refreshing = true;
+        let release_path = self.options.release_path.clone();
+        let expiry = self.options.expiry;
+        ctx.spawn(
+            async move {
+                let mut repo = ReleaseRepo::open(&release_path).await?;
+                let Some((ts, _)) = repo.expires() else {
+                    return Ok(false);
+                };
+                if super::repo::expires_in(margin)? < ts {
+                    return Ok(false);
+                }
+                repo.refresh(&keys, &expiry, margin).await?;
+                Ok::<bool, RepoError>(true)
+            }
+            .into_actor(self)
+            .map(|result, act, _| {
+                act.refreshing = false;
+                match result {
+                    Ok(true) => {
+                        act.stamp = None;
+                        tracing::info!("timestamp re-signed");
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(error = %e, "could not re-sign the timestamp"),
+                }
+            }),
+        );
+    }
+}
+
+/// The current view of the repository, reloaded when `timestamp.json`
+/// changed.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Arc<RepoView>, ServeError>")]
+pub struct GetView;
+
+impl Handler<GetView> for Releaser {
+    type Result = ResponseActFuture<Self, Result<Arc<RepoView>, ServeError>>;
+
+    fn handle(&mut self, _: GetView, _: &mut Context<Self>) -> Self::Result {
+        let stamp = self.timestamp_stamp();
+        if let (Some(view), true) = (&self.view, stamp.is_some() && stamp == self.stamp) {
+            return Box::pin(fut::ready(Ok(view.clone())));
+        }
+        let root = self.trusted_root();
+        let layout = self.layout.clone();
+        Box::pin(
+            async move {
+                if stamp.is_none() {
+                    return Ok(RepoView::default());
+                }
+                let root = std::fs::read(&root)
+                    .map_err(|e| ServeError(format!("{}: {e}", root.display())))?;
+                let repo = load_verified(
+                    &root,
+                    &layout.metadata_dir(),
+                    &layout.targets_dir(),
+                    tough::ExpirationEnforcement::Unsafe,
+                )
+                .await
+                .map_err(|e| ServeError(e.to_string()))?;
+                let targets = &repo.targets().signed;
+                let served = targets
+                    .targets
+                    .iter()
+                    .map(|(name, t)| {
+                        (
+                            name.raw().to_owned(),
+                            ServedTarget {
+                                length: t.length,
+                                sha256: hex::encode(&t.hashes.sha256),
+                                file: consistent_name(name.raw(), t),
+                            },
+                        )
+                    })
+                    .collect();
+                let expires = repo.timestamp().signed.expires;
+                if expires <= jiff::Timestamp::now() {
+                    tracing::warn!(%expires, "timestamp.json has expired: clients will refuse this repository until it is re-signed");
+                }
+                Ok(RepoView {
+                    releases: releases_of(targets),
+                    targets: served,
+                    timestamp_expires: Some(expires),
+                })
+            }
+            .into_actor(self)
+            .map(move |result: Result<RepoView, ServeError>, act, _| {
+                let view = Arc::new(result?);
+                act.view = Some(view.clone());
+                act.stamp = stamp;
+                Ok(view)
+            }),
+        )
+    }
+}
+
+/// Where a requested file is, if it may be served.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(PathBuf, Option<ServedTarget>), CommandError>")]
+struct Locate {
+    kind: Kind,
+    name: String,
+}
+
+impl Handler<Locate> for Releaser {
+    type Result = ResponseActFuture<Self, Result<(PathBuf, Option<ServedTarget>), CommandError>>;
+
+    fn handle(&mut self, msg: Locate, ctx: &mut Context<Self>) -> Self::Result {
+        let layout = self.layout.clone();
+        if msg.kind == Kind::Metadata {
+            let found = if metadata_name_ok(&msg.name) {
+                Ok((layout.metadata_dir(), None))
+            } else {
+                Err(CommandError::NotFound(format!("no metadata {}", msg.name)))
+            };
+            return Box::pin(fut::ready(found));
+        }
+        let view = self.handle(GetView, ctx);
+        Box::pin(view.map(move |view, _, _| {
+            let view = view.map_err(|e| CommandError::Failed(e.to_string()))?;
+            let target = view.targets.get(&msg.name).cloned().ok_or_else(|| {
+                CommandError::NotFound(format!("{} is not an approved file", msg.name))
+            })?;
+            Ok((layout.targets_dir(), Some(target)))
+        }))
+    }
+}
+
+/// The download bound and idle limit.
+#[derive(Debug, Message)]
+#[rtype(result = "(Arc<Semaphore>, Duration)")]
+struct Limits;
+
+impl Handler<Limits> for Releaser {
+    type Result = MessageResult<Limits>;
+
+    fn handle(&mut self, _: Limits, _: &mut Context<Self>) -> Self::Result {
+        MessageResult((self.downloads.clone(), self.options.stream_idle))
+    }
+}
