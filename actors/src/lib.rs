@@ -3,10 +3,13 @@
 //!
 //! # Layout
 //! - [`cli`]: the `psvc` command (`actors/src/bin/psvc.rs` is a thin
-//!   wrapper). Today: `psvc config defaults | show | check`.
+//!   wrapper): configuration, client verbs, and the release verbs.
+//! - [`release`]: the Builder, the signed release repository (TUF through
+//!   `tough`: keys, k-of-n approval, channels, staged rollout) and the
+//!   Releaser actor; see `docs/releases.md`.
 //!
-//! The builder, releaser, updater and process-worker actors land here as
-//! their issues are done; see `docs/architecture.md`.
+//! The updater and process-worker actors land here as their issues are
+//! done; see `docs/architecture.md`.
 
 pub mod cli;
 pub mod release;

@@ -33,6 +33,6 @@ pub use keys::{KeysReport, KeysSpec, init_keys};
 pub use releaser::{GetView, Releaser, ReleaserOptions, RepoView, ServeError};
 pub use repo::{
     Change, ChannelState, Expiry, OnlineKeys, Outcome, ReleaseInfo, ReleaseRepo, RepoError,
-    RepoLayout, in_rollout, rollout_bucket,
+    RepoLayout, RepoLock, in_rollout, rollout_bucket,
 };
 pub use status::{FileEntry, ReleaseStatus, Status};

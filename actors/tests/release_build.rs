@@ -21,8 +21,20 @@ fn dir_spec(release_path: &Path, version: &str, src: &Path) -> BuildSpec {
 #[test]
 fn semver_two_is_required_as_written() {
     for bad in [
-        "", "1", "1.0", "v1.0.0", "01.0.0", "1.00.0", "1.0.0 ", " 1.0.0", "1.0.0-", "1.0.0+",
-        "1.2.3.4", "1.0.0-01", "latest", "1.0.0/../x",
+        "",
+        "1",
+        "1.0",
+        "v1.0.0",
+        "01.0.0",
+        "1.00.0",
+        "1.0.0 ",
+        " 1.0.0",
+        "1.0.0-",
+        "1.0.0+",
+        "1.2.3.4",
+        "1.0.0-01",
+        "latest",
+        "1.0.0/../x",
     ] {
         let err = parse_version(bad).unwrap_err();
         assert!(
@@ -31,7 +43,14 @@ fn semver_two_is_required_as_written() {
         );
         assert!(err.to_string().contains("semver 2.0"), "{err}");
     }
-    for good in ["0.0.1", "1.2.3", "10.20.30", "1.0.0-rc.1", "1.0.0-alpha.beta+exp.sha.5114f85", "2.0.0+build.7"] {
+    for good in [
+        "0.0.1",
+        "1.2.3",
+        "10.20.30",
+        "1.0.0-rc.1",
+        "1.0.0-alpha.beta+exp.sha.5114f85",
+        "2.0.0+build.7",
+    ] {
         parse_version(good).unwrap();
     }
 }
@@ -65,7 +84,10 @@ fn a_directory_is_released_with_excludes_hashes_and_status() {
     assert!(events >= 4, "progress events: {events}");
 
     let paths: Vec<&str> = status.files.iter().map(|f| f.path.as_str()).collect();
-    assert_eq!(paths, ["LICENSE", "bin/app", "lib/libx.so", "share/readme.txt"]);
+    assert_eq!(
+        paths,
+        ["LICENSE", "bin/app", "lib/libx.so", "share/readme.txt"]
+    );
     assert_eq!(status.status, Status::Draft);
     assert_eq!(status.version, "1.2.0");
     assert_eq!(status.exclude_patterns, ["*.log", "*.conf", "cache/**"]);
@@ -85,8 +107,17 @@ fn a_directory_is_released_with_excludes_hashes_and_status() {
     let on_disk: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("status.json")).unwrap()).unwrap();
     for key in [
-        "version", "status", "build_time", "target", "files", "exclude_patterns", "git_commit",
-        "toolchain", "source", "release_notes", "rollback_target",
+        "version",
+        "status",
+        "build_time",
+        "target",
+        "files",
+        "exclude_patterns",
+        "git_commit",
+        "toolchain",
+        "source",
+        "release_notes",
+        "rollback_target",
     ] {
         assert!(on_disk.get(key).is_some(), "status.json lacks {key}");
     }
@@ -108,8 +139,17 @@ impl StrictParse for jiff::Timestamp {
 fn default_excludes_apply_when_none_are_given() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("dist");
-    write_tree(&src, &[("app", b"a"), ("x.log", b"l"), ("psvc.conf", b"c"), (".git/HEAD", b"h")]);
-    let status = build_release(&dir_spec(&tmp.path().join("r"), "0.1.0", &src), &mut |_| {}).unwrap();
+    write_tree(
+        &src,
+        &[
+            ("app", b"a"),
+            ("x.log", b"l"),
+            ("psvc.conf", b"c"),
+            (".git/HEAD", b"h"),
+        ],
+    );
+    let status =
+        build_release(&dir_spec(&tmp.path().join("r"), "0.1.0", &src), &mut |_| {}).unwrap();
     let paths: Vec<&str> = status.files.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(paths, ["app"]);
     assert!(status.exclude_patterns.contains(&"*.log".to_owned()));
@@ -118,8 +158,8 @@ fn default_excludes_apply_when_none_are_given() {
 #[test]
 fn the_fixture_crate_is_built_with_cargo() {
     let tmp = tempfile::tempdir().unwrap();
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/hello-app/Cargo.toml");
+    let manifest =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/hello-app/Cargo.toml");
     let mut cargo = CargoBuild::new(&manifest);
     cargo.bins = vec!["hello-app".into()];
     cargo.target_dir = Some(tmp.path().join("target"));
@@ -131,15 +171,31 @@ fn the_fixture_crate_is_built_with_cargo() {
     .unwrap();
     let paths: Vec<&str> = status.files.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(paths, ["hello-app"], "only the chosen --bin");
-    assert!(status.source.contains("--bin hello-app"), "{}", status.source);
-    assert!(status.source.contains("--profile release"), "{}", status.source);
-    assert!(status.toolchain.as_deref().is_some_and(|t| t.starts_with("rustc ")));
+    assert!(
+        status.source.contains("--bin hello-app"),
+        "{}",
+        status.source
+    );
+    assert!(
+        status.source.contains("--profile release"),
+        "{}",
+        status.source
+    );
+    assert!(
+        status
+            .toolchain
+            .as_deref()
+            .is_some_and(|t| t.starts_with("rustc "))
+    );
     assert!(status.target.contains('-'), "{}", status.target);
     // The released binary runs.
     let out = std::process::Command::new(release_path.join("0.1.0/files/hello-app"))
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hello-app 0.1.0");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "hello-app 0.1.0"
+    );
 }
 
 #[test]
@@ -168,15 +224,22 @@ fn a_failed_build_leaves_nothing_and_keeps_the_previous_draft() {
     )
     .unwrap_err();
     assert!(matches!(err, BuildError::Cargo { .. }), "{err:?}");
-    assert!(err.to_string().contains("error"), "the compiler's output is shown: {err}");
+    assert!(
+        err.to_string().contains("error"),
+        "the compiler's output is shown: {err}"
+    );
 
     // A directory that does not exist, and one whose files are all excluded.
-    let err = build_release(&dir_spec(&release_path, "1.1.0", &tmp.path().join("nope")), &mut |_| {})
-        .unwrap_err();
+    let err = build_release(
+        &dir_spec(&release_path, "1.1.0", &tmp.path().join("nope")),
+        &mut |_| {},
+    )
+    .unwrap_err();
     assert!(matches!(err, BuildError::Io { .. }), "{err:?}");
     let only_logs = tmp.path().join("logs");
     write_tree(&only_logs, &[("a.log", b"x")]);
-    let err = build_release(&dir_spec(&release_path, "1.1.0", &only_logs), &mut |_| {}).unwrap_err();
+    let err =
+        build_release(&dir_spec(&release_path, "1.1.0", &only_logs), &mut |_| {}).unwrap_err();
     assert!(matches!(err, BuildError::Empty(_)), "{err:?}");
     let bad_glob = BuildSpec {
         exclude: Some(vec!["a[".into()]),
@@ -186,7 +249,10 @@ fn a_failed_build_leaves_nothing_and_keeps_the_previous_draft() {
     assert!(matches!(err, BuildError::Pattern { .. }), "{err:?}");
 
     assert_eq!(names(&release_path), ["1.0.0"], "nothing left behind");
-    assert_eq!(std::fs::read(release_path.join("1.0.0/status.json")).unwrap(), before);
+    assert_eq!(
+        std::fs::read(release_path.join("1.0.0/status.json")).unwrap(),
+        before
+    );
 
     // A new draft of the same version replaces the old one whole.
     write_tree(&src, &[("app", b"v1 fixed"), ("more", b"m")]);
@@ -208,6 +274,9 @@ async fn the_builder_actor_builds_one_at_a_time() {
     let (a, b, bad) = futures::join!(a, b, bad);
     assert_eq!(a.unwrap().unwrap().version, "1.0.0");
     assert_eq!(b.unwrap().unwrap().version, "1.0.1");
-    assert!(matches!(bad.unwrap(), Err(BuildError::InvalidVersion { .. })));
+    assert!(matches!(
+        bad.unwrap(),
+        Err(BuildError::InvalidVersion { .. })
+    ));
     assert_eq!(names(&release_path), ["1.0.0", "1.0.1"]);
 }

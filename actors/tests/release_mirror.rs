@@ -39,7 +39,11 @@ fn nginx(dir: &Path, root: &Path) -> Nginx {
     let snippet = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/nginx-releases.conf");
     let snippet = snippet.canonicalize().unwrap();
     for _attempt in 0..5 {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let conf = dir.join("nginx.conf");
         std::fs::write(
             &conf,
@@ -74,7 +78,12 @@ fn nginx(dir: &Path, root: &Path) -> Nginx {
             }
             if let Some(status) = child.try_wait().unwrap() {
                 let mut err = String::new();
-                child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
                 eprintln!("nginx exited {status}: {err} (retrying with another port)");
                 break;
             }
@@ -98,7 +107,9 @@ fn head(port: u16, path: &str) -> String {
 }
 
 fn loader(repo: &Repo, port: u16) -> tough::RepositoryLoader<'static> {
-    let root: &'static Vec<u8> = Box::leak(Box::new(std::fs::read(repo.keys.join("root.json")).unwrap()));
+    let root: &'static Vec<u8> = Box::leak(Box::new(
+        std::fs::read(repo.keys.join("root.json")).unwrap(),
+    ));
     let base = format!("http://127.0.0.1:{port}");
     tough::RepositoryLoader::new(
         root,
@@ -120,7 +131,10 @@ async fn nginx_serves_a_repository_that_tough_verifies() {
     // The cache headers the docs promise.
     let ts = head(nginx.port, "/metadata/timestamp.json");
     assert!(ts.starts_with("HTTP/1.1 200"), "{ts}");
-    assert!(ts.to_ascii_lowercase().contains("cache-control: no-cache"), "{ts}");
+    assert!(
+        ts.to_ascii_lowercase().contains("cache-control: no-cache"),
+        "{ts}"
+    );
     let root = head(nginx.port, "/metadata/1.root.json");
     assert!(root.contains("immutable"), "{root}");
     assert!(head(nginx.port, "/").starts_with("HTTP/1.1 404"));
@@ -144,7 +158,10 @@ async fn nginx_serves_a_repository_that_tough_verifies() {
     evil[100] ^= 1;
     std::fs::write(&served, &evil).unwrap();
     let stream = loaded.read_target(&name).await.unwrap().unwrap();
-    assert!(tough::IntoVec::into_vec(stream).await.is_err(), "tampered target accepted");
+    assert!(
+        tough::IntoVec::into_vec(stream).await.is_err(),
+        "tampered target accepted"
+    );
 
     // A mirror that serves an expired timestamp is refused (freeze).
     let mut open = repo.open().await;
@@ -152,13 +169,18 @@ async fn nginx_serves_a_repository_that_tough_verifies() {
         timestamp: Duration::from_secs(1),
         ..Default::default()
     };
-    open.refresh(&repo.online(), &short, Duration::ZERO).await.unwrap();
+    open.refresh(&repo.online(), &short, Duration::ZERO)
+        .await
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if loader(&repo, nginx.port).load().await.is_err() {
             break;
         }
-        assert!(Instant::now() < deadline, "an expired timestamp was still accepted");
+        assert!(
+            Instant::now() < deadline,
+            "an expired timestamp was still accepted"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

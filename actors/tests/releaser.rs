@@ -35,21 +35,42 @@ async fn serve(repo: Repo, tune: impl FnOnce(&mut ReleaserOptions)) -> Served {
     let client = Client::connect(ClientOptions::new(server.local_addr().to_string()))
         .await
         .unwrap();
-    Served { repo, server, client }
+    Served {
+        repo,
+        server,
+        client,
+    }
 }
 
 async fn call(client: &Client, url: &str, param: serde_json::Value) -> Frame {
-    client.rpc(Rpc::get(url).json(&param).unwrap()).await.unwrap()
+    client
+        .rpc(Rpc::get(url).json(&param).unwrap())
+        .await
+        .unwrap()
 }
 
 fn json(frame: &Frame) -> serde_json::Value {
-    assert_eq!(frame.status, Status::OK, "{}", String::from_utf8_lossy(&frame.param));
+    assert_eq!(
+        frame.status,
+        Status::OK,
+        "{}",
+        String::from_utf8_lossy(&frame.param)
+    );
     serde_json::from_slice(&frame.param).unwrap()
 }
 
 /// Fetches a file through `/release/file`; returns the reply param and the bytes.
-async fn fetch(client: &Client, name: &str, offset: u64) -> Result<(serde_json::Value, Vec<u8>), Frame> {
-    let reply = call(client, "/release/file", serde_json::json!({ "name": name, "offset": offset })).await;
+async fn fetch(
+    client: &Client,
+    name: &str,
+    offset: u64,
+) -> Result<(serde_json::Value, Vec<u8>), Frame> {
+    let reply = call(
+        client,
+        "/release/file",
+        serde_json::json!({ "name": name, "offset": offset }),
+    )
+    .await;
     if reply.status != Status::OK {
         return Err(reply);
     }
@@ -84,11 +105,22 @@ async fn only_approved_versions_are_listed_and_latest_is_the_highest() {
         .collect();
     assert_eq!(listed, ["1.0.0", "1.1.0"], "the 1.2.0 draft is not listed");
     let files = &versions["versions"][0]["file_info"];
-    assert_eq!(files.as_array().unwrap().len(), 3, "status.json and two files");
+    assert_eq!(
+        files.as_array().unwrap().len(),
+        3,
+        "status.json and two files"
+    );
 
     let latest = json(&call(&s.client, "/release/latest", serde_json::json!({})).await);
     assert_eq!(latest["version"], "1.1.0");
-    let beta = json(&call(&s.client, "/release/latest", serde_json::json!({"channel": "beta"})).await);
+    let beta = json(
+        &call(
+            &s.client,
+            "/release/latest",
+            serde_json::json!({"channel": "beta"}),
+        )
+        .await,
+    );
     assert!(beta["version"].is_null());
 
     // A new approval shows up at the next request (timestamp.json changed).
@@ -108,12 +140,18 @@ async fn approved_files_are_served_and_resume_at_an_offset() {
     assert_eq!(param["sha256"], hex::encode(Sha256::digest(&big)));
 
     let offset = 1_234_567u64;
-    let (param, tail) = fetch(&s.client, "1.0.0/data/big.bin", offset).await.unwrap();
+    let (param, tail) = fetch(&s.client, "1.0.0/data/big.bin", offset)
+        .await
+        .unwrap();
     assert_eq!(param["offset"], offset);
     assert_eq!(tail, big[offset as usize..]);
-    let (_, empty) = fetch(&s.client, "1.0.0/data/big.bin", big.len() as u64).await.unwrap();
+    let (_, empty) = fetch(&s.client, "1.0.0/data/big.bin", big.len() as u64)
+        .await
+        .unwrap();
     assert!(empty.is_empty());
-    let past = fetch(&s.client, "1.0.0/data/big.bin", big.len() as u64 + 1).await.unwrap_err();
+    let past = fetch(&s.client, "1.0.0/data/big.bin", big.len() as u64 + 1)
+        .await
+        .unwrap_err();
     assert_eq!(past.status, Status::ARGUMENTS);
     s.server.stop();
 }
@@ -122,9 +160,9 @@ async fn approved_files_are_served_and_resume_at_an_offset() {
 async fn unapproved_or_outside_files_are_refused_even_when_they_exist() {
     let s = fixture().await;
     for name in [
-        "1.2.0/bin/app",              // a draft: its files exist under releases/1.2.0
-        "1.0.0/bin/missing",          // not in the release
-        "../1.2.0/files/bin/app",     // climbing out of the repository
+        "1.2.0/bin/app",          // a draft: its files exist under releases/1.2.0
+        "1.0.0/bin/missing",      // not in the release
+        "../1.2.0/files/bin/app", // climbing out of the repository
         "../../keys/root.pk8",
         "/etc/passwd",
         "1.0.0/../1.2.0/bin/app",
@@ -133,28 +171,72 @@ async fn unapproved_or_outside_files_are_refused_even_when_they_exist() {
         assert_eq!(reply.status, Status::INVALID_URL, "{name}");
     }
     // Metadata: only TUF metadata names.
-    let ts = call(&s.client, "/release/metadata/timestamp.json", serde_json::json!(null)).await;
+    let ts = call(
+        &s.client,
+        "/release/metadata/timestamp.json",
+        serde_json::json!(null),
+    )
+    .await;
     assert_eq!(ts.status, Status::OK);
-    assert_eq!(&ts.data[..], std::fs::read(s.repo.metadata().join("timestamp.json")).unwrap());
-    let root = call(&s.client, "/release/metadata/1.root.json", serde_json::json!(null)).await;
+    assert_eq!(
+        &ts.data[..],
+        std::fs::read(s.repo.metadata().join("timestamp.json")).unwrap()
+    );
+    let root = call(
+        &s.client,
+        "/release/metadata/1.root.json",
+        serde_json::json!(null),
+    )
+    .await;
     assert_eq!(root.status, Status::OK);
-    for bad in ["../../keys/root.pk8", "pending.json", "x.targets.json", "1.root.json/..", ""] {
-        let reply = call(&s.client, &format!("/release/metadata/{bad}"), serde_json::json!(null)).await;
+    for bad in [
+        "../../keys/root.pk8",
+        "pending.json",
+        "x.targets.json",
+        "1.root.json/..",
+        "",
+    ] {
+        let reply = call(
+            &s.client,
+            &format!("/release/metadata/{bad}"),
+            serde_json::json!(null),
+        )
+        .await;
         assert_eq!(reply.status, Status::INVALID_URL, "{bad}");
     }
-    let reply = call(&s.client, "/release/file", serde_json::json!({"kind": "metadata", "name": "../../keys/root.pk8"})).await;
+    let reply = call(
+        &s.client,
+        "/release/file",
+        serde_json::json!({"kind": "metadata", "name": "../../keys/root.pk8"}),
+    )
+    .await;
     assert_eq!(reply.status, Status::INVALID_URL);
     let (_, meta) = fetch_kind(&s.client, "metadata", "timestamp.json").await;
-    assert_eq!(meta, std::fs::read(s.repo.metadata().join("timestamp.json")).unwrap());
+    assert_eq!(
+        meta,
+        std::fs::read(s.repo.metadata().join("timestamp.json")).unwrap()
+    );
     // Malformed params get status 2, and the server lives.
-    let reply = s.client.rpc(Rpc::get("/release/file").param("{not json")).await.unwrap();
+    let reply = s
+        .client
+        .rpc(Rpc::get("/release/file").param("{not json"))
+        .await
+        .unwrap();
     assert_eq!(reply.status, Status::ARGUMENTS);
-    assert_eq!(json(&call(&s.client, "/release/latest", serde_json::json!({})).await)["version"], "1.1.0");
+    assert_eq!(
+        json(&call(&s.client, "/release/latest", serde_json::json!({})).await)["version"],
+        "1.1.0"
+    );
     s.server.stop();
 }
 
 async fn fetch_kind(client: &Client, kind: &str, name: &str) -> (serde_json::Value, Vec<u8>) {
-    let reply = call(client, "/release/file", serde_json::json!({ "kind": kind, "name": name })).await;
+    let reply = call(
+        client,
+        "/release/file",
+        serde_json::json!({ "kind": kind, "name": name }),
+    )
+    .await;
     assert_eq!(reply.status, Status::OK);
     let param: serde_json::Value = serde_json::from_slice(&reply.param).unwrap();
     let mut stream = client.open_stream(&reply).await.unwrap();
@@ -189,10 +271,25 @@ async fn downloads_at_once_are_bounded() {
     })
     .await;
     // The first stream is offered and never connected: it holds the slot.
-    let first = call(&s.client, "/release/file", serde_json::json!({"name": "1.0.0/app"})).await;
+    let first = call(
+        &s.client,
+        "/release/file",
+        serde_json::json!({"name": "1.0.0/app"}),
+    )
+    .await;
     assert_eq!(first.status, Status::OK);
-    let second = call(&s.client, "/release/file", serde_json::json!({"name": "1.0.0/app"})).await;
-    assert_eq!(second.status, Status::NO_MEMORY, "{}", String::from_utf8_lossy(&second.param));
+    let second = call(
+        &s.client,
+        "/release/file",
+        serde_json::json!({"name": "1.0.0/app"}),
+    )
+    .await;
+    assert_eq!(
+        second.status,
+        Status::NO_MEMORY,
+        "{}",
+        String::from_utf8_lossy(&second.param)
+    );
     // Once the first is served, the slot is free again.
     let mut stream = s.client.open_stream(&first).await.unwrap();
     let mut bytes = Vec::new();
@@ -200,11 +297,19 @@ async fn downloads_at_once_are_bounded() {
     drop(stream);
     let started = Instant::now();
     loop {
-        let again = call(&s.client, "/release/file", serde_json::json!({"name": "1.0.0/app"})).await;
+        let again = call(
+            &s.client,
+            "/release/file",
+            serde_json::json!({"name": "1.0.0/app"}),
+        )
+        .await;
         if again.status == Status::OK {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "slot never freed");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "slot never freed"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     s.server.stop();
@@ -231,7 +336,10 @@ async fn the_releaser_re_signs_the_timestamp_before_it_expires() {
         if now >= before + 2 {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "timestamp never re-signed ({before} → {now})");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "timestamp never re-signed ({before} → {now})"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Clients still see the same release.

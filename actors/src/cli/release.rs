@@ -79,7 +79,9 @@ impl ExpiryArgs {
 
 /// `psvc build`
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  psvc build --version 1.2.0 --manifest-path Cargo.toml --bin my-service\n  psvc build --version 1.2.0 --dir dist/ --exclude '*.pdb'")]
+#[command(
+    after_help = "Examples:\n  psvc build --version 1.2.0 --manifest-path Cargo.toml --bin my-service\n  psvc build --version 1.2.0 --dir dist/ --exclude '*.pdb'"
+)]
 pub struct BuildArgs {
     /// Version to build (semver 2.0).
     #[arg(long)]
@@ -178,7 +180,9 @@ pub struct SignArgs {
 
 /// `psvc approve`
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  psvc approve 1.2.0 --key keys/approver-1.pk8\n  psvc approve 1.3.0-beta.1 --channel beta --key keys/approver-1.pk8\n  psvc approve 1.2.0 --rollout 10 --key keys/approver-1.pk8   # 10 % of installations")]
+#[command(
+    after_help = "Examples:\n  psvc approve 1.2.0 --key keys/approver-1.pk8\n  psvc approve 1.3.0-beta.1 --channel beta --key keys/approver-1.pk8\n  psvc approve 1.2.0 --rollout 10 --key keys/approver-1.pk8   # 10 % of installations"
+)]
 pub struct ApproveArgs {
     /// The version (a draft, or approved: to add a channel or change the rollout).
     pub version: String,
@@ -359,10 +363,7 @@ fn build(args: BuildArgs, json: bool) -> Result<(), Failure> {
             indicatif::HumanBytes(status.total_size()),
             spec.release_path.join(&status.version).display()
         );
-        println!(
-            "next: psvc approve {} --key <approver key>",
-            status.version
-        );
+        println!("next: psvc approve {} --key <approver key>", status.version);
     }
     Ok(())
 }
@@ -381,7 +382,10 @@ async fn keys_init(args: KeysInitArgs, json: bool) -> Result<(), Failure> {
         println!("{}", serde_json::to_string(&report).unwrap_or_default());
         return Ok(());
     }
-    println!("root key (keep offline):      {}", report.root_key.display());
+    println!(
+        "root key (keep offline):      {}",
+        report.root_key.display()
+    );
     for k in &report.approver_keys {
         println!("approver key (give to one approver): {}", k.display());
     }
@@ -395,7 +399,10 @@ async fn keys_init(args: KeysInitArgs, json: bool) -> Result<(), Failure> {
         report.snapshot_key.display(),
         report.timestamp_key.display()
     );
-    println!("repository:                   {}", report.metadata_dir.display());
+    println!(
+        "repository:                   {}",
+        report.metadata_dir.display()
+    );
     println!(
         "ship {} with every client: it is the trust anchor the updater verifies everything against",
         report.root_json.display()
@@ -473,9 +480,15 @@ async fn list(path: PathArgs, json: bool) -> Result<(), Failure> {
         return Ok(());
     }
     if repo.is_none() {
-        println!("no repository yet in {} (psvc keys init)", release_path.display());
+        println!(
+            "no repository yet in {} (psvc keys init)",
+            release_path.display()
+        );
     }
-    println!("{:<20} {:<11} {:<24} notes", "version", "status", "channels");
+    println!(
+        "{:<20} {:<11} {:<24} notes",
+        "version", "status", "channels"
+    );
     for r in &releases {
         let channels: Vec<String> = r
             .record
@@ -578,11 +591,9 @@ pub fn run(verb: Verb, common: &super::client::Common) -> ExitCode {
     let system = actix::System::new();
     let result = system.block_on(async move {
         match verb {
-            Verb::Build(a) => {
-                tokio::task::spawn_blocking(move || build(a, json))
-                    .await
-                    .map_err(|e| Failure(EXIT_IO, e.to_string()))?
-            }
+            Verb::Build(a) => tokio::task::spawn_blocking(move || build(a, json))
+                .await
+                .map_err(|e| Failure(EXIT_IO, e.to_string()))?,
             Verb::Keys(KeysCommand::Init(a)) => keys_init(a, json).await,
             Verb::Approve(a) => {
                 let change = Change::Approve {
@@ -607,7 +618,14 @@ pub fn run(verb: Verb, common: &super::client::Common) -> ExitCode {
                 let release_path = p.resolve()?;
                 let repo = ReleaseRepo::open(&release_path).await?;
                 let dropped = repo.discard_pending()?;
-                println!("{}", if dropped { "pending change discarded" } else { "nothing pending" });
+                println!(
+                    "{}",
+                    if dropped {
+                        "pending change discarded"
+                    } else {
+                        "nothing pending"
+                    }
+                );
                 Ok(())
             }
         }

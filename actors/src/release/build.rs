@@ -303,12 +303,17 @@ fn plan_tree(root: &Path, prefix: &str, plan: &mut Plan) -> Result<(), BuildErro
         plan.push((root.to_path_buf(), release_path_of(&name)?));
         return Ok(());
     }
-    for entry in walkdir::WalkDir::new(root).follow_links(true).sort_by_file_name() {
+    for entry in walkdir::WalkDir::new(root)
+        .follow_links(true)
+        .sort_by_file_name()
+    {
         let entry = entry.map_err(|e| {
             let path = e.path().unwrap_or(root).to_path_buf();
             BuildError::Io {
                 path,
-                source: e.into_io_error().unwrap_or_else(|| std::io::Error::other("walk")),
+                source: e
+                    .into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("walk")),
             }
         })?;
         if !entry.file_type().is_file() {
@@ -318,7 +323,10 @@ fn plan_tree(root: &Path, prefix: &str, plan: &mut Plan) -> Result<(), BuildErro
             .path()
             .strip_prefix(root)
             .map_err(|_| BuildError::BadPath(entry.path().to_path_buf()))?;
-        plan.push((entry.path().to_path_buf(), release_path_of(&Path::new(prefix).join(rel))?));
+        plan.push((
+            entry.path().to_path_buf(),
+            release_path_of(&Path::new(prefix).join(rel))?,
+        ));
     }
     Ok(())
 }
@@ -374,8 +382,12 @@ fn command_line(program: &str, args: &[&str], dir: Option<&Path>) -> Option<Stri
 
 fn git_commit(dir: &Path) -> Option<String> {
     let head = command_line("git", &["rev-parse", "HEAD"], Some(dir))?;
-    let dirty = command_line("git", &["status", "--porcelain", "--untracked-files=no"], Some(dir))
-        .is_some_and(|s| !s.is_empty());
+    let dirty = command_line(
+        "git",
+        &["status", "--porcelain", "--untracked-files=no"],
+        Some(dir),
+    )
+    .is_some_and(|s| !s.is_empty());
     Some(if dirty { format!("{head}-dirty") } else { head })
 }
 
@@ -439,7 +451,12 @@ pub fn build_release(
         Source::Directory(dir) => {
             plan_tree(dir, "", &mut plan)?;
             let target = spec.target.clone().unwrap_or_else(host_triple);
-            (format!("directory {}", dir.display()), None, dir.clone(), target)
+            (
+                format!("directory {}", dir.display()),
+                None,
+                dir.clone(),
+                target,
+            )
         }
     };
     for extra in &spec.extra_files {
@@ -509,7 +526,12 @@ pub fn build_release(
         }
     }
 
-    // Approval may have happened while we built: check again, then swap.
+    // Approval may have happened while we built: check again under the
+    // repository lock (an approval cannot start until the swap is done).
+    let _lock = layout.lock_blocking().map_err(|e| BuildError::Io {
+        path: spec.release_path.join(".lock"),
+        source: std::io::Error::other(e.to_string()),
+    })?;
     if layout.signed_versions().contains(&spec.version) {
         return Err(BuildError::Approved(spec.version.clone()));
     }
@@ -525,7 +547,10 @@ pub fn build_release(
         if replaced {
             let _ = std::fs::rename(&old, &dest);
         }
-        return Err(BuildError::Io { path: dest, source: e });
+        return Err(BuildError::Io {
+            path: dest,
+            source: e,
+        });
     }
     staging.keep();
     fsutil::sync_dir(&spec.release_path).map_err(io_err(&spec.release_path))?;

@@ -24,7 +24,7 @@ use tough::schema::decoded::{Decoded, Hex};
 use tough::schema::{KeyHolder, RoleKeys, RoleType, Root};
 use tough::sign::Sign;
 
-use super::repo::{Expiry, OnlineKeys, RepoError, RepoLayout, ReleaseRepo};
+use super::repo::{Expiry, OnlineKeys, ReleaseRepo, RepoError, RepoLayout};
 
 /// What `init_keys` makes.
 #[derive(Debug, Clone)]

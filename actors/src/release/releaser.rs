@@ -38,7 +38,7 @@ use psvc::commander::{CommandError, Commander, Request, Response};
 use psvc::sandbox::Sandbox;
 use psvc::stream::Tunnel;
 use serde::Deserialize;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
 use super::repo::{
@@ -91,7 +91,9 @@ impl ReleaserOptions {
     ///
     /// # Errors
     /// The key is missing or not a path.
-    pub fn from_config(config: &psvc::config::Config) -> Result<ReleaserOptions, psvc::config::Error> {
+    pub fn from_config(
+        config: &psvc::config::Config,
+    ) -> Result<ReleaserOptions, psvc::config::Error> {
         let path: PathBuf = config.get("PSVC.release_path")?;
         Ok(ReleaserOptions::new(path))
     }
@@ -119,6 +121,9 @@ pub struct RepoView {
     targets: HashMap<String, ServedTarget>,
     /// When the timestamp expires.
     pub timestamp_expires: Option<jiff::Timestamp>,
+    /// `timestamp.json` as read at this load: what every update check
+    /// fetches, served from memory.
+    timestamp: bytes::Bytes,
 }
 
 impl RepoView {
@@ -193,11 +198,16 @@ impl Releaser {
 
     /// Adds the release routes to `commander`, served by `releaser`.
     pub fn routes(commander: Commander, releaser: Addr<Releaser>) -> Commander {
-        let (versions, latest_addr, meta, file) =
-            (releaser.clone(), releaser.clone(), releaser.clone(), releaser);
+        let (versions, latest_addr, meta, file) = (
+            releaser.clone(),
+            releaser.clone(),
+            releaser.clone(),
+            releaser,
+        );
         commander
-            .typed("/release/versions", move |q: Query, _| {
+            .typed("/release/versions", move |q: Option<Query>, _| {
                 let addr = versions.clone();
+                let q = q.unwrap_or_default();
                 async move {
                     let view = view_of(&addr).await?;
                     let channel = q.channel.as_deref().unwrap_or(DEFAULT_CHANNEL);
@@ -207,8 +217,9 @@ impl Releaser {
                     }))
                 }
             })
-            .typed("/release/latest", move |q: Query, _| {
+            .typed("/release/latest", move |q: Option<Query>, _| {
                 let addr = latest_addr.clone();
+                let q = q.unwrap_or_default();
                 async move {
                     let view = view_of(&addr).await?;
                     let channel = q.channel.as_deref().unwrap_or(DEFAULT_CHANNEL);
@@ -228,6 +239,13 @@ impl Releaser {
                         .strip_prefix("/release/metadata/")
                         .unwrap_or_default()
                         .to_owned();
+                    if name == "timestamp.json" {
+                        let view = view_of(&addr).await?;
+                        if view.timestamp.is_empty() {
+                            return Err(CommandError::NotFound("no timestamp.json yet".into()));
+                        }
+                        return Ok(Response::ok().data(view.timestamp.clone()));
+                    }
                     let (dir, _) = addr
                         .send(Locate {
                             kind: Kind::Metadata,
@@ -287,7 +305,9 @@ fn metadata_name_ok(name: &str) -> bool {
     }
     ["root", "snapshot", "targets"].iter().any(|role| {
         name.strip_suffix(&format!(".{role}.json"))
-            .is_some_and(|n| !n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit()))
+            .is_some_and(|n| {
+                !n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit())
+            })
     })
 }
 
@@ -296,7 +316,10 @@ fn read_small(dir: &std::path::Path, name: &str) -> Result<Vec<u8>, CommandError
     let mut file = sandbox
         .open_read(name)
         .map_err(|_| CommandError::NotFound(format!("no metadata {name}")))?;
-    let len = file.metadata().map_err(|e| CommandError::Failed(e.to_string()))?.len();
+    let len = file
+        .metadata()
+        .map_err(|e| CommandError::Failed(e.to_string()))?
+        .len();
     if len > MAX_INLINE_METADATA as u64 {
         return Err(CommandError::Status {
             status: psvc::frame::Status::NO_MEMORY,
@@ -304,7 +327,8 @@ fn read_small(dir: &std::path::Path, name: &str) -> Result<Vec<u8>, CommandError
         });
     }
     let mut buf = Vec::with_capacity(len as usize);
-    std::io::Read::read_to_end(&mut file, &mut buf).map_err(|e| CommandError::Failed(e.to_string()))?;
+    std::io::Read::read_to_end(&mut file, &mut buf)
+        .map_err(|e| CommandError::Failed(e.to_string()))?;
     Ok(buf)
 }
 
@@ -328,10 +352,12 @@ async fn serve_file(addr: &Addr<Releaser>, req: &Request) -> Result<Response, Co
         .send(Limits)
         .await
         .map_err(|_| CommandError::Unavailable)?;
-    let permit = permits.try_acquire_owned().map_err(|_| CommandError::Status {
-        status: psvc::frame::Status::NO_MEMORY,
-        message: "too many downloads at once; retry later".into(),
-    })?;
+    let permit = permits
+        .try_acquire_owned()
+        .map_err(|_| CommandError::Status {
+            status: psvc::frame::Status::NO_MEMORY,
+            message: "too many downloads at once; retry later".into(),
+        })?;
     let (file_name, length, sha256) = match &target {
         Some(t) => (t.file.clone(), t.length, Some(t.sha256.clone())),
         None => (q.name.clone(), 0, None),
@@ -382,24 +408,7 @@ async fn serve_file(addr: &Addr<Releaser>, req: &Request) -> Result<Response, Co
         let Ok(mut stream) = tunnel.accept().await else {
             return;
         };
-        let mut file = tokio::fs::File::from_std(file);
-        let result: std::io::Result<u64> = async {
-            file.seek(std::io::SeekFrom::Start(offset)).await?;
-            let mut left = length - offset;
-            let mut buf = vec![0u8; 256 * 1024];
-            while left > 0 {
-                let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-                let n = file.read(&mut buf[..want]).await?;
-                if n == 0 {
-                    return Err(std::io::ErrorKind::UnexpectedEof.into());
-                }
-                stream.write_all(&buf[..n]).await?;
-                left -= n as u64;
-            }
-            stream.shutdown().await?;
-            Ok(length - offset)
-        }
-        .await;
+        let result = send_range(file, offset, length - offset, &mut stream).await;
         match result {
             Ok(bytes) => tracing::debug!(%name, offset, bytes, "served"),
             Err(e) => tracing::info!(%name, offset, error = %e, "download ended early"),
@@ -409,6 +418,63 @@ async fn serve_file(addr: &Addr<Releaser>, req: &Request) -> Result<Response, Co
         let _ = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut rest)).await;
     });
     Ok(Response::ok().param(param.to_string()).tunnel(port))
+}
+
+/// Size of each read of a served file.
+const READ_CHUNK: usize = 512 * 1024;
+/// Chunks read ahead of the socket, per download.
+const READ_AHEAD: usize = 4;
+
+/// Sends `len` bytes of `file` from `offset` to `stream`. One blocking
+/// thread reads ahead (at most [`READ_AHEAD`] chunks of [`READ_CHUNK`]) while
+/// the arbiter writes, so neither waits for the other and a download holds
+/// at most 2.5 MiB.
+async fn send_range(
+    mut file: std::fs::File,
+    offset: u64,
+    len: u64,
+    stream: &mut psvc::stream::TunnelStream,
+) -> std::io::Result<u64> {
+    use std::io::{Read, Seek};
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(READ_AHEAD);
+    let reader = tokio::task::spawn_blocking(move || {
+        if let Err(e) = file.seek(std::io::SeekFrom::Start(offset)) {
+            let _ = tx.blocking_send(Err(e));
+            return;
+        }
+        let mut left = len;
+        while left > 0 {
+            let want = READ_CHUNK.min(usize::try_from(left).unwrap_or(READ_CHUNK));
+            let mut buf = bytes::BytesMut::zeroed(want);
+            let chunk = match file.read(&mut buf) {
+                Ok(0) => Err(std::io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => {
+                    buf.truncate(n);
+                    left -= n as u64;
+                    Ok(buf.freeze())
+                }
+                Err(e) => Err(e),
+            };
+            let failed = chunk.is_err();
+            // The receiver is gone when the client went away: stop reading.
+            if tx.blocking_send(chunk).is_err() || failed {
+                return;
+            }
+        }
+    });
+    let mut sent = 0u64;
+    while sent < len {
+        let Some(chunk) = rx.recv().await else {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        };
+        let chunk = chunk?;
+        stream.write_all(&chunk).await?;
+        sent += chunk.len() as u64;
+    }
+    drop(rx);
+    let _ = reader.await;
+    stream.shutdown().await?;
+    Ok(sent)
 }
 
 impl Actor for Releaser {
@@ -451,9 +517,7 @@ impl Handler<Tick> for Releaser {
             .view
             .as_ref()
             .and_then(|v| v.timestamp_expires)
-            .is_none_or(|exp| {
-                super::repo::expires_in(margin).is_ok_and(|soon| exp <= soon)
-            });
+            .is_none_or(|exp| super::repo::expires_in(margin).is_ok_and(|soon| exp <= soon));
         if !due {
             return;
         }
@@ -511,6 +575,9 @@ impl Handler<GetView> for Releaser {
                 }
                 let root = std::fs::read(&root)
                     .map_err(|e| ServeError(format!("{}: {e}", root.display())))?;
+                let ts_path = layout.metadata_dir().join("timestamp.json");
+                let timestamp = std::fs::read(&ts_path)
+                    .map_err(|e| ServeError(format!("{}: {e}", ts_path.display())))?;
                 let repo = load_verified(
                     &root,
                     &layout.metadata_dir(),
@@ -542,6 +609,7 @@ impl Handler<GetView> for Releaser {
                     releases: releases_of(targets),
                     targets: served,
                     timestamp_expires: Some(expires),
+                    timestamp: timestamp.into(),
                 })
             }
             .into_actor(self)

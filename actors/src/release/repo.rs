@@ -255,10 +255,90 @@ impl RepoLayout {
 }
 
 fn sort_versions(versions: &mut [String]) {
-    versions.sort_by(|a, b| match (semver::Version::parse(a), semver::Version::parse(b)) {
-        (Ok(a), Ok(b)) => a.cmp(&b),
-        _ => a.cmp(b),
-    });
+    versions.sort_by(
+        |a, b| match (semver::Version::parse(a), semver::Version::parse(b)) {
+            (Ok(a), Ok(b)) => a.cmp(&b),
+            _ => a.cmp(b),
+        },
+    );
+}
+
+/// An exclusive hold on a release path (an advisory lock on
+/// `<release_path>/.lock`), released when dropped or when the process dies:
+/// approvals, re-signing and the Builder's final swap never interleave, so
+/// two `psvc approve` or an approval and the Releaser's re-signing cannot
+/// both publish "the next timestamp".
+#[derive(Debug)]
+pub struct RepoLock {
+    _file: std::fs::File,
+}
+
+/// How long an operation waits for another one's lock.
+pub const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+impl RepoLayout {
+    /// Takes the lock if it is free.
+    ///
+    /// # Errors
+    /// The lock file cannot be created.
+    pub fn try_lock(&self) -> Result<Option<RepoLock>, RepoError> {
+        use fs4::fs_std::FileExt;
+        std::fs::create_dir_all(&self.release_path).map_err(RepoError::io(&self.release_path))?;
+        let path = self.release_path.join(".lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(RepoError::io(&path))?;
+        match file.try_lock_exclusive() {
+            Ok(true) => Ok(Some(RepoLock { _file: file })),
+            Ok(false) => Ok(None),
+            Err(e) => Err(RepoError::io(&path)(e)),
+        }
+    }
+
+    /// Waits (at most [`LOCK_WAIT`]) for the lock, without blocking the thread.
+    ///
+    /// # Errors
+    /// Still held by another process after the wait, or no lock file.
+    pub async fn lock(&self) -> Result<RepoLock, RepoError> {
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            if let Some(lock) = self.try_lock()? {
+                return Ok(lock);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(self.busy());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// [`RepoLayout::lock`] for blocking code (the Builder).
+    ///
+    /// # Errors
+    /// As [`RepoLayout::lock`].
+    pub fn lock_blocking(&self) -> Result<RepoLock, RepoError> {
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            if let Some(lock) = self.try_lock()? {
+                return Ok(lock);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(self.busy());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn busy(&self) -> RepoError {
+        RepoError::Refused(format!(
+            "another psvc has been changing {} for {}s; try again",
+            self.release_path.display(),
+            LOCK_WAIT.as_secs()
+        ))
+    }
 }
 
 /// A channel's offer of a version.
@@ -552,6 +632,8 @@ impl ReleaseRepo {
         online: &OnlineKeys,
         expiry: &Expiry,
     ) -> Result<Outcome, RepoError> {
+        let _lock = self.layout.lock().await?;
+        self.reload_latest().await?;
         if self.loaded.is_none() {
             return Err(RepoError::NoRepository(
                 self.layout.release_path().to_path_buf(),
@@ -636,7 +718,9 @@ impl ReleaseRepo {
                 rollout,
             } => {
                 if *rollout > 100 {
-                    return Err(RepoError::Refused(format!("rollout {rollout}% is above 100")));
+                    return Err(RepoError::Refused(format!(
+                        "rollout {rollout}% is above 100"
+                    )));
                 }
                 if channel.is_empty() || channel.contains(['/', ' ']) {
                     return Err(RepoError::Refused(format!("bad channel name {channel:?}")));
@@ -742,7 +826,10 @@ impl ReleaseRepo {
             custom: HashMap::new(),
             _extra: HashMap::new(),
         };
-        targets.add_target(target_name(&format!("{version}/status.json"))?, status_target);
+        targets.add_target(
+            target_name(&format!("{version}/status.json"))?,
+            status_target,
+        );
         Ok(ReleaseRecord {
             version: version.to_owned(),
             status: Status::Approved,
@@ -755,7 +842,11 @@ impl ReleaseRepo {
         })
     }
 
-    async fn add_signature(&self, signed: &mut Signed<Targets>, key: &Path) -> Result<(), RepoError> {
+    async fn add_signature(
+        &self,
+        signed: &mut Signed<Targets>,
+        key: &Path,
+    ) -> Result<(), RepoError> {
         let der = std::fs::read(key).map_err(RepoError::io(key))?;
         let pair = tough::sign::parse_keypair(&der)
             .map_err(|e| RepoError::Key(format!("{}: {e}", key.display())))?;
@@ -801,7 +892,12 @@ impl ReleaseRepo {
         online: &OnlineKeys,
         expiry: &Expiry,
     ) -> Result<(), RepoError> {
-        let targets = Targets::new(SPEC_VERSION.to_owned(), NonZeroU64::MIN, expires_in(expiry.targets)?);
+        let _lock = self.layout.lock().await?;
+        let targets = Targets::new(
+            SPEC_VERSION.to_owned(),
+            NonZeroU64::MIN,
+            expires_in(expiry.targets)?,
+        );
         let mut signed = Signed {
             signed: targets,
             signatures: Vec::new(),
@@ -842,7 +938,8 @@ impl ReleaseRepo {
             }
             let tmp = file.with_extension("partial");
             let _ = std::fs::remove_file(&tmp);
-            let (sha256, size) = fsutil::copy_hashed(&source, &tmp).map_err(RepoError::io(&source))?;
+            let (sha256, size) =
+                fsutil::copy_hashed(&source, &tmp).map_err(RepoError::io(&source))?;
             if size != target.length || hex_decoded(&sha256)? != target.hashes.sha256 {
                 let _ = std::fs::remove_file(&tmp);
                 return Err(RepoError::Refused(format!(
@@ -912,7 +1009,8 @@ impl ReleaseRepo {
             version: snapshot.signed().signed.version,
             _extra: HashMap::new(),
         };
-        self.publish_timestamp(snapshot_meta, tsv, online, expiry).await
+        self.publish_timestamp(snapshot_meta, tsv, online, expiry)
+            .await
     }
 
     async fn publish_timestamp(
@@ -927,7 +1025,9 @@ impl ReleaseRepo {
             NonZeroU64::new(version).unwrap_or(NonZeroU64::MIN),
             expires_in(expiry.timestamp)?,
         );
-        timestamp.meta.insert("snapshot.json".to_owned(), snapshot_meta);
+        timestamp
+            .meta
+            .insert("snapshot.json".to_owned(), snapshot_meta);
         let holder = KeyHolder::Root(self.root.signed.clone());
         let timestamp = SignedRole::new(
             timestamp,
@@ -941,6 +1041,15 @@ impl ReleaseRepo {
         let path = meta_dir.join("timestamp.json");
         fsutil::write_atomic(&path, timestamp.buffer()).map_err(RepoError::io(&path))?;
         self.reload().await
+    }
+
+    /// Loads what is on disk now (another process may have published since
+    /// `open`), expiry not enforced.
+    async fn reload_latest(&mut self) -> Result<(), RepoError> {
+        let fresh = ReleaseRepo::open(self.layout.release_path()).await?;
+        self.root = fresh.root;
+        self.loaded = fresh.loaded;
+        Ok(())
     }
 
     /// Loads the repository again from disk, verifying it fully (expiry
@@ -979,6 +1088,8 @@ impl ReleaseRepo {
         expiry: &Expiry,
         margin: Duration,
     ) -> Result<(), RepoError> {
+        let _lock = self.layout.lock().await?;
+        self.reload_latest().await?;
         let repo = self
             .loaded
             .as_ref()
@@ -1042,10 +1153,9 @@ pub(crate) fn consistent_name(name: &str, target: &Target) -> String {
 
 fn set_record(targets: &mut Targets, record: &ReleaseRecord) -> Result<(), RepoError> {
     let name = target_name(&format!("{}/status.json", record.version))?;
-    let target = targets
-        .targets
-        .get_mut(&name)
-        .ok_or_else(|| RepoError::Refused(format!("{} has no status.json target", record.version)))?;
+    let target = targets.targets.get_mut(&name).ok_or_else(|| {
+        RepoError::Refused(format!("{} has no status.json target", record.version))
+    })?;
     target.custom.insert(
         RECORD_KEY.to_owned(),
         serde_json::to_value(record).map_err(RepoError::tuf("release record"))?,
@@ -1116,4 +1226,3 @@ pub fn latest<'a>(
             }
         })
 }
-

@@ -104,11 +104,12 @@ pub fn write_tree(root: &Path, files: &[(&str, &[u8])]) {
     }
 }
 
-/// Names in `dir` (one level), sorted.
+/// Names in `dir` (one level), sorted, without the repository's `.lock`.
 pub fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != ".lock")
         .collect();
     v.sort();
     v
