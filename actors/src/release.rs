@@ -5,16 +5,16 @@
 //! [The Update Framework](https://theupdateframework.io) metadata, made and
 //! checked by the [`tough`] crate:
 //!
-//! - [`build`]: the [`Builder`](build::Builder) actor and
-//!   [`build_release`](build::build_release) make `releases/<version>/` —
+//! - [`build`]: the [`Builder`] actor and
+//!   [`build_release`] make `releases/<version>/` —
 //!   the files and a draft `status.json`. The Builder holds no key.
-//! - [`keys`]: [`init_keys`](keys::init_keys) creates the TUF roles (root,
+//! - [`keys`]: [`init_keys`] creates the TUF roles (root,
 //!   targets = approvers, snapshot, timestamp) as ed25519 keys.
-//! - [`repo`]: [`ReleaseRepo`](repo::ReleaseRepo) signs approvals,
+//! - [`repo`]: [`ReleaseRepo`] signs approvals,
 //!   deprecations and rollouts into the targets metadata (k-of-n approvers)
 //!   and publishes a consistent snapshot under `releases/repository/`:
 //!   plain static files that nginx can mirror.
-//! - [`releaser`]: the [`Releaser`](releaser::Releaser) actor serves the
+//! - [`releaser`]: the [`Releaser`] actor serves the
 //!   repository over the psvc protocol and re-signs the timestamp before
 //!   it expires.
 //!

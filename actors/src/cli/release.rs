@@ -19,7 +19,6 @@ use crate::release::repo::{
 };
 use crate::release::{BuildError, Releaser, ReleaserOptions, Status};
 
-const EXIT_USAGE: u8 = 64;
 const EXIT_REFUSED: u8 = 65;
 const EXIT_UNAVAILABLE: u8 = 69;
 const EXIT_IO: u8 = 74;
@@ -503,10 +502,10 @@ async fn list(path: PathArgs, json: bool) -> Result<(), Failure> {
             })
             .collect();
         let mut status = r.record.status.to_string();
-        if r.record.status == Status::Deprecated {
-            if let Some(to) = &r.record.rollback_target {
-                status = format!("deprecated→{to}");
-            }
+        if r.record.status == Status::Deprecated
+            && let Some(to) = &r.record.rollback_target
+        {
+            status = format!("deprecated→{to}");
         }
         println!(
             "{:<20} {:<11} {:<24} {}",
@@ -637,7 +636,6 @@ pub fn run(verb: Verb, common: &super::client::Common) -> ExitCode {
                 println!("{}", serde_json::json!({ "error": message, "exit": code }));
             }
             eprintln!("psvc: {message}");
-            let _ = EXIT_USAGE;
             ExitCode::from(code)
         }
     }
