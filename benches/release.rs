@@ -51,6 +51,21 @@ fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8).collect()
 }
 
+/// Writes `size` pattern bytes in [`CHUNK`] writes, then shuts the stream down; false if the
+/// peer went away.
+async fn write_pattern(s: &mut (impl tokio::io::AsyncWrite + Unpin), size: u64) -> bool {
+    let chunk = pattern(CHUNK);
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(CHUNK as u64) as usize;
+        if s.write_all(&chunk[..n]).await.is_err() {
+            return false;
+        }
+        left -= n as u64;
+    }
+    s.shutdown().await.is_ok()
+}
+
 /// Ports of the servers the client measures.
 struct Ports {
     psvc: u16,
@@ -78,18 +93,11 @@ fn start_servers(release_path: PathBuf, size: u64) -> Res<(Ports, mpsc::Sender<(
                         let Ok(mut s) = tunnel.accept().await else {
                             return;
                         };
-                        let chunk = pattern(CHUNK);
-                        let mut left = size;
-                        while left > 0 {
-                            let n = left.min(CHUNK as u64) as usize;
-                            if s.write_all(&chunk[..n]).await.is_err() {
-                                return;
-                            }
-                            left -= n as u64;
+                        if write_pattern(&mut s, size).await {
+                            let mut b = [0u8; 1];
+                            let _ =
+                                tokio::time::timeout(Duration::from_secs(5), s.read(&mut b)).await;
                         }
-                        let _ = s.shutdown().await;
-                        let mut b = [0u8; 1];
-                        let _ = tokio::time::timeout(Duration::from_secs(5), s.read(&mut b)).await;
                     });
                     Ok(Response::ok().tunnel(port))
                 });
@@ -116,16 +124,7 @@ fn start_servers(release_path: PathBuf, size: u64) -> Res<(Ports, mpsc::Sender<(
                 while let Ok((mut s, _)) = raw.accept().await {
                     let _ = s.set_nodelay(true);
                     actix::spawn(async move {
-                        let chunk = pattern(CHUNK);
-                        let mut left = size;
-                        while left > 0 {
-                            let n = left.min(CHUNK as u64) as usize;
-                            if s.write_all(&chunk[..n]).await.is_err() {
-                                return;
-                            }
-                            left -= n as u64;
-                        }
-                        let _ = s.shutdown().await;
+                        write_pattern(&mut s, size).await;
                     });
                 }
             });

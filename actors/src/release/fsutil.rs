@@ -39,19 +39,7 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 
 /// SHA-256 (hex) and length of a file, read in 256 KiB chunks.
 pub(crate) fn hash_file(path: &Path) -> io::Result<(String, u64)> {
-    let mut file = File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut len = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        len += n as u64;
-    }
-    Ok((hex::encode(hasher.finalize()), len))
+    hash_through(&mut File::open(path)?, None)
 }
 
 /// Copies `from` to `to` (created, must not exist) and returns the SHA-256
@@ -60,21 +48,28 @@ pub(crate) fn hash_file(path: &Path) -> io::Result<(String, u64)> {
 pub(crate) fn copy_hashed(from: &Path, to: &Path) -> io::Result<(String, u64)> {
     let mut src = File::open(from)?;
     let mut dst = File::options().write(true).create_new(true).open(to)?;
+    let digest = hash_through(&mut src, Some(&mut dst))?;
+    dst.set_permissions(src.metadata()?.permissions())?;
+    dst.sync_all()?;
+    Ok(digest)
+}
+
+/// Reads `src` to the end, hashing it and writing it to `dst` if given.
+fn hash_through(src: &mut File, mut dst: Option<&mut File>) -> io::Result<(String, u64)> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut len = 0u64;
     loop {
         let n = src.read(&mut buf)?;
         if n == 0 {
-            break;
+            return Ok((hex::encode(hasher.finalize()), len));
         }
         hasher.update(&buf[..n]);
-        dst.write_all(&buf[..n])?;
+        if let Some(dst) = dst.as_deref_mut() {
+            dst.write_all(&buf[..n])?;
+        }
         len += n as u64;
     }
-    dst.set_permissions(src.metadata()?.permissions())?;
-    dst.sync_all()?;
-    Ok((hex::encode(hasher.finalize()), len))
 }
 
 /// A directory removed when dropped unless [`TempDir::keep`] was called:
