@@ -30,7 +30,7 @@ pub mod status;
 
 pub use build::{BuildError, BuildSpec, Builder, CargoBuild, Source, build_release};
 pub use keys::{KeysReport, KeysSpec, init_keys};
-pub use releaser::{GetView, Releaser, ReleaserOptions, RepoView, ServeError};
+pub use releaser::{GetView, Releaser, ReleaserHandle, ReleaserOptions, RepoView, ServeError};
 pub use repo::{
     Change, ChannelState, Expiry, OnlineKeys, Outcome, ReleaseInfo, ReleaseRepo, RepoError,
     RepoLayout, RepoLock, in_rollout, rollout_bucket,

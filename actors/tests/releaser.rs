@@ -347,3 +347,55 @@ async fn the_releaser_re_signs_the_timestamp_before_it_expires() {
     assert_eq!(latest["version"], "1.0.0");
     s.server.stop();
 }
+
+#[actix_rt::test]
+async fn a_supervised_releaser_is_reached_again_after_a_crash() {
+    use psvc::supervisor::{Backoff, Restart};
+    use psvc::{ChildSpec, SupervisorSpec};
+    let repo = Repo::new(1, 1).await;
+    repo.build("1.0.0", &[("app", b"x")]);
+    repo.approve("1.0.0").await;
+    let options = ReleaserOptions::new(&repo.release_path);
+    let spec = ChildSpec::new("releaser", move || Releaser::new(options.clone()))
+        .restart(Restart::Permanent);
+    let releaser = spec.handle();
+    let root = SupervisorSpec::new("root")
+        .backoff(
+            Backoff::exponential(Duration::from_millis(20), Duration::from_millis(20)).jitter(0.0),
+        )
+        .child(spec)
+        .start_root();
+    releaser.wait_running(Duration::from_secs(5)).await.unwrap();
+    let commander = Releaser::routes(Commander::new(), releaser.clone());
+    let server = Server::new(Auth::anonymous())
+        .commands(commander.commands())
+        .start("127.0.0.1:0")
+        .await
+        .unwrap();
+    let client = Client::connect(ClientOptions::new(server.local_addr().to_string()))
+        .await
+        .unwrap();
+    assert_eq!(
+        json(&call(&client, "/release/latest", serde_json::json!({})).await)["version"],
+        "1.0.0"
+    );
+
+    let starts = releaser.starts();
+    root.handle().kill_child("releaser").await.unwrap();
+    let started = Instant::now();
+    loop {
+        if releaser.starts() > starts && releaser.is_running() {
+            let reply = call(&client, "/release/latest", serde_json::json!({})).await;
+            if reply.status == Status::OK {
+                assert_eq!(json(&reply)["version"], "1.0.0");
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the routes never reached the restarted Releaser"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.stop();
+}

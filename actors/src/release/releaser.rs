@@ -196,8 +196,11 @@ impl Releaser {
             .unwrap_or_else(|| self.layout.metadata_dir().join("1.root.json"))
     }
 
-    /// Adds the release routes to `commander`, served by `releaser`.
-    pub fn routes(commander: Commander, releaser: Addr<Releaser>) -> Commander {
+    /// Adds the release routes to `commander`, served by `releaser`: an
+    /// `Addr`, or the `ChildRef` of a supervised Releaser, which reaches
+    /// each restarted instance (requests during a restart get status 4).
+    pub fn routes(commander: Commander, releaser: impl Into<ReleaserHandle>) -> Commander {
+        let releaser = releaser.into();
         let (versions, latest_addr, meta, file) = (
             releaser.clone(),
             releaser.clone(),
@@ -247,12 +250,11 @@ impl Releaser {
                         return Ok(Response::ok().data(view.timestamp.clone()));
                     }
                     let (dir, _) = addr
-                        .send(Locate {
+                        .ask(Locate {
                             kind: Kind::Metadata,
                             name: name.clone(),
                         })
-                        .await
-                        .map_err(|_| CommandError::Unavailable)??;
+                        .await??;
                     let bytes = tokio::task::spawn_blocking(move || read_small(&dir, &name))
                         .await
                         .map_err(|e| CommandError::Failed(e.to_string()))??;
@@ -263,6 +265,42 @@ impl Releaser {
                 let addr = file.clone();
                 async move { serve_file(&addr, &req).await }
             })
+    }
+}
+
+/// How the routes reach the Releaser.
+#[derive(Debug, Clone)]
+pub enum ReleaserHandle {
+    /// A Releaser started with `Actor::start`.
+    Addr(Addr<Releaser>),
+    /// A supervised Releaser: survives its restarts.
+    Child(psvc::ChildRef<Releaser>),
+}
+
+impl From<Addr<Releaser>> for ReleaserHandle {
+    fn from(addr: Addr<Releaser>) -> Self {
+        ReleaserHandle::Addr(addr)
+    }
+}
+
+impl From<psvc::ChildRef<Releaser>> for ReleaserHandle {
+    fn from(child: psvc::ChildRef<Releaser>) -> Self {
+        ReleaserHandle::Child(child)
+    }
+}
+
+impl ReleaserHandle {
+    /// Sends `msg`; a Releaser that is gone or restarting is status 4.
+    async fn ask<M>(&self, msg: M) -> Result<M::Result, CommandError>
+    where
+        Releaser: Handler<M>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        match self {
+            ReleaserHandle::Addr(a) => a.send(msg).await.map_err(|_| CommandError::Unavailable),
+            ReleaserHandle::Child(c) => c.ask(msg).await.map_err(|_| CommandError::Unavailable),
+        }
     }
 }
 
@@ -332,26 +370,21 @@ fn read_small(dir: &std::path::Path, name: &str) -> Result<Vec<u8>, CommandError
     Ok(buf)
 }
 
-async fn view_of(addr: &Addr<Releaser>) -> Result<Arc<RepoView>, CommandError> {
-    addr.send(GetView)
-        .await
-        .map_err(|_| CommandError::Unavailable)?
+async fn view_of(addr: &ReleaserHandle) -> Result<Arc<RepoView>, CommandError> {
+    addr.ask(GetView)
+        .await?
         .map_err(|e| CommandError::Failed(e.to_string()))
 }
 
-async fn serve_file(addr: &Addr<Releaser>, req: &Request) -> Result<Response, CommandError> {
+async fn serve_file(addr: &ReleaserHandle, req: &Request) -> Result<Response, CommandError> {
     let q: FileQuery = req.json()?;
     let (dir, target) = addr
-        .send(Locate {
+        .ask(Locate {
             kind: q.kind,
             name: q.name.clone(),
         })
-        .await
-        .map_err(|_| CommandError::Unavailable)??;
-    let (permits, idle) = addr
-        .send(Limits)
-        .await
-        .map_err(|_| CommandError::Unavailable)?;
+        .await??;
+    let (permits, idle) = addr.ask(Limits).await?;
     let permit = permits
         .try_acquire_owned()
         .map_err(|_| CommandError::Status {
