@@ -18,6 +18,7 @@
 //! psvc approve VERSION --key FILE [--channel C] [--rollout PCT] [--notes T]
 //! psvc deprecate VERSION --to OLDER --key FILE
 //! psvc releases list | serve [--listen A] [--keys DIR] | refresh | discard
+//! psvc update check | apply | status | rollback [VERSION]  [--root R] [--source S …]
 //! ```
 //!
 //! Client verbs exit 0 on success, 1 when the server answers a non-zero
@@ -29,6 +30,7 @@ use std::process::ExitCode;
 
 pub mod client;
 pub mod release;
+pub mod update;
 
 use clap::{Parser, Subcommand};
 use psvc::config::{ConfigLoader, DEFAULTS};
@@ -76,6 +78,9 @@ pub enum Command {
     /// List, serve or refresh the release repository.
     #[command(subcommand)]
     Releases(release::ReleasesCommand),
+    /// Check for, install and roll back updates of this installation.
+    #[command(subcommand)]
+    Update(update::UpdateCommand),
 }
 
 /// `psvc config …`
@@ -141,6 +146,7 @@ where
         Command::Approve(a) => return release::run(release::Verb::Approve(a), &cli.client),
         Command::Deprecate(a) => return release::run(release::Verb::Deprecate(a), &cli.client),
         Command::Releases(c) => return release::run(release::Verb::Releases(c), &cli.client),
+        Command::Update(c) => return update::run(c, &cli.client),
     };
     client::run(verb, &cli.client)
 }

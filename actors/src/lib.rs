@@ -12,4 +12,6 @@
 //! done; see `docs/architecture.md`.
 
 pub mod cli;
+mod fsutil;
 pub mod release;
+pub mod update;

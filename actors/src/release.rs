@@ -22,7 +22,6 @@
 //! role stops.
 
 pub mod build;
-mod fsutil;
 pub mod keys;
 pub mod releaser;
 pub mod repo;

@@ -22,7 +22,7 @@ use std::process::Command;
 use actix::prelude::*;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-use super::fsutil::{self, TempDir};
+use crate::fsutil::{self, TempDir};
 use super::repo::RepoLayout;
 use super::status::{FileEntry, ReleaseStatus, Status};
 
@@ -489,11 +489,16 @@ pub fn build_release(
             std::fs::create_dir_all(parent).map_err(io_err(parent))?;
         }
         let (sha256, size) = fsutil::copy_hashed(from, &to).map_err(io_err(from))?;
+        let mode = {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(&to).map_err(io_err(&to))?.permissions().mode() & 0o777
+        };
         bytes += size;
         files.push(FileEntry {
             path: rel.clone(),
             size,
             sha256,
+            mode,
         });
         progress(BuildEvent::Copying {
             done: i + 1,

@@ -197,11 +197,11 @@ pub async fn init_keys(spec: &KeysSpec) -> Result<KeysReport, RepoError> {
     std::fs::create_dir_all(&metadata).map_err(RepoError::io(&metadata))?;
     std::fs::create_dir_all(layout.targets_dir()).map_err(RepoError::io(&metadata))?;
     let first = metadata.join("1.root.json");
-    super::fsutil::write_new(&first, signed.buffer()).map_err(RepoError::io(&first))?;
+    crate::fsutil::write_new(&first, signed.buffer()).map_err(RepoError::io(&first))?;
     let shipped = spec.dir.join("root.json");
-    super::fsutil::write_atomic(&shipped, signed.buffer()).map_err(RepoError::io(&shipped))?;
+    crate::fsutil::write_atomic(&shipped, signed.buffer()).map_err(RepoError::io(&shipped))?;
     let served = metadata.join("root.json");
-    super::fsutil::write_atomic(&served, signed.buffer()).map_err(RepoError::io(&served))?;
+    crate::fsutil::write_atomic(&served, signed.buffer()).map_err(RepoError::io(&served))?;
 
     // An empty, valid repository.
     let repo = ReleaseRepo::open(&spec.release_path).await?;

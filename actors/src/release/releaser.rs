@@ -15,7 +15,7 @@
 //! | `/release/versions` | `{"channel"?, "installation"?}` | `{"versions": [release…]}`, oldest first |
 //! | `/release/latest` | `{"channel"?, "installation"?}` | `{"version": V \| null, "release"?: release}` |
 //! | `/release/metadata/<file>` | — | the metadata file as data (≤ 192 KiB; else use `/release/file`) |
-//! | `/release/file` | `{"kind": "target"\|"metadata", "name", "offset"?}` | a stream from `offset`; param `{"name","length","offset","sha256","stream_token"}` |
+//! | `/release/file` | `{"kind": "target"\|"file"\|"metadata", "name", "offset"?}` | a stream from `offset`; param `{"name","length","offset","sha256","stream_token"}` |
 //!
 //! Only what the signed metadata names is listed or served: a draft, an
 //! unapproved directory or any other file under the release path gets
@@ -119,6 +119,8 @@ pub struct RepoView {
     /// Every approved or deprecated release, oldest first.
     pub releases: Vec<ReleaseInfo>,
     targets: HashMap<String, ServedTarget>,
+    /// Consistent-snapshot file name (`<sha256>.<name>`) → target name.
+    files: HashMap<String, String>,
     /// When the timestamp expires.
     pub timestamp_expires: Option<jiff::Timestamp>,
     /// `timestamp.json` as read at this load: what every update check
@@ -335,6 +337,9 @@ enum Kind {
     Target,
     /// A metadata file (`timestamp.json`, `N.root.json`, …).
     Metadata,
+    /// A signed target by its file name in the repository
+    /// (`<sha256>.<version>/<path>`, what a TUF client asks a mirror for).
+    File,
 }
 
 fn metadata_name_ok(name: &str) -> bool {
@@ -634,6 +639,11 @@ impl Handler<GetView> for Releaser {
                         )
                     })
                     .collect();
+                let files = targets
+                    .targets
+                    .iter()
+                    .map(|(name, t)| (consistent_name(name.raw(), t), name.raw().to_owned()))
+                    .collect();
                 let expires = repo.timestamp().signed.expires;
                 if expires <= jiff::Timestamp::now() {
                     tracing::warn!(%expires, "timestamp.json has expired: clients will refuse this repository until it is re-signed");
@@ -641,6 +651,7 @@ impl Handler<GetView> for Releaser {
                 Ok(RepoView {
                     releases: releases_of(targets),
                     targets: served,
+                    files,
                     timestamp_expires: Some(expires),
                     timestamp: timestamp.into(),
                 })
@@ -680,7 +691,11 @@ impl Handler<Locate> for Releaser {
         let view = self.handle(GetView, ctx);
         Box::pin(view.map(move |view, _, _| {
             let view = view.map_err(|e| CommandError::Failed(e.to_string()))?;
-            let target = view.targets.get(&msg.name).cloned().ok_or_else(|| {
+            let name = match msg.kind {
+                Kind::File => view.files.get(&msg.name).cloned().unwrap_or_default(),
+                _ => msg.name.clone(),
+            };
+            let target = view.targets.get(&name).cloned().ok_or_else(|| {
                 CommandError::NotFound(format!("{} is not an approved file", msg.name))
             })?;
             Ok((layout.targets_dir(), Some(target)))

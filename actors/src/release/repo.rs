@@ -49,7 +49,7 @@ use tough::schema::{
 use tough::sign::Sign;
 use tough::{ExpirationEnforcement, RepositoryLoader, TargetName};
 
-use super::fsutil;
+use crate::fsutil;
 use super::status::{ReleaseStatus, Status};
 
 const SPEC_VERSION: &str = "1.0.0";

@@ -38,6 +38,14 @@ pub struct FileEntry {
     pub size: u64,
     /// SHA-256 of the content, lowercase hex.
     pub sha256: String,
+    /// Unix permission bits (`0o755` for an executable); the Updater
+    /// installs the file with them.
+    #[serde(default = "default_mode")]
+    pub mode: u32,
+}
+
+fn default_mode() -> u32 {
+    0o644
 }
 
 /// The contents of `status.json`.

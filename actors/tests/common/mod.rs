@@ -2,6 +2,8 @@
 //! built from files, approvals.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod mirror;
+
 use std::path::{Path, PathBuf};
 
 use psvc_actors::release::repo::{Change, Expiry, OnlineKeys, Outcome, ReleaseRepo};

@@ -1,4 +1,4 @@
-//! Durable file operations shared by the Builder and the repository.
+//! Durable file operations shared by the release and update actors.
 
 use std::fs::File;
 use std::io::{self, Read, Write};

@@ -1,0 +1,306 @@
+//! Resumable, bounded, verified downloads of signed target files.
+//!
+//! A download goes to `downloads/<sha256>.partial` and becomes
+//! `downloads/<sha256>` only when its length and SHA-256 match the signed
+//! metadata: a partial file is never used. It resumes where it stopped
+//! (the Releaser's offset, HTTP `Range`), starts over when a server ignores
+//! the offset, stops at the signed length (endless data), and gives up on
+//! a source that sends less than [`Limits::min_rate`] for
+//! [`Limits::rate_window`] (slow retrieval) or exceeds
+//! [`Limits::total_timeout`].
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::source::{Resume, Source, SourceError};
+
+/// Download limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Attempts per file and source (each resumes the previous one).
+    pub attempts: u32,
+    /// Least throughput accepted, bytes per second, over `rate_window`.
+    pub min_rate: u64,
+    /// The window of the throughput guard.
+    pub rate_window: Duration,
+    /// The whole download of one file.
+    pub total_timeout: Duration,
+    /// Connecting and each request.
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            attempts: 5,
+            min_rate: 16 * 1024,
+            rate_window: Duration::from_secs(10),
+            total_timeout: Duration::from_secs(3600),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why a download failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DownloadError {
+    /// The source failed (after the attempts).
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// More bytes than the signed length.
+    #[error("{file}: the source sent more than the signed {length} bytes")]
+    TooLong {
+        /// The file.
+        file: String,
+        /// Its signed length.
+        length: u64,
+    },
+    /// The bytes do not match the signed hash.
+    #[error("{file}: SHA-256 {got} does not match the signed {want}")]
+    HashMismatch {
+        /// The file.
+        file: String,
+        /// Computed.
+        got: String,
+        /// Signed.
+        want: String,
+    },
+    /// Slower than the guard allows.
+    #[error("{file}: less than {min_rate} B/s for {window:?}")]
+    Slow {
+        /// The file.
+        file: String,
+        /// The guard.
+        min_rate: u64,
+        /// Over this long.
+        window: Duration,
+    },
+    /// Over the total timeout.
+    #[error("{file}: not done after {0:?}", .limit)]
+    Timeout {
+        /// The file.
+        file: String,
+        /// The limit.
+        limit: Duration,
+    },
+    /// Ended early on every attempt.
+    #[error("{file}: {got} of {length} bytes after {attempts} attempts")]
+    Truncated {
+        /// The file.
+        file: String,
+        /// Bytes received.
+        got: u64,
+        /// Signed length.
+        length: u64,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// A local file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DownloadError + '_ {
+    move |source| DownloadError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A file to fetch: its repository name and signed length and hash.
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    /// The repository file name under `targets/` (`<sha256>.<name>`).
+    pub file: String,
+    /// Signed length.
+    pub length: u64,
+    /// Signed SHA-256, lowercase hex.
+    pub sha256: String,
+}
+
+/// Fetches `wanted` from `source` into `dir`; returns the verified file.
+/// `progress` sees the bytes held so far (resumed bytes included).
+///
+/// # Errors
+/// See [`DownloadError`]. A hash mismatch or excess data deletes the
+/// partial file (the source is bad); an interrupted transfer keeps it for
+/// the next attempt.
+pub async fn download(
+    source: &Source,
+    wanted: &Wanted,
+    dir: &Path,
+    limits: &Limits,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<PathBuf, DownloadError> {
+    let done = dir.join(&wanted.sha256);
+    if let Ok((sha, len)) = crate::fsutil::hash_file(&done)
+        && sha == wanted.sha256
+        && len == wanted.length
+    {
+        progress(len);
+        return Ok(done);
+    }
+    let partial = dir.join(format!("{}.partial", wanted.sha256));
+    let deadline = Instant::now() + limits.total_timeout;
+    let mut last_error: Option<DownloadError> = None;
+    for attempt in 1..=limits.attempts.max(1) {
+        let result = tokio::time::timeout_at(
+            deadline.into(),
+            attempt_once(source, wanted, &partial, limits, progress),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(DownloadError::Timeout {
+                file: wanted.file.clone(),
+                limit: limits.total_timeout,
+            })
+        });
+        match result {
+            Ok(true) => {
+                std::fs::rename(&partial, &done).map_err(io(&partial))?;
+                crate::fsutil::sync_dir(dir).map_err(io(dir))?;
+                return Ok(done);
+            }
+            Ok(false) => {
+                tracing::info!(file = %wanted.file, attempt, "download interrupted; resuming");
+                last_error = None;
+            }
+            Err(e @ (DownloadError::HashMismatch { .. } | DownloadError::TooLong { .. })) => {
+                let _ = std::fs::remove_file(&partial);
+                return Err(e);
+            }
+            Err(e @ (DownloadError::Timeout { .. } | DownloadError::Io { .. })) => return Err(e),
+            Err(DownloadError::Source(SourceError::NotFound { source_name, file })) => {
+                return Err(DownloadError::Source(SourceError::NotFound { source_name, file }));
+            }
+            Err(e) => {
+                tracing::info!(file = %wanted.file, attempt, error = %e, "download attempt failed");
+                last_error = Some(e);
+            }
+        }
+    }
+    let got = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+    Err(last_error.unwrap_or(DownloadError::Truncated {
+        file: wanted.file.clone(),
+        got,
+        length: wanted.length,
+        attempts: limits.attempts,
+    }))
+}
+
+/// One attempt: Ok(true) complete and verified, Ok(false) ended early.
+async fn attempt_once(
+    source: &Source,
+    wanted: &Wanted,
+    partial: &Path,
+    limits: &Limits,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<bool, DownloadError> {
+    let mut offset = std::fs::metadata(partial).map(|m| m.len()).unwrap_or(0);
+    if offset > wanted.length {
+        offset = 0;
+    }
+    let (mut body, resume) = source
+        .open("targets", &wanted.file, offset, limits.request_timeout)
+        .await?;
+    if resume == Resume::FromStart {
+        tracing::info!(file = %wanted.file, offset, "the source ignored the offset; starting over");
+        offset = 0;
+    }
+    let mut file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(offset == 0)
+        .open(partial)
+        .await
+        .map_err(io(partial))?;
+    file.set_len(offset).await.map_err(io(partial))?;
+    // The hash covers the bytes already held.
+    let mut hasher = Sha256::new();
+    if offset > 0 {
+        let mut held = tokio::fs::File::open(partial).await.map_err(io(partial))?;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = held.read(&mut buf).await.map_err(io(partial))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+    }
+    let mut file = tokio::io::BufWriter::with_capacity(1 << 20, {
+        use tokio::io::AsyncSeekExt;
+        file.seek(std::io::SeekFrom::Start(offset))
+            .await
+            .map_err(io(partial))?;
+        file
+    });
+    progress(offset);
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut have = offset;
+    let mut window_start = Instant::now();
+    let mut window_bytes = 0u64;
+    let ended_early = loop {
+        let left = limits.rate_window.saturating_sub(window_start.elapsed());
+        let n = match tokio::time::timeout(left, body.read(&mut buf)).await {
+            Err(_) => {
+                return Err(DownloadError::Slow {
+                    file: wanted.file.clone(),
+                    min_rate: limits.min_rate,
+                    window: limits.rate_window,
+                });
+            }
+            Ok(Ok(0)) => break have < wanted.length,
+            Ok(Ok(n)) => n,
+            // A dropped connection: keep what we have, resume.
+            Ok(Err(_)) => break true,
+        };
+        if have + n as u64 > wanted.length {
+            return Err(DownloadError::TooLong {
+                file: wanted.file.clone(),
+                length: wanted.length,
+            });
+        }
+        hasher.update(&buf[..n]);
+        file.write_all(&buf[..n]).await.map_err(io(partial))?;
+        have += n as u64;
+        window_bytes += n as u64;
+        progress(have);
+        if window_start.elapsed() >= limits.rate_window {
+            let rate = window_bytes as f64 / window_start.elapsed().as_secs_f64();
+            if rate < limits.min_rate as f64 {
+                file.flush().await.map_err(io(partial))?;
+                return Err(DownloadError::Slow {
+                    file: wanted.file.clone(),
+                    min_rate: limits.min_rate,
+                    window: limits.rate_window,
+                });
+            }
+            window_start = Instant::now();
+            window_bytes = 0;
+        }
+    };
+    file.flush().await.map_err(io(partial))?;
+    file.get_ref().sync_all().await.map_err(io(partial))?;
+    if ended_early {
+        return Ok(false);
+    }
+    let got = hex::encode(hasher.finalize());
+    if got != wanted.sha256 {
+        return Err(DownloadError::HashMismatch {
+            file: wanted.file.clone(),
+            got,
+            want: wanted.sha256.clone(),
+        });
+    }
+    Ok(true)
+}

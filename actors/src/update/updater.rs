@@ -1,0 +1,438 @@
+//! The Updater actor: check, apply, status, rollback.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use actix::Actor;
+//! use psvc_actors::update::updater::{Apply, Updater, UpdaterOptions};
+//! let options = UpdaterOptions::new("/opt/app", "/opt/app/root.json")
+//!     .source("vsoa://127.0.0.1:3002".parse()?)
+//!     .source("http://mirror.lan/app/".parse()?);
+//! let updater = Updater::new(options).start();
+//! let outcome = updater.send(Apply).await??;
+//! println!("{outcome:?}");
+//! # Ok(()) }
+//! ```
+
+use std::path::PathBuf;
+
+use actix::prelude::*;
+use serde::Serialize;
+use tough::{ExpirationEnforcement, RepositoryLoader};
+
+use super::download::{DownloadError, Limits, Wanted, download};
+use super::install::{InstallError, InstallRoot, StagedFile};
+use super::source::Source;
+use crate::release::repo::{DEFAULT_CHANNEL, ReleaseInfo, latest, releases_of};
+use crate::release::status::{ReleaseStatus, Status};
+
+/// Why an update operation failed. The current version is untouched.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpdateError {
+    /// No source gave metadata that verifies.
+    #[error("no update source could be verified: {0}")]
+    NoSource(String),
+    /// The trusted root cannot be read.
+    #[error("trusted root {path}: {message}")]
+    Root {
+        /// Its path.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// A download failed on every source.
+    #[error(transparent)]
+    Download(#[from] DownloadError),
+    /// The install failed.
+    #[error(transparent)]
+    Install(#[from] InstallError),
+    /// The signed release is inconsistent (a listed file is missing, its
+    /// status.json does not match).
+    #[error("release {version}: {message}")]
+    BadRelease {
+        /// The version.
+        version: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// How the Updater runs.
+#[derive(Debug, Clone)]
+pub struct UpdaterOptions {
+    /// The install root (`[PSVC] update_path`).
+    pub install_root: PathBuf,
+    /// The shipped `root.json`.
+    pub trusted_root: PathBuf,
+    /// Sources, tried in order.
+    pub sources: Vec<Source>,
+    /// The channel followed.
+    pub channel: String,
+    /// This installation's id, for staged rollouts (default: /etc/machine-id).
+    pub installation: Option<String>,
+    /// Installed versions kept (at least 2: current and previous).
+    pub keep: usize,
+    /// Download limits.
+    pub limits: Limits,
+}
+
+impl UpdaterOptions {
+    /// Options for `install_root`, trusting `trusted_root`; no source yet.
+    pub fn new(install_root: impl Into<PathBuf>, trusted_root: impl Into<PathBuf>) -> Self {
+        UpdaterOptions {
+            install_root: install_root.into(),
+            trusted_root: trusted_root.into(),
+            sources: Vec::new(),
+            channel: DEFAULT_CHANNEL.to_owned(),
+            installation: std::fs::read_to_string("/etc/machine-id")
+                .ok()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty()),
+            keep: 3,
+            limits: Limits::default(),
+        }
+    }
+
+    /// Adds a source (tried after the ones before).
+    pub fn source(mut self, source: Source) -> Self {
+        self.sources.push(source);
+        self
+    }
+}
+
+/// What a check found.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckOutcome {
+    /// The current version.
+    pub current: Option<String>,
+    /// The newest version the channel offers this installation.
+    pub latest: Option<String>,
+    /// The version to install, if any (newer, or the signed rollback
+    /// target of a deprecated current version).
+    pub update: Option<String>,
+    /// Why there is no update, or why this one.
+    pub reason: String,
+    /// The source whose metadata verified.
+    pub source: String,
+    /// The release to install.
+    #[serde(skip)]
+    pub release: Option<ReleaseInfo>,
+}
+
+/// What `apply` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplyOutcome {
+    /// The check it acted on.
+    pub check: CheckOutcome,
+    /// The version installed and made current, if any.
+    pub installed: Option<String>,
+    /// The version current before.
+    pub previous: Option<String>,
+    /// Versions removed to keep `keep` generations.
+    pub pruned: Vec<String>,
+}
+
+fn newer(a: &str, b: &str) -> bool {
+    matches!((semver::Version::parse(a), semver::Version::parse(b)), (Ok(x), Ok(y)) if x > y)
+}
+
+/// Refreshes the TUF metadata from the first source that verifies and
+/// decides what to install.
+///
+/// # Errors
+/// [`UpdateError::NoSource`] when no source verifies (the reasons of each
+/// are in the message), or the trusted root cannot be read.
+pub async fn check(
+    root: &InstallRoot,
+    options: &UpdaterOptions,
+) -> Result<(CheckOutcome, tough::Repository, Source), UpdateError> {
+    let trusted = std::fs::read(&options.trusted_root).map_err(|e| UpdateError::Root {
+        path: options.trusted_root.clone(),
+        message: e.to_string(),
+    })?;
+    let mut errors = Vec::new();
+    for source in &options.sources {
+        let (meta, targets) = match (source.metadata_url(), source.targets_url()) {
+            (Ok(m), Ok(t)) => (m, t),
+            (Err(e), _) | (_, Err(e)) => {
+                errors.push(e.to_string());
+                continue;
+            }
+        };
+        let loaded = RepositoryLoader::new(&trusted, meta, targets)
+            .transport(source.transport(options.limits.request_timeout))
+            .datastore(root.tuf_dir())
+            .expiration_enforcement(ExpirationEnforcement::Safe)
+            .load()
+            .await;
+        match loaded {
+            Ok(repo) => {
+                let outcome = decide(root, options, &repo, source);
+                return Ok((outcome, repo, source.clone()));
+            }
+            Err(e) => {
+                tracing::warn!(%source, error = %e, "update source refused");
+                errors.push(format!("{source}: {e}"));
+            }
+        }
+    }
+    Err(UpdateError::NoSource(if errors.is_empty() {
+        "no source configured".into()
+    } else {
+        errors.join("; ")
+    }))
+}
+
+fn decide(root: &InstallRoot, options: &UpdaterOptions, repo: &tough::Repository, source: &Source) -> CheckOutcome {
+    let releases = releases_of(&repo.targets().signed);
+    let state = root.state();
+    let current = root.current();
+    let offered = latest(&releases, &options.channel, options.installation.as_deref());
+    let mut outcome = CheckOutcome {
+        current: current.clone(),
+        latest: offered.map(|r| r.record.version.clone()),
+        update: None,
+        reason: String::new(),
+        source: source.to_string(),
+        release: None,
+    };
+    // A deprecated current version goes back to its signed rollback target.
+    if let Some(cur) = &current
+        && let Some(rec) = releases.iter().find(|r| &r.record.version == cur)
+        && rec.record.status == Status::Deprecated
+        && let Some(to) = &rec.record.rollback_target
+        && let Some(target) = releases.iter().find(|r| &r.record.version == to && r.record.status == Status::Approved)
+    {
+        outcome.update = Some(to.clone());
+        outcome.reason = format!("{cur} is deprecated; the signed rollback target is {to}");
+        outcome.release = Some(target.clone());
+        return outcome;
+    }
+    let Some(offered) = offered else {
+        outcome.reason = format!("channel {} offers nothing to this installation", options.channel);
+        return outcome;
+    };
+    let version = &offered.record.version;
+    if current.as_deref() == Some(version.as_str()) {
+        outcome.reason = "up to date".into();
+    } else if state.bad.contains(version) {
+        outcome.reason = format!("{version} failed here before; waiting for a newer version");
+    } else if let Some(cur) = &current
+        && !newer(version, cur)
+    {
+        outcome.reason = format!("{version} is not newer than {cur}");
+    } else if let Some(high) = &state.highest
+        && newer(high, version)
+    {
+        outcome.reason = format!("{version} is lower than {high}, the highest trusted here (no signed downgrade)");
+    } else {
+        outcome.update = Some(version.clone());
+        outcome.reason = match &current {
+            Some(cur) => format!("{version} is newer than {cur}"),
+            None => format!("{version} is the newest in {}", options.channel),
+        };
+        outcome.release = Some(offered.clone());
+    }
+    outcome
+}
+
+/// Checks, downloads, verifies and installs the update, if there is one.
+/// `progress` sees (file, bytes held, file length).
+///
+/// # Errors
+/// See [`UpdateError`]; the current version stays current.
+pub async fn apply(
+    root: &InstallRoot,
+    options: &UpdaterOptions,
+    progress: &mut (dyn FnMut(&str, u64, u64) + Send),
+) -> Result<ApplyOutcome, UpdateError> {
+    let (check, repo, good) = check(root, options).await?;
+    let Some(release) = check.release.clone() else {
+        return Ok(ApplyOutcome { check, installed: None, previous: None, pruned: Vec::new() });
+    };
+    let version = release.record.version.clone();
+    if root.installed().contains(&version) {
+        // Installed before (a signed rollback target): make it current again.
+        let previous = root.current();
+        root.rollback(&version, &check.reason)?;
+        return Ok(ApplyOutcome { check, installed: Some(version), previous, pruned: Vec::new() });
+    }
+    let bad = |message: String| UpdateError::BadRelease { version: version.clone(), message };
+    // Every file the signed record lists must be a signed target.
+    let targets = &repo.targets().signed;
+    let mut wanted = Vec::new();
+    for path in std::iter::once("status.json".to_owned()).chain(release.record.files.iter().cloned()) {
+        let name = tough::TargetName::new(format!("{version}/{path}")).map_err(|e| bad(e.to_string()))?;
+        let target = targets
+            .targets
+            .get(&name)
+            .ok_or_else(|| bad(format!("{path} is listed but not signed")))?;
+        wanted.push((
+            path,
+            Wanted {
+                file: crate::release::repo::consistent_name(name.raw(), target),
+                length: target.length,
+                sha256: hex::encode(&target.hashes.sha256),
+            },
+        ));
+    }
+    // The source that verified first, then the others.
+    let mut order = vec![good.clone()];
+    order.extend(options.sources.iter().filter(|s| **s != good).cloned());
+    let mut fetched = Vec::new();
+    for (path, w) in &wanted {
+        let mut last = None;
+        let mut got = None;
+        for source in &order {
+            let mut report = |n: u64| progress(path, n, w.length);
+            match download(source, w, &root.downloads(), &options.limits, &mut report).await {
+                Ok(file) => {
+                    got = Some(file);
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(%source, file = %path, error = %e, "download failed; trying the next source");
+                    last = Some(e);
+                }
+            }
+        }
+        match got {
+            Some(file) => fetched.push((path.clone(), file)),
+            None => return Err(last.map_or_else(|| bad("no source".into()), UpdateError::from)),
+        }
+    }
+    super::install::crash_point("after_download");
+    // status.json (verified) gives each file's mode.
+    let status: ReleaseStatus = std::fs::read(&fetched[0].1)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| bad("its status.json does not parse".into()))?;
+    if status.version != version {
+        return Err(bad(format!("its status.json says {}", status.version)));
+    }
+    let mut files = Vec::new();
+    for (path, from) in fetched.iter().skip(1) {
+        let entry = status
+            .files
+            .iter()
+            .find(|f| &f.path == path)
+            .ok_or_else(|| bad(format!("{path} is not in its status.json")))?;
+        files.push(StagedFile { from: from.clone(), path: path.clone(), mode: entry.mode });
+    }
+    let previous = root.install(&version, &files)?;
+    for (_, file) in &fetched {
+        let _ = std::fs::remove_file(file);
+    }
+    let pruned = root.prune(options.keep)?;
+    tracing::info!(%version, previous = ?previous, "update installed");
+    Ok(ApplyOutcome { check, installed: Some(version), previous, pruned })
+}
+
+/// The Updater actor: one operation at a time; the install root stays
+/// locked while it runs.
+pub struct Updater {
+    options: UpdaterOptions,
+    root: Option<std::sync::Arc<InstallRoot>>,
+}
+
+impl std::fmt::Debug for Updater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Updater").field("install_root", &self.options.install_root).finish_non_exhaustive()
+    }
+}
+
+impl Updater {
+    /// An Updater for `options` (the install root is opened at the first request).
+    pub fn new(options: UpdaterOptions) -> Updater {
+        Updater { options, root: None }
+    }
+
+    fn root(&mut self) -> Result<std::sync::Arc<InstallRoot>, UpdateError> {
+        if let Some(r) = &self.root {
+            return Ok(r.clone());
+        }
+        let r = std::sync::Arc::new(InstallRoot::open(&self.options.install_root)?);
+        self.root = Some(r.clone());
+        Ok(r)
+    }
+}
+
+impl Actor for Updater {
+    type Context = Context<Self>;
+}
+
+/// Check for an update.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<CheckOutcome, UpdateError>")]
+pub struct Check;
+
+/// Check, download and install.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<ApplyOutcome, UpdateError>")]
+pub struct Apply;
+
+impl Handler<Check> for Updater {
+    type Result = AtomicResponse<Self, Result<CheckOutcome, UpdateError>>;
+
+    fn handle(&mut self, _: Check, _: &mut Context<Self>) -> Self::Result {
+        let root = self.root();
+        let options = self.options.clone();
+        AtomicResponse::new(Box::pin(
+            async move { check(&*root?, &options).await.map(|(c, _, _)| c) }.into_actor(self),
+        ))
+    }
+}
+
+impl Handler<Apply> for Updater {
+    type Result = AtomicResponse<Self, Result<ApplyOutcome, UpdateError>>;
+
+    fn handle(&mut self, _: Apply, _: &mut Context<Self>) -> Self::Result {
+        let root = self.root();
+        let options = self.options.clone();
+        AtomicResponse::new(Box::pin(
+            async move {
+                let root = root?;
+                apply(&root, &options, &mut |file, n, len| {
+                    tracing::debug!(file, n, len, "download");
+                })
+                .await
+            }
+            .into_actor(self),
+        ))
+    }
+}
+
+/// Installed versions and history.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<super::install::State, UpdateError>")]
+pub struct GetStatus;
+
+impl Handler<GetStatus> for Updater {
+    type Result = Result<super::install::State, UpdateError>;
+
+    fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Self::Result {
+        Ok(self.root()?.state())
+    }
+}
+
+/// Make an installed version current again (`None`: the previous one).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<String, UpdateError>")]
+pub struct Rollback(pub Option<String>);
+
+impl Handler<Rollback> for Updater {
+    type Result = Result<String, UpdateError>;
+
+    fn handle(&mut self, msg: Rollback, _: &mut Context<Self>) -> Self::Result {
+        let root = self.root()?;
+        let target = match msg.0 {
+            Some(v) => v,
+            None => root
+                .state()
+                .previous
+                .ok_or_else(|| InstallError::Refused("no previous version to roll back to".into()))?,
+        };
+        root.rollback(&target, "operator rollback")?;
+        Ok(target)
+    }
+}

@@ -1,0 +1,350 @@
+//! The Updater against a Releaser and a (fault-injecting) static mirror:
+//! installs, updates, and each update threat it must stop.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use actix::Actor;
+use common::mirror::{self, Fault};
+use common::{Repo, approve};
+use psvc::commander::Commander;
+use psvc::socket::{Auth, Server, ServerHandle};
+use psvc_actors::release::repo::{Change, Expiry};
+use psvc_actors::release::{Releaser, ReleaserOptions};
+use psvc_actors::update::download::{DownloadError, Limits};
+use psvc_actors::update::install::{InstallError, InstallRoot, StagedFile};
+use psvc_actors::update::updater::{UpdateError, UpdaterOptions, apply, check};
+
+const APP_V1: &[u8] = b"#!/bin/sh\necho one\n";
+
+/// A repository with 1.0.0 approved: an executable and a 600 KiB data file.
+async fn repo_with_v1() -> Repo {
+    let repo = Repo::new(1, 1).await;
+    let data: Vec<u8> = (0..600_000u32).map(|i| (i % 249) as u8).collect();
+    build_exec(&repo, "1.0.0", APP_V1, &data);
+    repo.approve("1.0.0").await;
+    repo
+}
+
+fn build_exec(repo: &Repo, version: &str, app: &[u8], data: &[u8]) {
+    let src = repo.dir.path().join(format!("src-{version}"));
+    common::write_tree(&src, &[("bin/app", app), ("share/data.bin", data)]);
+    std::fs::set_permissions(src.join("bin/app"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    psvc_actors::release::build_release(
+        &psvc_actors::release::BuildSpec::new(version, &repo.release_path, psvc_actors::release::Source::Directory(src)),
+        &mut |_| {},
+    )
+    .unwrap();
+}
+
+async fn releaser(repo: &Repo) -> ServerHandle {
+    let r = Releaser::new(ReleaserOptions::new(&repo.release_path)).start();
+    Server::new(Auth::anonymous())
+        .commands(Releaser::routes(Commander::new(), r).commands())
+        .start("127.0.0.1:0")
+        .await
+        .unwrap()
+}
+
+fn options(repo: &Repo, install: &Path, sources: &[String]) -> UpdaterOptions {
+    let mut o = UpdaterOptions::new(install, repo.keys.join("root.json"));
+    for s in sources {
+        o = o.source(s.parse().unwrap());
+    }
+    o.installation = Some("test-installation".into());
+    o.limits = Limits {
+        attempts: 4,
+        min_rate: 4096,
+        rate_window: Duration::from_secs(2),
+        total_timeout: Duration::from_secs(60),
+        request_timeout: Duration::from_secs(10),
+    };
+    o
+}
+
+fn current_file(install: &Path, path: &str) -> Vec<u8> {
+    std::fs::read(install.join("current").join(path)).unwrap()
+}
+
+fn no_partials(install: &Path) {
+    let left: Vec<PathBuf> = std::fs::read_dir(install.join("downloads")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(left.iter().all(|p| !p.to_string_lossy().ends_with(".partial")), "{left:?}");
+}
+
+#[actix_rt::test]
+async fn installs_from_a_releaser_then_updates_and_rolls_back() {
+    let repo = repo_with_v1().await;
+    let server = releaser(&repo).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let install = tmp.path().join("app");
+    let o = options(&repo, &install, &[format!("vsoa://{}", server.local_addr())]);
+    let root = InstallRoot::open(&install).unwrap();
+
+    let first = apply(&root, &o, &mut |_, _, _| {}).await.unwrap();
+    assert_eq!(first.installed.as_deref(), Some("1.0.0"));
+    assert_eq!(root.current().as_deref(), Some("1.0.0"));
+    assert_eq!(current_file(&install, "bin/app"), APP_V1);
+    let mode = std::fs::metadata(install.join("current/bin/app")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o755, "the executable stays executable");
+    assert_eq!(current_file(&install, "share/data.bin").len(), 600_000);
+    let again = check(&root, &o).await.unwrap().0;
+    assert_eq!(again.update, None);
+    assert_eq!(again.reason, "up to date");
+
+    build_exec(&repo, "1.1.0", b"#!/bin/sh\necho one.one\n", b"new data");
+    repo.approve("1.1.0").await;
+    let second = apply(&root, &o, &mut |_, _, _| {}).await.unwrap();
+    assert_eq!(second.installed.as_deref(), Some("1.1.0"));
+    assert_eq!(second.previous.as_deref(), Some("1.0.0"));
+    assert_eq!(current_file(&install, "share/data.bin"), b"new data");
+    assert_eq!(root.installed(), ["1.0.0", "1.1.0"]);
+    no_partials(&install);
+
+    root.rollback("1.0.0", "test").unwrap();
+    assert_eq!(current_file(&install, "bin/app"), APP_V1);
+    let state = root.state();
+    assert_eq!(state.current.as_deref(), Some("1.0.0"));
+    assert_eq!(state.highest.as_deref(), Some("1.1.0"));
+    assert!(state.history.iter().any(|h| h.event == "rolled_back"));
+    server.stop();
+}
+
+#[actix_rt::test]
+async fn a_dead_source_falls_back_to_the_mirror() {
+    let repo = repo_with_v1().await;
+    let m = mirror::start(repo.release_path.join("repository")).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let install = tmp.path().join("app");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let o = options(&repo, &install, &[format!("vsoa://{dead}"), m.url()]);
+    let root = InstallRoot::open(&install).unwrap();
+    let out = apply(&root, &o, &mut |_, _, _| {}).await.unwrap();
+    assert_eq!(out.installed.as_deref(), Some("1.0.0"));
+    assert_eq!(out.check.source, m.url());
+}
+
+#[actix_rt::test]
+async fn a_tampered_artifact_is_refused_and_nothing_changes() {
+    let repo = repo_with_v1().await;
+    let m = mirror::start(repo.release_path.join("repository")).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let install = tmp.path().join("app");
+    let o = options(&repo, &install, &[m.url()]);
+    let root = InstallRoot::open(&install).unwrap();
+    m.set(Fault::Tamper);
+    let err = apply(&root, &o, &mut |_, _, _| {}).await.unwrap_err();
+    assert!(matches!(err, UpdateError::Download(DownloadError::HashMismatch { .. })), "{err:?}");
+    assert_eq!(root.current(), None);
+    assert!(root.installed().is_empty());
+    no_partials(&install);
+}
+
+#[actix_rt::test]
+async fn a_rewritten_checksum_list_does_not_help_the_attacker() {
+    // The attacker replaces a served file AND the status.json beside it:
+    // the hashes that count are in the signed targets metadata.
+    let repo = repo_with_v1().await;
+    let targets = repo.release_path.join("repository/targets");
+    for entry in std::fs::read_dir(&targets).unwrap() {
+        let dir = entry.unwrap().path();
+        if dir.join("bin/app").exists() {
+            std::fs::write(dir.join("bin/app"), b"#!/bin/sh\nrm -rf /\n").unwrap();
+        }
+        if dir.join("status.json").exists() {
+            let text = std::fs::read_to_string(dir.join("status.json")).unwrap();
+            std::fs::write(dir.join("status.json"), text.replace("\"size\": 19", "\"size\": 20")).unwrap();
+        }
+    }
+    let m = mirror::start(repo.release_path.join("repository")).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let install = tmp.path().join("app");
+    let root = InstallRoot::open(&install).unwrap();
+    let err = apply(&root, &options(&repo, &install, &[m.url()]), &mut |_, _, _| {}).await.unwrap_err();
+    assert!(matches!(err, UpdateError::Download(_)), "{err:?}");
+    assert_eq!(root.current(), None);
+}
+
+#[actix_rt::test]
+async fn truncated_downloads_resume_with_range_and_a_server_ignoring_range_restarts() {
+    let repo = repo_with_v1().await;
+    let m = mirror::start(repo.release_path.join("repository")).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let install = tmp.path().join("app");
+    let o = options(&repo, &install, &[m.url()]);
+    let root = InstallRoot::open(&install).unwrap();
+    m.set(Fault::Truncate { times: 2, fraction: 0.6 });
+    let out = apply(&root, &o, &mut |_, _, _| {}).await.unwrap();
+    assert_eq!(out.installed.as_deref(), Some("1.0.0"));
+    let ranges = m.ranges.lock().unwrap().clone();
+    assert!(ranges.iter().any(|r| *r > 0), "a resumed request: {ranges:?}");
+    assert_eq!(current_file(&install, "share/data.bin").len(), 600_000);
+
+    // 1.1.0 through a mirror that answers 200 to every Range request.
+    let big: Vec<u8> = (0..900_000u32).map(|i| (i % 241) as u8).collect();
+    build_exec(&repo, "1.1.0", b"#!/bin/sh\n", &big);
+    repo.approve("1.1.0").await;
+    m.set(Fault::Truncate { times: 1, fraction: 0.5 });
+    // After the truncation the mirror ignores Range.
+    let fault = m.fault.clone();
+    actix_rt::spawn(async move {
+        for _ in 0..200 {
+            if *fault.lock().unwrap() == Fault::None {
+                *fault.lock().unwrap() = Fault::IgnoreRange;
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let out = apply(&root, &o, &mut |_, _, _| {}).await.unwrap();
+    assert_eq!(out.installed.as_deref(), Some("1.1.0"));
+    assert_eq!(current_file(&install, "share/data.bin"), big);
+}
+
+#[actix_rt::test]
+async fn endless_data_stops_at_the_signed_length_and_slow_sources_are_dropped() {
+    let repo = repo_with_v1().await;
+    let m = mirror::start(repo.release_path.join("repository")).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let install = tmp.path().join("app");
+    let o = options(&repo, &install, &[m.url()]);
+    let root = InstallRoot::open(&install).unwrap();
+    m.set(Fault::Endless);
+    let err = apply(&root, &o, &mut |_, _, _| {}).await.unwrap_err();
+    assert!(matches!(err, UpdateError::Download(DownloadError::TooLong { .. })), "{err:?}");
+    no_partials(&install);
+
+    m.set(Fault::Slow);
+    let mut slow = o.clone();
+    slow.limits.attempts = 1;
+    let err = apply(&root, &slow, &mut |_, _, _| {}).await.unwrap_err();
+    assert!(matches!(err, UpdateError::Download(DownloadError::Slow { .. })), "{err:?}");
+    assert_eq!(root.current(), None);
+}
+
+#[actix_rt::test]
+async fn unapproved_versions_are_not_installed_even_when_served() {
+    let repo = repo_with_v1().await;
+    build_exec(&repo, "9.0.0", b"evil", b"evil");
+    // Its files copied into the served tree, as a careless or hostile mirror would.
+    let targets = repo.release_path.join("repository/targets");
+    let fake = targets.join("0000.9.0.0/bin");
+    std::fs::create_dir_all(&fake).unwrap();
+    std::fs::write(fake.join("app"), b"evil").unwrap();
+    let m = mirror::start(repo.release_path.join("repository")).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let install = tmp.path().join("app");
+    let root = InstallRoot::open(&install).unwrap();
+    let out = apply(&root, &options(&repo, &install, &[m.url()]), &mut |_, _, _| {}).await.unwrap();
+    assert_eq!(out.installed.as_deref(), Some("1.0.0"));
+    assert_eq!(out.check.latest.as_deref(), Some("1.0.0"));
+}
+
+#[actix_rt::test]
+async fn freeze_and_replay_of_old_metadata_are_refused() {
+    let repo = repo_with_v1().await;
+    let m = mirror::start(repo.release_path.join("repository")).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let install = tmp.path().join("app");
+    let o = options(&repo, &install, &[m.url()]);
+    let root = InstallRoot::open(&install).unwrap();
+    let old_timestamp = std::fs::read(repo.metadata().join("timestamp.json")).unwrap();
+    build_exec(&repo, "1.1.0", b"x", b"y");
+    repo.approve("1.1.0").await;
+    assert_eq!(check(&root, &o).await.unwrap().0.latest.as_deref(), Some("1.1.0"));
+
+    // Replay: yesterday's complete, validly signed timestamp.
+    let new_timestamp = std::fs::read(repo.metadata().join("timestamp.json")).unwrap();
+    std::fs::write(repo.metadata().join("timestamp.json"), &old_timestamp).unwrap();
+    let err = check(&root, &o).await.unwrap_err();
+    assert!(matches!(err, UpdateError::NoSource(_)), "{err:?}");
+    std::fs::write(repo.metadata().join("timestamp.json"), &new_timestamp).unwrap();
+    check(&root, &o).await.unwrap();
+
+    // Freeze: the timestamp is not renewed and expires.
+    let mut open = repo.open().await;
+    let short = Expiry { timestamp: Duration::from_secs(1), ..Expiry::default() };
+    open.refresh(&repo.online(), &short, Duration::ZERO).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let err = loop {
+        match check(&root, &o).await {
+            Err(e) => break e,
+            Ok(_) => assert!(std::time::Instant::now() < deadline, "an expired timestamp was accepted"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(err.to_string().contains("xpired"), "{err}");
+}
+
+#[actix_rt::test]
+async fn downgrades_need_a_signed_deprecation() {
+    let repo = repo_with_v1().await;
+    build_exec(&repo, "1.1.0", b"v11", b"d11");
+    repo.approve("1.1.0").await;
+    let server = releaser(&repo).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let install = tmp.path().join("app");
+    let o = options(&repo, &install, &[format!("vsoa://{}", server.local_addr())]);
+    let root = InstallRoot::open(&install).unwrap();
+    assert_eq!(apply(&root, &o, &mut |_, _, _| {}).await.unwrap().installed.as_deref(), Some("1.1.0"));
+
+    // Another channel offering only 1.0.0 is not a reason to go down.
+    repo.propose(approve("1.0.0", "lts", 100), &[1]).await;
+    let mut lts = o.clone();
+    lts.channel = "lts".into();
+    let c = check(&root, &lts).await.unwrap().0;
+    assert_eq!(c.update, None, "{}", c.reason);
+    assert!(c.reason.contains("not newer"), "{}", c.reason);
+
+    // A signed deprecation is the operator's downgrade.
+    repo.propose(Change::Deprecate { version: "1.1.0".into(), to: "1.0.0".into() }, &[1]).await;
+    let out = apply(&root, &o, &mut |_, _, _| {}).await;
+    // 1.0.0 is not installed here yet: it is downloaded and made current.
+    let out = out.unwrap();
+    assert_eq!(out.installed.as_deref(), Some("1.0.0"), "{}", out.check.reason);
+    assert_eq!(current_file(&install, "bin/app"), APP_V1);
+    server.stop();
+}
+
+#[test]
+fn one_updater_at_a_time_and_no_path_escapes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = InstallRoot::open(tmp.path()).unwrap();
+    assert!(matches!(InstallRoot::open(tmp.path()), Err(InstallError::Busy(_))));
+    let file = tmp.path().join("f");
+    std::fs::write(&file, b"x").unwrap();
+    for path in ["../escape", "/etc/x", "a/../../b", "a//b", "./a"] {
+        let err = root
+            .install("1.0.0", &[StagedFile { from: file.clone(), path: path.into(), mode: 0o644 }])
+            .unwrap_err();
+        assert!(matches!(err, InstallError::Refused(_)), "{path}: {err:?}");
+        assert!(root.installed().is_empty());
+    }
+    assert!(!tmp.path().join("escape").exists());
+    drop(root);
+    InstallRoot::open(tmp.path()).unwrap();
+}
+
+#[actix_rt::test]
+async fn a_deprecated_version_goes_back_to_an_installed_rollback_target() {
+    let repo = repo_with_v1().await;
+    let server = releaser(&repo).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let install = tmp.path().join("app");
+    let o = options(&repo, &install, &[format!("vsoa://{}", server.local_addr())]);
+    let root = InstallRoot::open(&install).unwrap();
+    apply(&root, &o, &mut |_, _, _| {}).await.unwrap();
+    build_exec(&repo, "1.1.0", b"v11", b"d11");
+    repo.approve("1.1.0").await;
+    assert_eq!(apply(&root, &o, &mut |_, _, _| {}).await.unwrap().installed.as_deref(), Some("1.1.0"));
+    repo.propose(Change::Deprecate { version: "1.1.0".into(), to: "1.0.0".into() }, &[1]).await;
+    let out = apply(&root, &o, &mut |_, _, _| {}).await.unwrap();
+    assert_eq!(out.installed.as_deref(), Some("1.0.0"));
+    assert_eq!(out.previous.as_deref(), Some("1.1.0"));
+    assert_eq!(current_file(&install, "bin/app"), APP_V1);
+    assert_eq!(root.installed(), ["1.0.0", "1.1.0"]);
+    server.stop();
+}
