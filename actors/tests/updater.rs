@@ -35,7 +35,11 @@ fn build_exec(repo: &Repo, version: &str, app: &[u8], data: &[u8]) {
     common::write_tree(&src, &[("bin/app", app), ("share/data.bin", data)]);
     std::fs::set_permissions(src.join("bin/app"), std::fs::Permissions::from_mode(0o755)).unwrap();
     psvc_actors::release::build_release(
-        &psvc_actors::release::BuildSpec::new(version, &repo.release_path, psvc_actors::release::Source::Directory(src)),
+        &psvc_actors::release::BuildSpec::new(
+            version,
+            &repo.release_path,
+            psvc_actors::release::Source::Directory(src),
+        ),
         &mut |_| {},
     )
     .unwrap();
@@ -71,8 +75,15 @@ fn current_file(install: &Path, path: &str) -> Vec<u8> {
 }
 
 fn no_partials(install: &Path) {
-    let left: Vec<PathBuf> = std::fs::read_dir(install.join("downloads")).unwrap().map(|e| e.unwrap().path()).collect();
-    assert!(left.iter().all(|p| !p.to_string_lossy().ends_with(".partial")), "{left:?}");
+    let left: Vec<PathBuf> = std::fs::read_dir(install.join("downloads"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(
+        left.iter()
+            .all(|p| !p.to_string_lossy().ends_with(".partial")),
+        "{left:?}"
+    );
 }
 
 #[actix_rt::test]
@@ -81,14 +92,21 @@ async fn installs_from_a_releaser_then_updates_and_rolls_back() {
     let server = releaser(&repo).await;
     let tmp = tempfile::tempdir().unwrap();
     let install = tmp.path().join("app");
-    let o = options(&repo, &install, &[format!("vsoa://{}", server.local_addr())]);
+    let o = options(
+        &repo,
+        &install,
+        &[format!("vsoa://{}", server.local_addr())],
+    );
     let root = InstallRoot::open(&install).unwrap();
 
     let first = apply(&root, &o, &mut |_, _, _| {}).await.unwrap();
     assert_eq!(first.installed.as_deref(), Some("1.0.0"));
     assert_eq!(root.current().as_deref(), Some("1.0.0"));
     assert_eq!(current_file(&install, "bin/app"), APP_V1);
-    let mode = std::fs::metadata(install.join("current/bin/app")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(install.join("current/bin/app"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o755, "the executable stays executable");
     assert_eq!(current_file(&install, "share/data.bin").len(), 600_000);
     let again = check(&root, &o).await.unwrap().0;
@@ -119,7 +137,10 @@ async fn a_dead_source_falls_back_to_the_mirror() {
     let m = mirror::start(repo.release_path.join("repository")).await;
     let tmp = tempfile::tempdir().unwrap();
     let install = tmp.path().join("app");
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let o = options(&repo, &install, &[format!("vsoa://{dead}"), m.url()]);
     let root = InstallRoot::open(&install).unwrap();
     let out = apply(&root, &o, &mut |_, _, _| {}).await.unwrap();
@@ -137,7 +158,13 @@ async fn a_tampered_artifact_is_refused_and_nothing_changes() {
     let root = InstallRoot::open(&install).unwrap();
     m.set(Fault::Tamper);
     let err = apply(&root, &o, &mut |_, _, _| {}).await.unwrap_err();
-    assert!(matches!(err, UpdateError::Download(DownloadError::HashMismatch { .. })), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            UpdateError::Download(DownloadError::HashMismatch { .. })
+        ),
+        "{err:?}"
+    );
     assert_eq!(root.current(), None);
     assert!(root.installed().is_empty());
     no_partials(&install);
@@ -156,14 +183,24 @@ async fn a_rewritten_checksum_list_does_not_help_the_attacker() {
         }
         if dir.join("status.json").exists() {
             let text = std::fs::read_to_string(dir.join("status.json")).unwrap();
-            std::fs::write(dir.join("status.json"), text.replace("\"size\": 19", "\"size\": 20")).unwrap();
+            std::fs::write(
+                dir.join("status.json"),
+                text.replace("\"size\": 19", "\"size\": 20"),
+            )
+            .unwrap();
         }
     }
     let m = mirror::start(repo.release_path.join("repository")).await;
     let tmp = tempfile::tempdir().unwrap();
     let install = tmp.path().join("app");
     let root = InstallRoot::open(&install).unwrap();
-    let err = apply(&root, &options(&repo, &install, &[m.url()]), &mut |_, _, _| {}).await.unwrap_err();
+    let err = apply(
+        &root,
+        &options(&repo, &install, &[m.url()]),
+        &mut |_, _, _| {},
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, UpdateError::Download(_)), "{err:?}");
     assert_eq!(root.current(), None);
 }
@@ -176,18 +213,27 @@ async fn truncated_downloads_resume_with_range_and_a_server_ignoring_range_resta
     let install = tmp.path().join("app");
     let o = options(&repo, &install, &[m.url()]);
     let root = InstallRoot::open(&install).unwrap();
-    m.set(Fault::Truncate { times: 2, fraction: 0.6 });
+    m.set(Fault::Truncate {
+        times: 2,
+        fraction: 0.6,
+    });
     let out = apply(&root, &o, &mut |_, _, _| {}).await.unwrap();
     assert_eq!(out.installed.as_deref(), Some("1.0.0"));
     let ranges = m.ranges.lock().unwrap().clone();
-    assert!(ranges.iter().any(|r| *r > 0), "a resumed request: {ranges:?}");
+    assert!(
+        ranges.iter().any(|r| *r > 0),
+        "a resumed request: {ranges:?}"
+    );
     assert_eq!(current_file(&install, "share/data.bin").len(), 600_000);
 
     // 1.1.0 through a mirror that answers 200 to every Range request.
     let big: Vec<u8> = (0..900_000u32).map(|i| (i % 241) as u8).collect();
     build_exec(&repo, "1.1.0", b"#!/bin/sh\n", &big);
     repo.approve("1.1.0").await;
-    m.set(Fault::Truncate { times: 1, fraction: 0.5 });
+    m.set(Fault::Truncate {
+        times: 1,
+        fraction: 0.5,
+    });
     // After the truncation the mirror ignores Range.
     let fault = m.fault.clone();
     actix_rt::spawn(async move {
@@ -214,14 +260,20 @@ async fn endless_data_stops_at_the_signed_length_and_slow_sources_are_dropped() 
     let root = InstallRoot::open(&install).unwrap();
     m.set(Fault::Endless);
     let err = apply(&root, &o, &mut |_, _, _| {}).await.unwrap_err();
-    assert!(matches!(err, UpdateError::Download(DownloadError::TooLong { .. })), "{err:?}");
+    assert!(
+        matches!(err, UpdateError::Download(DownloadError::TooLong { .. })),
+        "{err:?}"
+    );
     no_partials(&install);
 
     m.set(Fault::Slow);
     let mut slow = o.clone();
     slow.limits.attempts = 1;
     let err = apply(&root, &slow, &mut |_, _, _| {}).await.unwrap_err();
-    assert!(matches!(err, UpdateError::Download(DownloadError::Slow { .. })), "{err:?}");
+    assert!(
+        matches!(err, UpdateError::Download(DownloadError::Slow { .. })),
+        "{err:?}"
+    );
     assert_eq!(root.current(), None);
 }
 
@@ -238,7 +290,13 @@ async fn unapproved_versions_are_not_installed_even_when_served() {
     let tmp = tempfile::tempdir().unwrap();
     let install = tmp.path().join("app");
     let root = InstallRoot::open(&install).unwrap();
-    let out = apply(&root, &options(&repo, &install, &[m.url()]), &mut |_, _, _| {}).await.unwrap();
+    let out = apply(
+        &root,
+        &options(&repo, &install, &[m.url()]),
+        &mut |_, _, _| {},
+    )
+    .await
+    .unwrap();
     assert_eq!(out.installed.as_deref(), Some("1.0.0"));
     assert_eq!(out.check.latest.as_deref(), Some("1.0.0"));
 }
@@ -254,7 +312,10 @@ async fn freeze_and_replay_of_old_metadata_are_refused() {
     let old_timestamp = std::fs::read(repo.metadata().join("timestamp.json")).unwrap();
     build_exec(&repo, "1.1.0", b"x", b"y");
     repo.approve("1.1.0").await;
-    assert_eq!(check(&root, &o).await.unwrap().0.latest.as_deref(), Some("1.1.0"));
+    assert_eq!(
+        check(&root, &o).await.unwrap().0.latest.as_deref(),
+        Some("1.1.0")
+    );
 
     // Replay: yesterday's complete, validly signed timestamp.
     let new_timestamp = std::fs::read(repo.metadata().join("timestamp.json")).unwrap();
@@ -266,13 +327,21 @@ async fn freeze_and_replay_of_old_metadata_are_refused() {
 
     // Freeze: the timestamp is not renewed and expires.
     let mut open = repo.open().await;
-    let short = Expiry { timestamp: Duration::from_secs(1), ..Expiry::default() };
-    open.refresh(&repo.online(), &short, Duration::ZERO).await.unwrap();
+    let short = Expiry {
+        timestamp: Duration::from_secs(1),
+        ..Expiry::default()
+    };
+    open.refresh(&repo.online(), &short, Duration::ZERO)
+        .await
+        .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let err = loop {
         match check(&root, &o).await {
             Err(e) => break e,
-            Ok(_) => assert!(std::time::Instant::now() < deadline, "an expired timestamp was accepted"),
+            Ok(_) => assert!(
+                std::time::Instant::now() < deadline,
+                "an expired timestamp was accepted"
+            ),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
@@ -287,9 +356,20 @@ async fn downgrades_need_a_signed_deprecation() {
     let server = releaser(&repo).await;
     let tmp = tempfile::tempdir().unwrap();
     let install = tmp.path().join("app");
-    let o = options(&repo, &install, &[format!("vsoa://{}", server.local_addr())]);
+    let o = options(
+        &repo,
+        &install,
+        &[format!("vsoa://{}", server.local_addr())],
+    );
     let root = InstallRoot::open(&install).unwrap();
-    assert_eq!(apply(&root, &o, &mut |_, _, _| {}).await.unwrap().installed.as_deref(), Some("1.1.0"));
+    assert_eq!(
+        apply(&root, &o, &mut |_, _, _| {})
+            .await
+            .unwrap()
+            .installed
+            .as_deref(),
+        Some("1.1.0")
+    );
 
     // Another channel offering only 1.0.0 is not a reason to go down.
     repo.propose(approve("1.0.0", "lts", 100), &[1]).await;
@@ -300,11 +380,23 @@ async fn downgrades_need_a_signed_deprecation() {
     assert!(c.reason.contains("not newer"), "{}", c.reason);
 
     // A signed deprecation is the operator's downgrade.
-    repo.propose(Change::Deprecate { version: "1.1.0".into(), to: "1.0.0".into() }, &[1]).await;
+    repo.propose(
+        Change::Deprecate {
+            version: "1.1.0".into(),
+            to: "1.0.0".into(),
+        },
+        &[1],
+    )
+    .await;
     let out = apply(&root, &o, &mut |_, _, _| {}).await;
     // 1.0.0 is not installed here yet: it is downloaded and made current.
     let out = out.unwrap();
-    assert_eq!(out.installed.as_deref(), Some("1.0.0"), "{}", out.check.reason);
+    assert_eq!(
+        out.installed.as_deref(),
+        Some("1.0.0"),
+        "{}",
+        out.check.reason
+    );
     assert_eq!(current_file(&install, "bin/app"), APP_V1);
     server.stop();
 }
@@ -313,12 +405,22 @@ async fn downgrades_need_a_signed_deprecation() {
 fn one_updater_at_a_time_and_no_path_escapes() {
     let tmp = tempfile::tempdir().unwrap();
     let root = InstallRoot::open(tmp.path()).unwrap();
-    assert!(matches!(InstallRoot::open(tmp.path()), Err(InstallError::Busy(_))));
+    assert!(matches!(
+        InstallRoot::open(tmp.path()),
+        Err(InstallError::Busy(_))
+    ));
     let file = tmp.path().join("f");
     std::fs::write(&file, b"x").unwrap();
     for path in ["../escape", "/etc/x", "a/../../b", "a//b", "./a"] {
         let err = root
-            .install("1.0.0", &[StagedFile { from: file.clone(), path: path.into(), mode: 0o644 }])
+            .install(
+                "1.0.0",
+                &[StagedFile {
+                    from: file.clone(),
+                    path: path.into(),
+                    mode: 0o644,
+                }],
+            )
             .unwrap_err();
         assert!(matches!(err, InstallError::Refused(_)), "{path}: {err:?}");
         assert!(root.installed().is_empty());
@@ -334,13 +436,31 @@ async fn a_deprecated_version_goes_back_to_an_installed_rollback_target() {
     let server = releaser(&repo).await;
     let tmp = tempfile::tempdir().unwrap();
     let install = tmp.path().join("app");
-    let o = options(&repo, &install, &[format!("vsoa://{}", server.local_addr())]);
+    let o = options(
+        &repo,
+        &install,
+        &[format!("vsoa://{}", server.local_addr())],
+    );
     let root = InstallRoot::open(&install).unwrap();
     apply(&root, &o, &mut |_, _, _| {}).await.unwrap();
     build_exec(&repo, "1.1.0", b"v11", b"d11");
     repo.approve("1.1.0").await;
-    assert_eq!(apply(&root, &o, &mut |_, _, _| {}).await.unwrap().installed.as_deref(), Some("1.1.0"));
-    repo.propose(Change::Deprecate { version: "1.1.0".into(), to: "1.0.0".into() }, &[1]).await;
+    assert_eq!(
+        apply(&root, &o, &mut |_, _, _| {})
+            .await
+            .unwrap()
+            .installed
+            .as_deref(),
+        Some("1.1.0")
+    );
+    repo.propose(
+        Change::Deprecate {
+            version: "1.1.0".into(),
+            to: "1.0.0".into(),
+        },
+        &[1],
+    )
+    .await;
     let out = apply(&root, &o, &mut |_, _, _| {}).await.unwrap();
     assert_eq!(out.installed.as_deref(), Some("1.0.0"));
     assert_eq!(out.previous.as_deref(), Some("1.1.0"));

@@ -43,7 +43,9 @@ pub struct UpdateArgs {
 #[derive(Debug, Subcommand)]
 pub enum UpdateCommand {
     /// Refresh the signed metadata and say whether an update is due.
-    #[command(after_help = "Example:\n  psvc update check --root /opt/app --source vsoa://10.0.0.2:3002 --source http://mirror/app/")]
+    #[command(
+        after_help = "Example:\n  psvc update check --root /opt/app --source vsoa://10.0.0.2:3002 --source http://mirror/app/"
+    )]
     Check(UpdateArgs),
     /// Check, download, verify and install the update; make it current.
     Apply(UpdateArgs),
@@ -91,10 +93,15 @@ fn options(args: &UpdateArgs, password: Option<&str>) -> Result<UpdaterOptions, 
                 .map_err(|e| Failure(78, e.to_string()))?
         }
     };
-    let trusted = args.trusted_root.clone().unwrap_or_else(|| root.join("root.json"));
+    let trusted = args
+        .trusted_root
+        .clone()
+        .unwrap_or_else(|| root.join("root.json"));
     let mut o = UpdaterOptions::new(root, trusted);
     for s in &args.sources {
-        let source: Source = s.parse().map_err(|e: crate::update::source::SourceError| Failure(78, e.to_string()))?;
+        let source: Source = s
+            .parse()
+            .map_err(|e: crate::update::source::SourceError| Failure(78, e.to_string()))?;
         o = o.source(source.password(password.map(str::to_owned)));
     }
     o.channel = args.channel.clone();
@@ -125,7 +132,11 @@ async fn run_async(command: UpdateCommand, common: &super::client::Common) -> Re
                 Some(v) => format!("update available: {v} ({})", outcome.reason),
                 None => format!("no update: {}", outcome.reason),
             };
-            print(json, &serde_json::to_value(&outcome).unwrap_or_default(), &text);
+            print(
+                json,
+                &serde_json::to_value(&outcome).unwrap_or_default(),
+                &text,
+            );
         }
         UpdateCommand::Apply(args) => {
             let o = options(&args, password)?;
@@ -136,8 +147,10 @@ async fn run_async(command: UpdateCommand, common: &super::client::Common) -> Re
                 let b = indicatif::ProgressBar::new(0);
                 b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
                 b.set_style(
-                    indicatif::ProgressStyle::with_template("{msg} {bytes}/{total_bytes} {bytes_per_sec} {wide_bar}")
-                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                    indicatif::ProgressStyle::with_template(
+                        "{msg} {bytes}/{total_bytes} {bytes_per_sec} {wide_bar}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
                 );
                 b
             };
@@ -156,7 +169,11 @@ async fn run_async(command: UpdateCommand, common: &super::client::Common) -> Re
                 ),
                 None => format!("no update: {}", outcome.check.reason),
             };
-            print(json, &serde_json::to_value(&outcome).unwrap_or_default(), &text);
+            print(
+                json,
+                &serde_json::to_value(&outcome).unwrap_or_default(),
+                &text,
+            );
         }
         UpdateCommand::Status(args) => {
             let o = options(&args, password)?;
@@ -176,7 +193,10 @@ async fn run_async(command: UpdateCommand, common: &super::client::Common) -> Re
                 state.bad.iter().cloned().collect::<Vec<_>>().join(" ")
             );
             for h in state.history.iter().rev().take(10) {
-                text.push_str(&format!("\n  {} {} {} {}", h.at, h.event, h.version, h.detail));
+                text.push_str(&format!(
+                    "\n  {} {} {} {}",
+                    h.at, h.event, h.version, h.detail
+                ));
             }
             print(json, &value, &text);
         }
@@ -191,7 +211,11 @@ async fn run_async(command: UpdateCommand, common: &super::client::Common) -> Re
                     .ok_or_else(|| Failure(65, "no previous version to roll back to".into()))?,
             };
             root.rollback(&target, "operator rollback")?;
-            print(json, &serde_json::json!({ "current": target }), &format!("current: {target}"));
+            print(
+                json,
+                &serde_json::json!({ "current": target }),
+                &format!("current: {target}"),
+            );
         }
     }
     Ok(())

@@ -22,9 +22,9 @@ use std::process::Command;
 use actix::prelude::*;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-use crate::fsutil::{self, TempDir};
 use super::repo::RepoLayout;
 use super::status::{FileEntry, ReleaseStatus, Status};
+use crate::fsutil::{self, TempDir};
 
 /// Patterns excluded when the spec gives none: logs, local configuration,
 /// dependency files and VCS data do not belong in a release.
@@ -491,7 +491,11 @@ pub fn build_release(
         let (sha256, size) = fsutil::copy_hashed(from, &to).map_err(io_err(from))?;
         let mode = {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::metadata(&to).map_err(io_err(&to))?.permissions().mode() & 0o777
+            std::fs::metadata(&to)
+                .map_err(io_err(&to))?
+                .permissions()
+                .mode()
+                & 0o777
         };
         bytes += size;
         files.push(FileEntry {

@@ -49,8 +49,8 @@ use tough::schema::{
 use tough::sign::Sign;
 use tough::{ExpirationEnforcement, RepositoryLoader, TargetName};
 
-use crate::fsutil;
 use super::status::{ReleaseStatus, Status};
+use crate::fsutil;
 
 const SPEC_VERSION: &str = "1.0.0";
 /// Key of the release record in the custom field of `<version>/status.json`.

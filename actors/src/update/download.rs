@@ -180,7 +180,10 @@ pub async fn download(
             }
             Err(e @ (DownloadError::Timeout { .. } | DownloadError::Io { .. })) => return Err(e),
             Err(DownloadError::Source(SourceError::NotFound { source_name, file })) => {
-                return Err(DownloadError::Source(SourceError::NotFound { source_name, file }));
+                return Err(DownloadError::Source(SourceError::NotFound {
+                    source_name,
+                    file,
+                }));
             }
             Err(e) => {
                 tracing::info!(file = %wanted.file, attempt, error = %e, "download attempt failed");

@@ -155,7 +155,11 @@ impl InstallRoot {
     pub fn open(root: impl Into<PathBuf>) -> Result<InstallRoot, InstallError> {
         use fs4::fs_std::FileExt;
         let root = root.into();
-        for dir in [root.join("versions"), root.join("downloads"), root.join("tuf")] {
+        for dir in [
+            root.join("versions"),
+            root.join("downloads"),
+            root.join("tuf"),
+        ] {
             std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         }
         let lock_path = root.join(".lock");
@@ -213,10 +217,12 @@ impl InstallRoot {
             .filter_map(|e| e.file_name().to_str().map(str::to_owned))
             .filter(|n| !n.starts_with('.'))
             .collect();
-        v.sort_by(|a, b| match (semver::Version::parse(a), semver::Version::parse(b)) {
-            (Ok(x), Ok(y)) => x.cmp(&y),
-            _ => a.cmp(b),
-        });
+        v.sort_by(
+            |a, b| match (semver::Version::parse(a), semver::Version::parse(b)) {
+                (Ok(x), Ok(y)) => x.cmp(&y),
+                _ => a.cmp(b),
+            },
+        );
         v
     }
 
@@ -275,18 +281,29 @@ impl InstallRoot {
                 }
                 let mut state = self.state();
                 self.installed_state(&mut state, &journal.version, journal.previous.clone());
-                state.record("recovered", &journal.version, "install finished after a crash");
+                state.record(
+                    "recovered",
+                    &journal.version,
+                    "install finished after a crash",
+                );
                 self.save_state(&state)?;
             } else {
                 tracing::warn!(version = %journal.version, stage = %journal.stage, "undoing an interrupted install");
                 let mut state = self.state();
-                state.record("recovered", &journal.version, format!("install undone at {}", journal.stage));
+                state.record(
+                    "recovered",
+                    &journal.version,
+                    format!("install undone at {}", journal.stage),
+                );
                 self.save_state(&state)?;
             }
             self.clear_journal()?;
         }
         let versions = self.root.join("versions");
-        for entry in std::fs::read_dir(&versions).map_err(io(&versions))?.flatten() {
+        for entry in std::fs::read_dir(&versions)
+            .map_err(io(&versions))?
+            .flatten()
+        {
             if entry.file_name().to_string_lossy().starts_with(".staging-") {
                 std::fs::remove_dir_all(entry.path()).map_err(io(&entry.path()))?;
             }
@@ -332,10 +349,16 @@ impl InstallRoot {
     /// # Errors
     /// A file operation failed (the previous version stays current and
     /// nothing of the new one is left), or `version` is already installed.
-    pub fn install(&self, version: &str, files: &[StagedFile]) -> Result<Option<String>, InstallError> {
+    pub fn install(
+        &self,
+        version: &str,
+        files: &[StagedFile],
+    ) -> Result<Option<String>, InstallError> {
         let dest = self.version_dir(version);
         if dest.exists() {
-            return Err(InstallError::Refused(format!("{version} is already installed")));
+            return Err(InstallError::Refused(format!(
+                "{version} is already installed"
+            )));
         }
         let previous = self.current();
         self.write_journal(&Journal {
@@ -343,7 +366,10 @@ impl InstallRoot {
             previous: previous.clone(),
             stage: "unpacking".into(),
         })?;
-        let staging = self.root.join("versions").join(format!(".staging-{version}"));
+        let staging = self
+            .root
+            .join("versions")
+            .join(format!(".staging-{version}"));
         let result = self.unpack(&staging, files);
         if let Err(e) = result {
             let _ = std::fs::remove_dir_all(&staging);
@@ -365,7 +391,13 @@ impl InstallRoot {
         crash_point("after_flip");
         let mut state = self.state();
         self.installed_state(&mut state, version, previous.clone());
-        state.record("installed", version, previous.as_deref().map_or(String::new(), |p| format!("from {p}")));
+        state.record(
+            "installed",
+            version,
+            previous
+                .as_deref()
+                .map_or(String::new(), |p| format!("from {p}")),
+        );
         self.save_state(&state)?;
         self.clear_journal()?;
         Ok(previous)
@@ -413,7 +445,11 @@ impl InstallRoot {
         let mut state = self.state();
         state.previous = from.clone();
         state.current = Some(version.to_owned());
-        state.record("rolled_back", version, format!("from {}: {reason}", from.unwrap_or_default()));
+        state.record(
+            "rolled_back",
+            version,
+            format!("from {}: {reason}", from.unwrap_or_default()),
+        );
         self.save_state(&state)
     }
 

@@ -67,7 +67,10 @@ impl FromStr for Source {
 
     fn from_str(s: &str) -> Result<Self, SourceError> {
         let bad = || SourceError::Parse(s.to_owned());
-        if let Some(rest) = s.strip_prefix("vsoa://").or_else(|| s.strip_prefix("psvc://")) {
+        if let Some(rest) = s
+            .strip_prefix("vsoa://")
+            .or_else(|| s.strip_prefix("psvc://"))
+        {
             let addr = rest.trim_end_matches('/');
             if addr.is_empty() || addr.contains('/') {
                 return Err(bad());
@@ -145,8 +148,9 @@ impl Source {
 
     fn url(&self, dir: &str) -> Result<Url, SourceError> {
         match self {
-            Source::Releaser { addr, .. } => Url::parse(&format!("psvc://{addr}/{dir}"))
-                .map_err(|e| self.unavailable(e)),
+            Source::Releaser { addr, .. } => {
+                Url::parse(&format!("psvc://{addr}/{dir}")).map_err(|e| self.unavailable(e))
+            }
             Source::Http { base } => base.join(dir).map_err(|e| self.unavailable(e)),
         }
     }
@@ -178,7 +182,9 @@ impl Source {
         if let Some(pw) = password {
             options = options.password(pw);
         }
-        Client::connect(options).await.map_err(|e| self.unavailable(e))
+        Client::connect(options)
+            .await
+            .map_err(|e| self.unavailable(e))
     }
 
     /// Opens the repository file `dir/name` (`dir` is `metadata` or
@@ -196,7 +202,11 @@ impl Source {
         match self {
             Source::Releaser { .. } => {
                 let client = self.client(timeout).await?;
-                let kind = if dir == "metadata" { "metadata" } else { "file" };
+                let kind = if dir == "metadata" {
+                    "metadata"
+                } else {
+                    "file"
+                };
                 let rpc = Rpc::get("/release/file")
                     .json(&serde_json::json!({ "kind": kind, "name": name, "offset": offset }))
                     .map_err(|e| self.unavailable(e))?
@@ -254,7 +264,8 @@ impl Source {
                     }
                     other => return Err(self.unavailable(format!("{url}: HTTP {other}"))),
                 };
-                let body = futures::TryStreamExt::map_err(response.bytes_stream(), std::io::Error::other);
+                let body =
+                    futures::TryStreamExt::map_err(response.bytes_stream(), std::io::Error::other);
                 Ok((Box::pin(tokio_util::io::StreamReader::new(body)), resume))
             }
         }
@@ -292,7 +303,9 @@ struct PsvcTransport {
 #[tough::async_trait]
 impl Transport for PsvcTransport {
     async fn fetch(&self, url: Url) -> Result<TransportStream, TransportError> {
-        let other = |e: SourceError| TransportError::new_with_cause(TransportErrorKind::Other, url.as_str(), e);
+        let other = |e: SourceError| {
+            TransportError::new_with_cause(TransportErrorKind::Other, url.as_str(), e)
+        };
         let path = url.path().trim_start_matches('/');
         let (dir, name) = path.split_once('/').ok_or_else(|| {
             TransportError::new(TransportErrorKind::UnsupportedUrlScheme, url.as_str())
@@ -300,19 +313,27 @@ impl Transport for PsvcTransport {
         let (mut body, _) = match self.source.open(dir, name, 0, self.timeout).await {
             Ok(b) => b,
             Err(SourceError::NotFound { .. }) => {
-                return Err(TransportError::new(TransportErrorKind::FileNotFound, url.as_str()));
+                return Err(TransportError::new(
+                    TransportErrorKind::FileNotFound,
+                    url.as_str(),
+                ));
             }
             Err(e) => return Err(other(e)),
         };
         // Metadata is small: read it whole (bounded), then hand tough one chunk.
         let mut buf = Vec::new();
         let mut limited = tokio::io::AsyncReadExt::take(&mut body, MAX_METADATA as u64 + 1);
-        tokio::time::timeout(self.timeout, tokio::io::AsyncReadExt::read_to_end(&mut limited, &mut buf))
-            .await
-            .map_err(|_| other(self.source.unavailable("timed out")))?
-            .map_err(|e| other(self.source.unavailable(e)))?;
+        tokio::time::timeout(
+            self.timeout,
+            tokio::io::AsyncReadExt::read_to_end(&mut limited, &mut buf),
+        )
+        .await
+        .map_err(|_| other(self.source.unavailable("timed out")))?
+        .map_err(|e| other(self.source.unavailable(e)))?;
         if buf.len() > MAX_METADATA {
-            return Err(other(self.source.unavailable(format!("{name} is larger than {MAX_METADATA} bytes"))));
+            return Err(other(self.source.unavailable(format!(
+                "{name} is larger than {MAX_METADATA} bytes"
+            ))));
         }
         let chunk: Result<Bytes, TransportError> = Ok(Bytes::from(buf));
         Ok(Box::pin(futures::stream::once(async move { chunk })))

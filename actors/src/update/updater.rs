@@ -183,7 +183,12 @@ pub async fn check(
     }))
 }
 
-fn decide(root: &InstallRoot, options: &UpdaterOptions, repo: &tough::Repository, source: &Source) -> CheckOutcome {
+fn decide(
+    root: &InstallRoot,
+    options: &UpdaterOptions,
+    repo: &tough::Repository,
+    source: &Source,
+) -> CheckOutcome {
     let releases = releases_of(&repo.targets().signed);
     let state = root.state();
     let current = root.current();
@@ -201,7 +206,9 @@ fn decide(root: &InstallRoot, options: &UpdaterOptions, repo: &tough::Repository
         && let Some(rec) = releases.iter().find(|r| &r.record.version == cur)
         && rec.record.status == Status::Deprecated
         && let Some(to) = &rec.record.rollback_target
-        && let Some(target) = releases.iter().find(|r| &r.record.version == to && r.record.status == Status::Approved)
+        && let Some(target) = releases
+            .iter()
+            .find(|r| &r.record.version == to && r.record.status == Status::Approved)
     {
         outcome.update = Some(to.clone());
         outcome.reason = format!("{cur} is deprecated; the signed rollback target is {to}");
@@ -209,7 +216,10 @@ fn decide(root: &InstallRoot, options: &UpdaterOptions, repo: &tough::Repository
         return outcome;
     }
     let Some(offered) = offered else {
-        outcome.reason = format!("channel {} offers nothing to this installation", options.channel);
+        outcome.reason = format!(
+            "channel {} offers nothing to this installation",
+            options.channel
+        );
         return outcome;
     };
     let version = &offered.record.version;
@@ -224,7 +234,9 @@ fn decide(root: &InstallRoot, options: &UpdaterOptions, repo: &tough::Repository
     } else if let Some(high) = &state.highest
         && newer(high, version)
     {
-        outcome.reason = format!("{version} is lower than {high}, the highest trusted here (no signed downgrade)");
+        outcome.reason = format!(
+            "{version} is lower than {high}, the highest trusted here (no signed downgrade)"
+        );
     } else {
         outcome.update = Some(version.clone());
         outcome.reason = match &current {
@@ -248,21 +260,37 @@ pub async fn apply(
 ) -> Result<ApplyOutcome, UpdateError> {
     let (check, repo, good) = check(root, options).await?;
     let Some(release) = check.release.clone() else {
-        return Ok(ApplyOutcome { check, installed: None, previous: None, pruned: Vec::new() });
+        return Ok(ApplyOutcome {
+            check,
+            installed: None,
+            previous: None,
+            pruned: Vec::new(),
+        });
     };
     let version = release.record.version.clone();
     if root.installed().contains(&version) {
         // Installed before (a signed rollback target): make it current again.
         let previous = root.current();
         root.rollback(&version, &check.reason)?;
-        return Ok(ApplyOutcome { check, installed: Some(version), previous, pruned: Vec::new() });
+        return Ok(ApplyOutcome {
+            check,
+            installed: Some(version),
+            previous,
+            pruned: Vec::new(),
+        });
     }
-    let bad = |message: String| UpdateError::BadRelease { version: version.clone(), message };
+    let bad = |message: String| UpdateError::BadRelease {
+        version: version.clone(),
+        message,
+    };
     // Every file the signed record lists must be a signed target.
     let targets = &repo.targets().signed;
     let mut wanted = Vec::new();
-    for path in std::iter::once("status.json".to_owned()).chain(release.record.files.iter().cloned()) {
-        let name = tough::TargetName::new(format!("{version}/{path}")).map_err(|e| bad(e.to_string()))?;
+    for path in
+        std::iter::once("status.json".to_owned()).chain(release.record.files.iter().cloned())
+    {
+        let name =
+            tough::TargetName::new(format!("{version}/{path}")).map_err(|e| bad(e.to_string()))?;
         let target = targets
             .targets
             .get(&name)
@@ -317,7 +345,11 @@ pub async fn apply(
             .iter()
             .find(|f| &f.path == path)
             .ok_or_else(|| bad(format!("{path} is not in its status.json")))?;
-        files.push(StagedFile { from: from.clone(), path: path.clone(), mode: entry.mode });
+        files.push(StagedFile {
+            from: from.clone(),
+            path: path.clone(),
+            mode: entry.mode,
+        });
     }
     let previous = root.install(&version, &files)?;
     for (_, file) in &fetched {
@@ -325,7 +357,12 @@ pub async fn apply(
     }
     let pruned = root.prune(options.keep)?;
     tracing::info!(%version, previous = ?previous, "update installed");
-    Ok(ApplyOutcome { check, installed: Some(version), previous, pruned })
+    Ok(ApplyOutcome {
+        check,
+        installed: Some(version),
+        previous,
+        pruned,
+    })
 }
 
 /// The Updater actor: one operation at a time; the install root stays
@@ -337,14 +374,19 @@ pub struct Updater {
 
 impl std::fmt::Debug for Updater {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Updater").field("install_root", &self.options.install_root).finish_non_exhaustive()
+        f.debug_struct("Updater")
+            .field("install_root", &self.options.install_root)
+            .finish_non_exhaustive()
     }
 }
 
 impl Updater {
     /// An Updater for `options` (the install root is opened at the first request).
     pub fn new(options: UpdaterOptions) -> Updater {
-        Updater { options, root: None }
+        Updater {
+            options,
+            root: None,
+        }
     }
 
     fn root(&mut self) -> Result<std::sync::Arc<InstallRoot>, UpdateError> {
@@ -427,10 +469,9 @@ impl Handler<Rollback> for Updater {
         let root = self.root()?;
         let target = match msg.0 {
             Some(v) => v,
-            None => root
-                .state()
-                .previous
-                .ok_or_else(|| InstallError::Refused("no previous version to roll back to".into()))?,
+            None => root.state().previous.ok_or_else(|| {
+                InstallError::Refused("no previous version to roll back to".into())
+            })?,
         };
         root.rollback(&target, "operator rollback")?;
         Ok(target)

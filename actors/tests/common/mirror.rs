@@ -60,7 +60,11 @@ pub async fn start(root: PathBuf) -> Mirror {
             });
         }
     });
-    Mirror { port, fault, ranges }
+    Mirror {
+        port,
+        fault,
+        ranges,
+    }
 }
 
 async fn serve(
@@ -86,14 +90,18 @@ async fn serve(
     });
     let current = *shared.lock().unwrap();
     if current == Fault::Down {
-        sock.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await?;
+        sock.write_all(
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )
+        .await?;
         return Ok(());
     }
     let rel = path.trim_start_matches('/');
     let decoded = rel.replace("%2F", "/");
     let file = root.join(&decoded);
     let Ok(mut body) = std::fs::read(&file) else {
-        sock.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await?;
+        sock.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .await?;
         return Ok(());
     };
     let is_target = rel.starts_with("targets/");
@@ -106,13 +114,16 @@ async fn serve(
         body[mid] ^= 0x40;
     }
     let (status, start) = match (range, fault) {
-        (Some(off), f) if f != Fault::IgnoreRange && off <= body.len() as u64 => ("206 Partial Content", off as usize),
+        (Some(off), f) if f != Fault::IgnoreRange && off <= body.len() as u64 => {
+            ("206 Partial Content", off as usize)
+        }
         _ => ("200 OK", 0),
     };
     let part = &body[start..];
     match fault {
         Fault::Endless => {
-            sock.write_all(format!("HTTP/1.1 {status}\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+            sock.write_all(format!("HTTP/1.1 {status}\r\nConnection: close\r\n\r\n").as_bytes())
+                .await?;
             sock.write_all(part).await?;
             let junk = vec![0x5a; 64 * 1024];
             // Bounded: the client must stop long before this.
@@ -121,7 +132,14 @@ async fn serve(
             }
         }
         Fault::Slow => {
-            sock.write_all(format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", part.len()).as_bytes()).await?;
+            sock.write_all(
+                format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    part.len()
+                )
+                .as_bytes(),
+            )
+            .await?;
             for b in part.iter().take(600) {
                 sock.write_all(&[*b]).await?;
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -129,17 +147,34 @@ async fn serve(
         }
         Fault::Truncate { times, fraction } if times > 0 => {
             *shared.lock().unwrap() = if times > 1 {
-                Fault::Truncate { times: times - 1, fraction }
+                Fault::Truncate {
+                    times: times - 1,
+                    fraction,
+                }
             } else {
                 Fault::None
             };
-            sock.write_all(format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", part.len()).as_bytes()).await?;
+            sock.write_all(
+                format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    part.len()
+                )
+                .as_bytes(),
+            )
+            .await?;
             let cut = ((part.len() as f64) * fraction) as usize;
             sock.write_all(&part[..cut]).await?;
             sock.flush().await?;
         }
         _ => {
-            sock.write_all(format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", part.len()).as_bytes()).await?;
+            sock.write_all(
+                format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    part.len()
+                )
+                .as_bytes(),
+            )
+            .await?;
             sock.write_all(part).await?;
         }
     }
