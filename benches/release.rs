@@ -19,6 +19,12 @@
 //!   `cp -r` + `sha256sum` of the same tree; and `build_release` of the fixture crate against
 //!   `cargo build --release` alone on the same (warm) target directory.
 //!
+//! - **U1 download + verify**: the Updater's `download` of the same 1 GiB target from the
+//!   Releaser (resumable, length-bounded, SHA-256 on a thread overlapping the transfer, written
+//!   and fsynced to disk), against the raw tokio socket of R2.
+//! - **U2 flip**: `InstallRoot::flip` (new symlink, rename over `current`, fsync of the
+//!   directory), median of 50.
+//!
 //! Server and client run as two actix systems on two threads of this process; rounds are
 //! interleaved (baseline, contenders, …) and each figure is the median over rounds. The
 //! report is printed and written to `<target>/bench-results/release.md`. Without `--bench`
@@ -141,6 +147,41 @@ fn start_servers(release_path: PathBuf, size: u64) -> Res<(Ports, mpsc::Sender<(
         .recv_timeout(Duration::from_secs(30))
         .map_err(|e| e.to_string())??;
     Ok((ports, stop_tx))
+}
+
+/// U1: GB/s of the Updater's download (into `dir`, removed after).
+async fn updater_download(ports: &Ports, wanted: &psvc_actors::update::download::Wanted, dir: &Path) -> Res<f64> {
+    use psvc_actors::update::download::{Limits, download};
+    let source: psvc_actors::update::source::Source =
+        format!("vsoa://127.0.0.1:{}", ports.psvc).parse().map_err(|e| format!("{e}"))?;
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    let file = download(&source, wanted, dir, &Limits::default(), &mut |_| {})
+        .await
+        .map_err(|e| e.to_string())?;
+    let secs = t0.elapsed().as_secs_f64();
+    std::fs::remove_file(&file).map_err(|e| e.to_string())?;
+    Ok(wanted.length as f64 / secs / 1e9)
+}
+
+/// U2: median ms of `flip` between two installed versions.
+fn flips(dir: &Path, n: usize) -> Res<f64> {
+    use psvc_actors::update::install::{InstallRoot, StagedFile};
+    let root = InstallRoot::open(dir.join("install")).map_err(|e| e.to_string())?;
+    let f = dir.join("flip-file");
+    std::fs::write(&f, b"x").map_err(|e| e.to_string())?;
+    for v in ["1.0.0", "1.0.1"] {
+        root.install(v, &[StagedFile { from: f.clone(), path: "app".into(), mode: 0o755 }])
+            .map_err(|e| e.to_string())?;
+    }
+    let mut times = Vec::new();
+    for i in 0..n {
+        let v = if i % 2 == 0 { "1.0.0" } else { "1.0.1" };
+        let t0 = Instant::now();
+        root.flip(v).map_err(|e| e.to_string())?;
+        times.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(med(&times))
 }
 
 /// A repository with one approved release holding `big.bin` of `size` bytes.
@@ -406,10 +447,21 @@ fn run(quick: bool, smoke: bool) -> Res<String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let system = actix::System::new();
     let release_path = system.block_on(make_repo(tmp.path(), size as usize))?;
+    let wanted = system.block_on(async {
+        let repo = ReleaseRepo::open(&release_path).await.map_err(|e| e.to_string())?;
+        let info = repo.list().into_iter().next().ok_or("no release")?;
+        let big = info.file_info.iter().find(|f| f.path == "big.bin").ok_or("no big.bin")?.clone();
+        Ok::<_, String>(psvc_actors::update::download::Wanted {
+            file: format!("{}.1.0.0/big.bin", big.sha256),
+            length: big.length,
+            sha256: big.sha256,
+        })
+    })?;
     let (ports, stop) = start_servers(release_path, size)?;
 
     let mut r1: [Vec<(f64, f64, f64)>; 3] = Default::default();
     let mut r2: [Vec<f64>; 3] = Default::default();
+    let mut u1: Vec<f64> = Vec::new();
     let cases: [(&str, &str); 3] = [
         ("/echo", "{}"),
         ("/release/latest", "{}"),
@@ -424,11 +476,13 @@ fn run(quick: bool, smoke: bool) -> Res<String> {
             for (i, who) in ["raw", "tunnel", "releaser"].iter().enumerate() {
                 r2[i].push(transfer(&ports, who, size).await?);
             }
+            u1.push(updater_download(&ports, &wanted, &tmp.path().join("downloads")).await?);
             Ok::<_, String>(())
         })?;
     }
     drop(stop);
 
+    let flip_ms = flips(tmp.path(), if smoke { 6 } else { 50 })?;
     let mut r3_dir = Vec::new();
     let mut r3_cargo = Vec::new();
     let (files, each) = if smoke { (8, 1 << 20) } else { (64, 4 << 20) };
@@ -484,6 +538,12 @@ fn run(quick: bool, smoke: bool) -> Res<String> {
             v / tunnel
         );
     }
+    let u = med(&u1);
+    let _ = writeln!(out, "\n### U1 Updater download + verify (higher is better)\n");
+    let _ = writeln!(out, "| download | GB/s | vs raw tokio |");
+    let _ = writeln!(out, "|---|---:|---:|");
+    let _ = writeln!(out, "| `update::download` from the Releaser: SHA-256 + write + fsync | {u:.2} | {:.2}× |", u / raw);
+    let _ = writeln!(out, "\n### U2 `current` flip with fsync: median {flip_ms:.3} ms\n");
     let _ = writeln!(out, "\n### R3 build overhead (lower is better)\n");
     let _ = writeln!(out, "| build | baseline s | psvc s | ratio |");
     let _ = writeln!(out, "|---|---:|---:|---:|");

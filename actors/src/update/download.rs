@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 use super::source::{Resume, Source, SourceError};
 
@@ -200,7 +200,14 @@ pub async fn download(
     }))
 }
 
+/// Chunks in flight to the writing-and-hashing thread.
+const SINK_QUEUE: usize = 8;
+
 /// One attempt: Ok(true) complete and verified, Ok(false) ended early.
+///
+/// The socket is read on the arbiter while a blocking thread writes and
+/// hashes what was read (at most [`SINK_QUEUE`] chunks behind), so hashing
+/// and disk writes overlap the transfer.
 async fn attempt_once(
     source: &Source,
     wanted: &Wanted,
@@ -219,85 +226,100 @@ async fn attempt_once(
         tracing::info!(file = %wanted.file, offset, "the source ignored the offset; starting over");
         offset = 0;
     }
-    let mut file = tokio::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(offset == 0)
-        .open(partial)
-        .await
-        .map_err(io(partial))?;
-    file.set_len(offset).await.map_err(io(partial))?;
-    // The hash covers the bytes already held.
-    let mut hasher = Sha256::new();
-    if offset > 0 {
-        let mut held = tokio::fs::File::open(partial).await.map_err(io(partial))?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(SINK_QUEUE);
+    let sink_path = partial.to_path_buf();
+    let sink = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+        use std::io::{Read, Seek, Write};
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&sink_path)?;
+        file.set_len(offset)?;
+        // The hash covers the bytes already held.
+        let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = held.read(&mut buf).await.map_err(io(partial))?;
+        let mut left = offset;
+        file.seek(std::io::SeekFrom::Start(0))?;
+        while left > 0 {
+            let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+            let n = file.read(&mut buf[..want])?;
             if n == 0 {
-                break;
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
             hasher.update(&buf[..n]);
+            left -= n as u64;
         }
-    }
-    let mut file = tokio::io::BufWriter::with_capacity(1 << 20, {
-        use tokio::io::AsyncSeekExt;
-        file.seek(std::io::SeekFrom::Start(offset))
-            .await
-            .map_err(io(partial))?;
-        file
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        while let Some(chunk) = rx.blocking_recv() {
+            hasher.update(&chunk);
+            out.write_all(&chunk)?;
+        }
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok(hex::encode(hasher.finalize()))
     });
     progress(offset);
-    let mut buf = vec![0u8; 256 * 1024];
     let mut have = offset;
     let mut window_start = Instant::now();
     let mut window_bytes = 0u64;
-    let ended_early = loop {
-        let left = limits.rate_window.saturating_sub(window_start.elapsed());
-        let n = match tokio::time::timeout(left, body.read(&mut buf)).await {
-            Err(_) => {
-                return Err(DownloadError::Slow {
+    let read = async {
+        loop {
+            let mut buf = bytes::BytesMut::zeroed(256 * 1024);
+            let left = limits.rate_window.saturating_sub(window_start.elapsed());
+            let n = match tokio::time::timeout(left, body.read(&mut buf)).await {
+                Err(_) => {
+                    return Err(DownloadError::Slow {
+                        file: wanted.file.clone(),
+                        min_rate: limits.min_rate,
+                        window: limits.rate_window,
+                    });
+                }
+                Ok(Ok(0)) => return Ok(have < wanted.length),
+                Ok(Ok(n)) => n,
+                // A dropped connection: keep what we have, resume.
+                Ok(Err(_)) => return Ok(true),
+            };
+            if have + n as u64 > wanted.length {
+                return Err(DownloadError::TooLong {
                     file: wanted.file.clone(),
-                    min_rate: limits.min_rate,
-                    window: limits.rate_window,
+                    length: wanted.length,
                 });
             }
-            Ok(Ok(0)) => break have < wanted.length,
-            Ok(Ok(n)) => n,
-            // A dropped connection: keep what we have, resume.
-            Ok(Err(_)) => break true,
-        };
-        if have + n as u64 > wanted.length {
-            return Err(DownloadError::TooLong {
-                file: wanted.file.clone(),
-                length: wanted.length,
-            });
-        }
-        hasher.update(&buf[..n]);
-        file.write_all(&buf[..n]).await.map_err(io(partial))?;
-        have += n as u64;
-        window_bytes += n as u64;
-        progress(have);
-        if window_start.elapsed() >= limits.rate_window {
-            let rate = window_bytes as f64 / window_start.elapsed().as_secs_f64();
-            if rate < limits.min_rate as f64 {
-                file.flush().await.map_err(io(partial))?;
-                return Err(DownloadError::Slow {
-                    file: wanted.file.clone(),
-                    min_rate: limits.min_rate,
-                    window: limits.rate_window,
-                });
+            buf.truncate(n);
+            if tx.send(buf.freeze()).await.is_err() {
+                // The sink failed; its error is reported below.
+                return Ok(true);
             }
-            window_start = Instant::now();
-            window_bytes = 0;
+            have += n as u64;
+            window_bytes += n as u64;
+            progress(have);
+            if window_start.elapsed() >= limits.rate_window {
+                let rate = window_bytes as f64 / window_start.elapsed().as_secs_f64();
+                if rate < limits.min_rate as f64 {
+                    return Err(DownloadError::Slow {
+                        file: wanted.file.clone(),
+                        min_rate: limits.min_rate,
+                        window: limits.rate_window,
+                    });
+                }
+                window_start = Instant::now();
+                window_bytes = 0;
+            }
         }
     };
-    file.flush().await.map_err(io(partial))?;
-    file.get_ref().sync_all().await.map_err(io(partial))?;
+    let read = read.await;
+    drop(tx);
+    let written = sink
+        .await
+        .map_err(|e| DownloadError::Io { path: partial.to_path_buf(), source: std::io::Error::other(e) })?
+        .map_err(io(partial));
+    let ended_early = read?;
+    let got = written?;
     if ended_early {
         return Ok(false);
     }
-    let got = hex::encode(hasher.finalize());
     if got != wanted.sha256 {
         return Err(DownloadError::HashMismatch {
             file: wanted.file.clone(),
