@@ -286,16 +286,62 @@ async fn checks(
     ))
 }
 
-async fn read_all(mut s: impl tokio::io::AsyncRead + Unpin) -> Res<u64> {
+async fn read_all(s: impl tokio::io::AsyncRead + Unpin) -> Res<u64> {
+    read_hashing(s, false).await
+}
+
+/// Reads to the end, hashing with SHA-256 inline when `hash`.
+async fn read_hashing(mut s: impl tokio::io::AsyncRead + Unpin, hash: bool) -> Res<u64> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
     let mut buf = vec![0u8; CHUNK];
     let mut total = 0u64;
     loop {
         let n = s.read(&mut buf).await.map_err(|e| e.to_string())?;
         if n == 0 {
+            if hash {
+                std::hint::black_box(hasher.finalize());
+            }
             return Ok(total);
+        }
+        if hash {
+            hasher.update(&buf[..n]);
         }
         total += n as u64;
     }
+}
+
+/// U1 baseline: the same work as the Updater's download done plainly: raw socket, SHA-256
+/// inline, buffered write to a file in `dir`, fsync. GB/s.
+async fn raw_download(ports: &Ports, size: u64, dir: &Path) -> Res<f64> {
+    use sha2::Digest;
+    use std::io::Write;
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let path = dir.join("raw-download.bin");
+    let t0 = Instant::now();
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", ports.raw)).await.map_err(|e| e.to_string())?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).map_err(|e| e.to_string())?);
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = s.read(&mut buf).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).map_err(|e| e.to_string())?;
+        total += n as u64;
+    }
+    let file = out.into_inner().map_err(|e| e.to_string())?;
+    file.sync_all().map_err(|e| e.to_string())?;
+    std::hint::black_box(hasher.finalize());
+    let secs = t0.elapsed().as_secs_f64();
+    std::fs::remove_file(&path).map_err(|e| e.to_string())?;
+    if total != size {
+        return Err(format!("raw download: {total} of {size} bytes"));
+    }
+    Ok(size as f64 / secs / 1e9)
 }
 
 /// R2: GB/s of one transfer.
@@ -462,6 +508,8 @@ fn run(quick: bool, smoke: bool) -> Res<String> {
     let mut r1: [Vec<(f64, f64, f64)>; 3] = Default::default();
     let mut r2: [Vec<f64>; 3] = Default::default();
     let mut u1: Vec<f64> = Vec::new();
+    let mut u1_base: Vec<f64> = Vec::new();
+    let mut u1_disk: Vec<f64> = Vec::new();
     let cases: [(&str, &str); 3] = [
         ("/echo", "{}"),
         ("/release/latest", "{}"),
@@ -476,6 +524,8 @@ fn run(quick: bool, smoke: bool) -> Res<String> {
             for (i, who) in ["raw", "tunnel", "releaser"].iter().enumerate() {
                 r2[i].push(transfer(&ports, who, size).await?);
             }
+            u1_base.push(transfer(&ports, "raw-sha", size).await?);
+            u1_disk.push(raw_download(&ports, size, &tmp.path().join("downloads")).await?);
             u1.push(updater_download(&ports, &wanted, &tmp.path().join("downloads")).await?);
             Ok::<_, String>(())
         })?;
@@ -540,9 +590,13 @@ fn run(quick: bool, smoke: bool) -> Res<String> {
     }
     let u = med(&u1);
     let _ = writeln!(out, "\n### U1 Updater download + verify (higher is better)\n");
-    let _ = writeln!(out, "| download | GB/s | vs raw tokio |");
-    let _ = writeln!(out, "|---|---:|---:|");
-    let _ = writeln!(out, "| `update::download` from the Releaser: SHA-256 + write + fsync | {u:.2} | {:.2}× |", u / raw);
+    let ub = med(&u1_base);
+    let ud = med(&u1_disk);
+    let _ = writeln!(out, "| download | GB/s | vs raw + SHA-256 | vs raw + SHA-256 + disk |");
+    let _ = writeln!(out, "|---|---:|---:|---:|");
+    let _ = writeln!(out, "| raw tokio socket + SHA-256 at the receiver (memory, no disk) | {ub:.2} | 1.00× | – |");
+    let _ = writeln!(out, "| raw tokio socket + SHA-256 + buffered write + fsync (same work, plain code) | {ud:.2} | {:.2}× | 1.00× |", ud / ub);
+    let _ = writeln!(out, "| `update::download` from the Releaser: SHA-256 + write + fsync | {u:.2} | {:.2}× | {:.2}× |", u / ub, u / ud);
     let _ = writeln!(out, "\n### U2 `current` flip with fsync: median {flip_ms:.3} ms\n");
     let _ = writeln!(out, "\n### R3 build overhead (lower is better)\n");
     let _ = writeln!(out, "| build | baseline s | psvc s | ratio |");

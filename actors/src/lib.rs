@@ -7,9 +7,12 @@
 //! - [`release`]: the Builder, the signed release repository (TUF through
 //!   `tough`: keys, k-of-n approval, channels, staged rollout) and the
 //!   Releaser actor; see `docs/releases.md`.
+//! - [`update`]: the Updater (TUF refresh from a Releaser or a mirror,
+//!   resumable verified downloads, journaled atomic install, rollback);
+//!   see `docs/updates.md`.
 //!
-//! The updater and process-worker actors land here as their issues are
-//! done; see `docs/architecture.md`.
+//! The process-worker actors land here as their issue is done; see
+//! `docs/architecture.md`.
 
 pub mod cli;
 mod fsutil;

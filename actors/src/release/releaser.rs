@@ -466,7 +466,7 @@ const READ_AHEAD: usize = 4;
 /// Sends `len` bytes of `file` from `offset` to `stream`. One blocking
 /// thread reads ahead (at most [`READ_AHEAD`] chunks of [`READ_CHUNK`]) while
 /// the arbiter writes, so neither waits for the other and a download holds
-/// at most 2.5 MiB.
+/// at most 2.5 MiB (five buffers, reused).
 async fn send_range(
     mut file: std::fs::File,
     offset: u64,
@@ -474,7 +474,13 @@ async fn send_range(
     stream: &mut psvc::stream::TunnelStream,
 ) -> std::io::Result<u64> {
     use std::io::{Read, Seek};
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(READ_AHEAD);
+    // Buffers go round: the reader fills a free one, the writer sends it
+    // and hands it back. No allocation or zeroing per chunk.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<(Vec<u8>, usize)>>(READ_AHEAD);
+    let (free_tx, mut free_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(READ_AHEAD + 1);
+    for _ in 0..READ_AHEAD + 1 {
+        let _ = free_tx.try_send(vec![0u8; READ_CHUNK]);
+    }
     let reader = tokio::task::spawn_blocking(move || {
         if let Err(e) = file.seek(std::io::SeekFrom::Start(offset)) {
             let _ = tx.blocking_send(Err(e));
@@ -482,19 +488,20 @@ async fn send_range(
         }
         let mut left = len;
         while left > 0 {
+            // The writer is gone when the client went away: stop reading.
+            let Some(mut buf) = free_rx.blocking_recv() else {
+                return;
+            };
             let want = READ_CHUNK.min(usize::try_from(left).unwrap_or(READ_CHUNK));
-            let mut buf = bytes::BytesMut::zeroed(want);
-            let chunk = match file.read(&mut buf) {
+            let chunk = match file.read(&mut buf[..want]) {
                 Ok(0) => Err(std::io::ErrorKind::UnexpectedEof.into()),
                 Ok(n) => {
-                    buf.truncate(n);
                     left -= n as u64;
-                    Ok(buf.freeze())
+                    Ok((buf, n))
                 }
                 Err(e) => Err(e),
             };
             let failed = chunk.is_err();
-            // The receiver is gone when the client went away: stop reading.
             if tx.blocking_send(chunk).is_err() || failed {
                 return;
             }
@@ -505,11 +512,13 @@ async fn send_range(
         let Some(chunk) = rx.recv().await else {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         };
-        let chunk = chunk?;
-        stream.write_all(&chunk).await?;
-        sent += chunk.len() as u64;
+        let (buf, n) = chunk?;
+        stream.write_all(&buf[..n]).await?;
+        sent += n as u64;
+        let _ = free_tx.send(buf).await;
     }
     drop(rx);
+    drop(free_tx);
     let _ = reader.await;
     stream.shutdown().await?;
     Ok(sent)

@@ -226,39 +226,50 @@ async fn attempt_once(
         tracing::info!(file = %wanted.file, offset, "the source ignored the offset; starting over");
         offset = 0;
     }
+    // Two threads beside the transfer: one writes, one hashes; each gets
+    // every chunk (a shared `Bytes`), at most SINK_QUEUE behind.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(SINK_QUEUE);
+    let (htx, mut hrx) = tokio::sync::mpsc::channel::<bytes::Bytes>(SINK_QUEUE);
     let sink_path = partial.to_path_buf();
-    let sink = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
-        use std::io::{Read, Seek, Write};
+    let hash_path = partial.to_path_buf();
+    let hasher_task = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+        use std::io::Read;
+        // The hash covers the bytes already held.
+        let mut hasher = Sha256::new();
+        if offset > 0 {
+            let mut held = std::fs::File::open(&hash_path)?.take(offset);
+            let mut buf = vec![0u8; 256 * 1024];
+            let mut seen = 0u64;
+            loop {
+                let n = held.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                seen += n as u64;
+            }
+            if seen != offset {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+        while let Some(chunk) = hrx.blocking_recv() {
+            hasher.update(&chunk);
+        }
+        Ok(hex::encode(hasher.finalize()))
+    });
+    let sink = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        use std::io::{Seek, Write};
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
-            .read(true)
             .write(true)
             .open(&sink_path)?;
         file.set_len(offset)?;
-        // The hash covers the bytes already held.
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut left = offset;
-        file.seek(std::io::SeekFrom::Start(0))?;
-        while left > 0 {
-            let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
-            let n = file.read(&mut buf[..want])?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            hasher.update(&buf[..n]);
-            left -= n as u64;
-        }
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        file.seek(std::io::SeekFrom::Start(offset))?;
         while let Some(chunk) = rx.blocking_recv() {
-            hasher.update(&chunk);
-            out.write_all(&chunk)?;
+            file.write_all(&chunk)?;
         }
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        Ok(hex::encode(hasher.finalize()))
+        file.sync_all()
     });
     progress(offset);
     let mut have = offset;
@@ -266,9 +277,9 @@ async fn attempt_once(
     let mut window_bytes = 0u64;
     let read = async {
         loop {
-            let mut buf = bytes::BytesMut::zeroed(256 * 1024);
+            let mut buf = bytes::BytesMut::with_capacity(256 * 1024);
             let left = limits.rate_window.saturating_sub(window_start.elapsed());
-            let n = match tokio::time::timeout(left, body.read(&mut buf)).await {
+            let n = match tokio::time::timeout(left, body.read_buf(&mut buf)).await {
                 Err(_) => {
                     return Err(DownloadError::Slow {
                         file: wanted.file.clone(),
@@ -287,8 +298,8 @@ async fn attempt_once(
                     length: wanted.length,
                 });
             }
-            buf.truncate(n);
-            if tx.send(buf.freeze()).await.is_err() {
+            let chunk = buf.freeze();
+            if htx.send(chunk.clone()).await.is_err() || tx.send(chunk).await.is_err() {
                 // The sink failed; its error is reported below.
                 return Ok(true);
             }
@@ -311,12 +322,16 @@ async fn attempt_once(
     };
     let read = read.await;
     drop(tx);
-    let written = sink
-        .await
-        .map_err(|e| DownloadError::Io { path: partial.to_path_buf(), source: std::io::Error::other(e) })?
-        .map_err(io(partial));
+    drop(htx);
+    let joined = |e: tokio::task::JoinError| DownloadError::Io {
+        path: partial.to_path_buf(),
+        source: std::io::Error::other(e),
+    };
+    let written = sink.await.map_err(joined)?.map_err(io(partial));
+    let hashed = hasher_task.await.map_err(joined)?.map_err(io(partial));
     let ended_early = read?;
-    let got = written?;
+    written?;
+    let got = hashed?;
     if ended_early {
         return Ok(false);
     }
