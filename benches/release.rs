@@ -150,10 +150,15 @@ fn start_servers(release_path: PathBuf, size: u64) -> Res<(Ports, mpsc::Sender<(
 }
 
 /// U1: GB/s of the Updater's download (into `dir`, removed after).
-async fn updater_download(ports: &Ports, wanted: &psvc_actors::update::download::Wanted, dir: &Path) -> Res<f64> {
+async fn updater_download(
+    ports: &Ports,
+    wanted: &psvc_actors::update::download::Wanted,
+    dir: &Path,
+) -> Res<f64> {
     use psvc_actors::update::download::{Limits, download};
-    let source: psvc_actors::update::source::Source =
-        format!("vsoa://127.0.0.1:{}", ports.psvc).parse().map_err(|e| format!("{e}"))?;
+    let source: psvc_actors::update::source::Source = format!("vsoa://127.0.0.1:{}", ports.psvc)
+        .parse()
+        .map_err(|e| format!("{e}"))?;
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let t0 = Instant::now();
     let file = download(&source, wanted, dir, &Limits::default(), &mut |_| {})
@@ -171,8 +176,15 @@ fn flips(dir: &Path, n: usize) -> Res<f64> {
     let f = dir.join("flip-file");
     std::fs::write(&f, b"x").map_err(|e| e.to_string())?;
     for v in ["1.0.0", "1.0.1"] {
-        root.install(v, &[StagedFile { from: f.clone(), path: "app".into(), mode: 0o755 }])
-            .map_err(|e| e.to_string())?;
+        root.install(
+            v,
+            &[StagedFile {
+                from: f.clone(),
+                path: "app".into(),
+                mode: 0o755,
+            }],
+        )
+        .map_err(|e| e.to_string())?;
     }
     let mut times = Vec::new();
     for i in 0..n {
@@ -319,8 +331,13 @@ async fn raw_download(ports: &Ports, size: u64, dir: &Path) -> Res<f64> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let path = dir.join("raw-download.bin");
     let t0 = Instant::now();
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", ports.raw)).await.map_err(|e| e.to_string())?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).map_err(|e| e.to_string())?);
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", ports.raw))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut out = std::io::BufWriter::with_capacity(
+        1 << 20,
+        std::fs::File::create(&path).map_err(|e| e.to_string())?,
+    );
     let mut hasher = sha2::Sha256::new();
     let mut buf = vec![0u8; CHUNK];
     let mut total = 0u64;
@@ -494,9 +511,16 @@ fn run(quick: bool, smoke: bool) -> Res<String> {
     let system = actix::System::new();
     let release_path = system.block_on(make_repo(tmp.path(), size as usize))?;
     let wanted = system.block_on(async {
-        let repo = ReleaseRepo::open(&release_path).await.map_err(|e| e.to_string())?;
+        let repo = ReleaseRepo::open(&release_path)
+            .await
+            .map_err(|e| e.to_string())?;
         let info = repo.list().into_iter().next().ok_or("no release")?;
-        let big = info.file_info.iter().find(|f| f.path == "big.bin").ok_or("no big.bin")?.clone();
+        let big = info
+            .file_info
+            .iter()
+            .find(|f| f.path == "big.bin")
+            .ok_or("no big.bin")?
+            .clone();
         Ok::<_, String>(psvc_actors::update::download::Wanted {
             file: format!("{}.1.0.0/big.bin", big.sha256),
             length: big.length,
@@ -589,15 +613,36 @@ fn run(quick: bool, smoke: bool) -> Res<String> {
         );
     }
     let u = med(&u1);
-    let _ = writeln!(out, "\n### U1 Updater download + verify (higher is better)\n");
+    let _ = writeln!(
+        out,
+        "\n### U1 Updater download + verify (higher is better)\n"
+    );
     let ub = med(&u1_base);
     let ud = med(&u1_disk);
-    let _ = writeln!(out, "| download | GB/s | vs raw + SHA-256 | vs raw + SHA-256 + disk |");
+    let _ = writeln!(
+        out,
+        "| download | GB/s | vs raw + SHA-256 | vs raw + SHA-256 + disk |"
+    );
     let _ = writeln!(out, "|---|---:|---:|---:|");
-    let _ = writeln!(out, "| raw tokio socket + SHA-256 at the receiver (memory, no disk) | {ub:.2} | 1.00× | – |");
-    let _ = writeln!(out, "| raw tokio socket + SHA-256 + buffered write + fsync (same work, plain code) | {ud:.2} | {:.2}× | 1.00× |", ud / ub);
-    let _ = writeln!(out, "| `update::download` from the Releaser: SHA-256 + write + fsync | {u:.2} | {:.2}× | {:.2}× |", u / ub, u / ud);
-    let _ = writeln!(out, "\n### U2 `current` flip with fsync: median {flip_ms:.3} ms\n");
+    let _ = writeln!(
+        out,
+        "| raw tokio socket + SHA-256 at the receiver (memory, no disk) | {ub:.2} | 1.00× | – |"
+    );
+    let _ = writeln!(
+        out,
+        "| raw tokio socket + SHA-256 + buffered write + fsync (same work, plain code) | {ud:.2} | {:.2}× | 1.00× |",
+        ud / ub
+    );
+    let _ = writeln!(
+        out,
+        "| `update::download` from the Releaser: SHA-256 + write + fsync | {u:.2} | {:.2}× | {:.2}× |",
+        u / ub,
+        u / ud
+    );
+    let _ = writeln!(
+        out,
+        "\n### U2 `current` flip with fsync: median {flip_ms:.3} ms\n"
+    );
     let _ = writeln!(out, "\n### R3 build overhead (lower is better)\n");
     let _ = writeln!(out, "| build | baseline s | psvc s | ratio |");
     let _ = writeln!(out, "|---|---:|---:|---:|");

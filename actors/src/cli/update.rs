@@ -22,7 +22,7 @@ pub struct UpdateArgs {
     /// Config file to read `[PSVC] update_path` from.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// The trusted root.json shipped with this installation (default: <root>/root.json).
+    /// The trusted root.json shipped with this installation (default: ROOT/root.json).
     #[arg(long)]
     pub trusted_root: Option<PathBuf>,
     /// Update source, tried in order (repeat): vsoa://HOST:PORT or http://HOST:PORT/PATH/.

@@ -162,13 +162,13 @@ impl Source {
                 source: self.clone(),
                 timeout,
             }),
-            Source::Http { .. } => Inner::Http(
+            Source::Http { .. } => Inner::Http(Box::new(
                 tough::HttpTransportBuilder::new()
                     .timeout(timeout)
                     .connect_timeout(timeout.min(Duration::from_secs(10)))
                     .tries(2)
                     .build(),
-            ),
+            )),
         })
     }
 
@@ -279,7 +279,7 @@ pub struct SourceTransport(Inner);
 #[derive(Debug, Clone)]
 enum Inner {
     Psvc(PsvcTransport),
-    Http(tough::HttpTransport),
+    Http(Box<tough::HttpTransport>),
 }
 
 #[tough::async_trait]
