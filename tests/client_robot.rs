@@ -182,5 +182,12 @@ async fn a_started_robot_waits_for_a_server_that_is_not_up_yet() {
         e.iter().any(|e| matches!(e, ClientEvent::Connected(_)))
     })
     .await;
+    // The server counts the session before the client has read SERVINFO:
+    // wait for the client's own view too.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !client.is_connected().await {
+        assert!(std::time::Instant::now() < deadline, "the robot never connected");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     client.ping().await.unwrap();
 }
