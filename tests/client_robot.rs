@@ -186,7 +186,10 @@ async fn a_started_robot_waits_for_a_server_that_is_not_up_yet() {
     // wait for the client's own view too.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !client.is_connected().await {
-        assert!(std::time::Instant::now() < deadline, "the robot never connected");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the robot never connected"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     client.ping().await.unwrap();

@@ -70,6 +70,19 @@ fn options(repo: &Repo, install: &Path, sources: &[String]) -> UpdaterOptions {
     o
 }
 
+/// A fresh install root (in a temp dir kept alive by the first value) with
+/// options for `sources`.
+fn installation(
+    repo: &Repo,
+    sources: &[String],
+) -> (tempfile::TempDir, PathBuf, UpdaterOptions, InstallRoot) {
+    let tmp = tempfile::tempdir().unwrap();
+    let install = tmp.path().join("app");
+    let o = options(repo, &install, sources);
+    let root = InstallRoot::open(&install).unwrap();
+    (tmp, install, o, root)
+}
+
 fn current_file(install: &Path, path: &str) -> Vec<u8> {
     std::fs::read(install.join("current").join(path)).unwrap()
 }
@@ -90,14 +103,8 @@ fn no_partials(install: &Path) {
 async fn installs_from_a_releaser_then_updates_and_rolls_back() {
     let repo = repo_with_v1().await;
     let server = releaser(&repo).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let install = tmp.path().join("app");
-    let o = options(
-        &repo,
-        &install,
-        &[format!("vsoa://{}", server.local_addr())],
-    );
-    let root = InstallRoot::open(&install).unwrap();
+    let (_tmp, install, o, root) =
+        installation(&repo, &[format!("vsoa://{}", server.local_addr())]);
 
     let first = apply(&root, &o, &mut |_, _, _| {}).await.unwrap();
     assert_eq!(first.installed.as_deref(), Some("1.0.0"));
@@ -152,10 +159,7 @@ async fn a_dead_source_falls_back_to_the_mirror() {
 async fn a_tampered_artifact_is_refused_and_nothing_changes() {
     let repo = repo_with_v1().await;
     let m = mirror::start(repo.release_path.join("repository")).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let install = tmp.path().join("app");
-    let o = options(&repo, &install, &[m.url()]);
-    let root = InstallRoot::open(&install).unwrap();
+    let (_tmp, install, o, root) = installation(&repo, &[m.url()]);
     m.set(Fault::Tamper);
     let err = apply(&root, &o, &mut |_, _, _| {}).await.unwrap_err();
     assert!(
@@ -209,10 +213,7 @@ async fn a_rewritten_checksum_list_does_not_help_the_attacker() {
 async fn truncated_downloads_resume_with_range_and_a_server_ignoring_range_restarts() {
     let repo = repo_with_v1().await;
     let m = mirror::start(repo.release_path.join("repository")).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let install = tmp.path().join("app");
-    let o = options(&repo, &install, &[m.url()]);
-    let root = InstallRoot::open(&install).unwrap();
+    let (_tmp, install, o, root) = installation(&repo, &[m.url()]);
     m.set(Fault::Truncate {
         times: 2,
         fraction: 0.6,
@@ -254,10 +255,7 @@ async fn truncated_downloads_resume_with_range_and_a_server_ignoring_range_resta
 async fn endless_data_stops_at_the_signed_length_and_slow_sources_are_dropped() {
     let repo = repo_with_v1().await;
     let m = mirror::start(repo.release_path.join("repository")).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let install = tmp.path().join("app");
-    let o = options(&repo, &install, &[m.url()]);
-    let root = InstallRoot::open(&install).unwrap();
+    let (_tmp, install, o, root) = installation(&repo, &[m.url()]);
     m.set(Fault::Endless);
     let err = apply(&root, &o, &mut |_, _, _| {}).await.unwrap_err();
     assert!(
@@ -305,10 +303,7 @@ async fn unapproved_versions_are_not_installed_even_when_served() {
 async fn freeze_and_replay_of_old_metadata_are_refused() {
     let repo = repo_with_v1().await;
     let m = mirror::start(repo.release_path.join("repository")).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let install = tmp.path().join("app");
-    let o = options(&repo, &install, &[m.url()]);
-    let root = InstallRoot::open(&install).unwrap();
+    let (_tmp, _, o, root) = installation(&repo, &[m.url()]);
     let old_timestamp = std::fs::read(repo.metadata().join("timestamp.json")).unwrap();
     build_exec(&repo, "1.1.0", b"x", b"y");
     repo.approve("1.1.0").await;
@@ -354,14 +349,8 @@ async fn downgrades_need_a_signed_deprecation() {
     build_exec(&repo, "1.1.0", b"v11", b"d11");
     repo.approve("1.1.0").await;
     let server = releaser(&repo).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let install = tmp.path().join("app");
-    let o = options(
-        &repo,
-        &install,
-        &[format!("vsoa://{}", server.local_addr())],
-    );
-    let root = InstallRoot::open(&install).unwrap();
+    let (_tmp, install, o, root) =
+        installation(&repo, &[format!("vsoa://{}", server.local_addr())]);
     assert_eq!(
         apply(&root, &o, &mut |_, _, _| {})
             .await
@@ -434,14 +423,8 @@ fn one_updater_at_a_time_and_no_path_escapes() {
 async fn a_deprecated_version_goes_back_to_an_installed_rollback_target() {
     let repo = repo_with_v1().await;
     let server = releaser(&repo).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let install = tmp.path().join("app");
-    let o = options(
-        &repo,
-        &install,
-        &[format!("vsoa://{}", server.local_addr())],
-    );
-    let root = InstallRoot::open(&install).unwrap();
+    let (_tmp, install, o, root) =
+        installation(&repo, &[format!("vsoa://{}", server.local_addr())]);
     apply(&root, &o, &mut |_, _, _| {}).await.unwrap();
     build_exec(&repo, "1.1.0", b"v11", b"d11");
     repo.approve("1.1.0").await;
