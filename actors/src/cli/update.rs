@@ -1,4 +1,4 @@
-//! `psvc update check | apply | status | rollback [VERSION]`.
+//! `psvc update check | apply | status | boot | healthy | tick | rollback [VERSION]`.
 //!
 //! Exit codes: 0 done (or nothing to do), 65 refused (no source verified,
 //! a bad download, a bad release), 74 a local file error, 75 another
@@ -39,6 +39,55 @@ pub struct UpdateArgs {
     pub keep: usize,
 }
 
+/// Probation of a new version.
+#[derive(Debug, Clone, Args)]
+pub struct PolicyArgs {
+    /// Starts allowed during probation.
+    #[arg(long, default_value_t = 3)]
+    pub max_boots: u32,
+    /// A new version must report healthy within this of its install.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2m")]
+    pub health_deadline: std::time::Duration,
+    /// Then stay healthy this long to be committed.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10m")]
+    pub period: std::time::Duration,
+}
+
+impl PolicyArgs {
+    fn policy(&self) -> crate::update::probation::ProbationPolicy {
+        crate::update::probation::ProbationPolicy {
+            max_boots: self.max_boots,
+            health_deadline: self.health_deadline,
+            period: self.period,
+        }
+    }
+}
+
+fn verdict_text(v: &crate::update::probation::Verdict) -> String {
+    use crate::update::probation::Verdict;
+    match v {
+        Verdict::Stable => "stable: no version on probation".into(),
+        Verdict::OnProbation {
+            version,
+            boots,
+            healthy,
+        } => {
+            format!(
+                "{version} on probation: {boots} start(s), {}",
+                if *healthy {
+                    "healthy"
+                } else {
+                    "not healthy yet"
+                }
+            )
+        }
+        Verdict::Committed { version } => format!("{version} committed"),
+        Verdict::RolledBack { from, to, reason } => {
+            format!("{from} rolled back to {to}: {reason}; {from} is marked bad")
+        }
+    }
+}
+
 /// `psvc update …`
 #[derive(Debug, Subcommand)]
 pub enum UpdateCommand {
@@ -51,6 +100,30 @@ pub enum UpdateCommand {
     Apply(UpdateArgs),
     /// Installed versions, the current and previous ones, bad versions, history.
     Status(UpdateArgs),
+    /// Count a start of the service (run it before the service: systemd
+    /// ExecStartPre); rolls back a version on probation that keeps failing.
+    #[command(
+        after_help = "In the unit:\n  ExecStartPre=/usr/bin/psvc update boot --root /opt/app\n  ExecStart=/opt/app/current/bin/app"
+    )]
+    Boot {
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        args: UpdateArgs,
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        policy: PolicyArgs,
+    },
+    /// Report the current version healthy.
+    Healthy(UpdateArgs),
+    /// Commit a version healthy for the whole period, or roll back one past its deadline.
+    Tick {
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        args: UpdateArgs,
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        policy: PolicyArgs,
+    },
     /// Make an installed version current again (default: the previous one).
     Rollback {
         /// The version.
@@ -199,6 +272,36 @@ async fn run_async(command: UpdateCommand, common: &super::client::Common) -> Re
                 ));
             }
             print(json, &value, &text);
+        }
+        UpdateCommand::Boot { args, policy } => {
+            let o = options(&args, password)?;
+            let root = InstallRoot::open(&o.install_root)?;
+            let v = root.boot(&policy.policy())?;
+            print(
+                json,
+                &serde_json::to_value(&v).unwrap_or_default(),
+                &verdict_text(&v),
+            );
+        }
+        UpdateCommand::Healthy(args) => {
+            let o = options(&args, password)?;
+            let root = InstallRoot::open(&o.install_root)?;
+            let v = root.healthy()?;
+            print(
+                json,
+                &serde_json::to_value(&v).unwrap_or_default(),
+                &verdict_text(&v),
+            );
+        }
+        UpdateCommand::Tick { args, policy } => {
+            let o = options(&args, password)?;
+            let root = InstallRoot::open(&o.install_root)?;
+            let v = root.tick(&policy.policy())?;
+            print(
+                json,
+                &serde_json::to_value(&v).unwrap_or_default(),
+                &verdict_text(&v),
+            );
         }
         UpdateCommand::Rollback { version, args } => {
             let o = options(&args, password)?;

@@ -98,6 +98,9 @@ pub struct State {
     pub bad: BTreeSet<String>,
     /// The last events, newest last (at most [`HISTORY`]).
     pub history: Vec<HistoryEntry>,
+    /// The version on probation, if any.
+    #[serde(default)]
+    pub probation: Option<super::probation::Probation>,
 }
 
 /// Events kept in `state.json`.

@@ -352,6 +352,9 @@ pub async fn apply(
         });
     }
     let previous = root.install(&version, &files)?;
+    if let Some(prev) = &previous {
+        root.start_probation(&version, prev)?;
+    }
     for (_, file) in &fetched {
         let _ = std::fs::remove_file(file);
     }
@@ -454,6 +457,33 @@ impl Handler<GetStatus> for Updater {
 
     fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Self::Result {
         Ok(self.root()?.state())
+    }
+}
+
+/// The service reports healthy: the version on probation is on its way to
+/// being committed.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<super::probation::Verdict, UpdateError>")]
+pub struct Healthy;
+
+impl Handler<Healthy> for Updater {
+    type Result = Result<super::probation::Verdict, UpdateError>;
+
+    fn handle(&mut self, _: Healthy, _: &mut Context<Self>) -> Self::Result {
+        Ok(self.root()?.healthy()?)
+    }
+}
+
+/// Commit or roll back the version on probation, as its policy says.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<super::probation::Verdict, UpdateError>")]
+pub struct Tick(pub super::probation::ProbationPolicy);
+
+impl Handler<Tick> for Updater {
+    type Result = Result<super::probation::Verdict, UpdateError>;
+
+    fn handle(&mut self, msg: Tick, _: &mut Context<Self>) -> Self::Result {
+        Ok(self.root()?.tick(&msg.0)?)
     }
 }
 
