@@ -451,3 +451,41 @@ async fn a_deprecated_version_goes_back_to_an_installed_rollback_target() {
     assert_eq!(root.installed(), ["1.0.0", "1.1.0"]);
     server.stop();
 }
+
+#[actix_rt::test]
+async fn a_mirror_serving_altered_metadata_is_skipped_for_a_good_one() {
+    let repo = repo_with_v1().await;
+    let evil = mirror::start(repo.release_path.join("repository")).await;
+    evil.set(Fault::TamperMetadata);
+    let good = mirror::start(repo.release_path.join("repository")).await;
+    let (_tmp, _, o, root) = installation(&repo, &[evil.url(), good.url()]);
+    let out = apply(&root, &o, &mut |_, _, _| {}).await.unwrap();
+    assert_eq!(out.installed.as_deref(), Some("1.0.0"));
+    assert_eq!(out.check.source, good.url(), "the altered metadata did not verify");
+    // Alone, the bad mirror gets nothing installed.
+    let (_tmp2, _, o2, root2) = installation(&repo, &[evil.url()]);
+    let err = apply(&root2, &o2, &mut |_, _, _| {}).await.unwrap_err();
+    assert!(matches!(err, UpdateError::NoSource(_)), "{err:?}");
+    assert_eq!(root2.current(), None);
+}
+
+#[actix_rt::test]
+async fn a_clock_stepped_back_is_refused() {
+    let repo = repo_with_v1().await;
+    let m = mirror::start(repo.release_path.join("repository")).await;
+    let (_tmp, install, o, root) = installation(&repo, &[m.url()]);
+    check(&root, &o).await.unwrap();
+    // The datastore remembers the latest time it saw; pretend it saw a day ahead.
+    let ahead = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_hours(24))
+        .unwrap();
+    std::fs::write(
+        install.join("tuf/latest_known_time.json"),
+        serde_json::to_vec(&ahead).unwrap(),
+    )
+    .unwrap();
+    let err = check(&root, &o).await.unwrap_err();
+    assert!(err.to_string().to_lowercase().contains("backward"), "{err}");
+    assert!(apply(&root, &o, &mut |_, _, _| {}).await.is_err());
+    assert_eq!(root.current(), None, "nothing installed on a stepped-back clock");
+}

@@ -27,6 +27,9 @@ pub enum Fault {
     Tamper,
     /// 503 for everything.
     Down,
+    /// Serves altered metadata: one byte of every `*.targets.json` changed
+    /// (applies to metadata, not targets).
+    TamperMetadata,
 }
 
 pub struct Mirror {
@@ -104,6 +107,11 @@ async fn serve(
             .await?;
         return Ok(());
     };
+    if current == Fault::TamperMetadata && rel.ends_with(".targets.json") {
+        // Change a signed value without breaking the JSON.
+        let text = String::from_utf8_lossy(&body).replace("\"rollout\": 100", "\"rollout\": 99");
+        body = text.into_bytes();
+    }
     let is_target = rel.starts_with("targets/");
     if is_target {
         ranges.lock().unwrap().push(range.unwrap_or(0));
