@@ -461,7 +461,11 @@ async fn a_mirror_serving_altered_metadata_is_skipped_for_a_good_one() {
     let (_tmp, _, o, root) = installation(&repo, &[evil.url(), good.url()]);
     let out = apply(&root, &o, &mut |_, _, _| {}).await.unwrap();
     assert_eq!(out.installed.as_deref(), Some("1.0.0"));
-    assert_eq!(out.check.source, good.url(), "the altered metadata did not verify");
+    assert_eq!(
+        out.check.source,
+        good.url(),
+        "the altered metadata did not verify"
+    );
     // Alone, the bad mirror gets nothing installed.
     let (_tmp2, _, o2, root2) = installation(&repo, &[evil.url()]);
     let err = apply(&root2, &o2, &mut |_, _, _| {}).await.unwrap_err();
@@ -487,5 +491,64 @@ async fn a_clock_stepped_back_is_refused() {
     let err = check(&root, &o).await.unwrap_err();
     assert!(err.to_string().to_lowercase().contains("backward"), "{err}");
     assert!(apply(&root, &o, &mut |_, _, _| {}).await.is_err());
-    assert_eq!(root.current(), None, "nothing installed on a stepped-back clock");
+    assert_eq!(
+        root.current(),
+        None,
+        "nothing installed on a stepped-back clock"
+    );
+}
+
+#[actix_rt::test]
+async fn a_scheduled_updater_from_psvc_conf_installs_by_itself() {
+    let repo = repo_with_v1().await;
+    let m = mirror::start(repo.release_path.join("repository")).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let install = tmp.path().join("app");
+    let conf = tmp.path().join("psvc.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[PSVC]\nupdate_path = {}\n[update]\nsources = vsoa://127.0.0.1:1, {}\ntrusted_root = {}\ninterval = 100ms\nauto_apply = true\nkeep = 4\nmax_boots = 5\nhealth_deadline = 30s\nprobation_period = 1m\n",
+            install.display(),
+            m.url(),
+            repo.keys.join("root.json").display()
+        ),
+    )
+    .unwrap();
+    let config = psvc::config::ConfigLoader::new("app")
+        .file(&conf)
+        .load()
+        .unwrap();
+    let o = UpdaterOptions::from_config(&config).unwrap();
+    assert_eq!(o.sources.len(), 2);
+    assert_eq!(o.check_every, Some(Duration::from_millis(100)));
+    assert_eq!((o.keep, o.probation.max_boots), (4, 5));
+    assert_eq!(o.probation.period, Duration::from_secs(60));
+
+    let _updater = psvc_actors::update::updater::Updater::new(o).start();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::fs::read_link(install.join("current")).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scheduled updater never installed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(current_file(&install, "bin/app"), APP_V1);
+
+    // A bad key is named.
+    std::fs::write(&conf, "[update]\nsources = ftp://x\n").unwrap();
+    let config = psvc::config::ConfigLoader::new("app")
+        .file(&conf)
+        .load()
+        .unwrap();
+    let err = UpdaterOptions::from_config(&config).unwrap_err();
+    assert!(err.to_string().contains("ftp://x"), "{err}");
+    std::fs::write(&conf, "[update]\nintervall = 1h\n").unwrap();
+    let config = psvc::config::ConfigLoader::new("app")
+        .file(&conf)
+        .load()
+        .unwrap();
+    let err = UpdaterOptions::from_config(&config).unwrap_err();
+    assert!(err.to_string().contains("intervall"), "{err}");
 }

@@ -25,18 +25,19 @@ pub struct UpdateArgs {
     /// The trusted root.json shipped with this installation (default: ROOT/root.json).
     #[arg(long)]
     pub trusted_root: Option<PathBuf>,
-    /// Update source, tried in order (repeat): vsoa://HOST:PORT or http://HOST:PORT/PATH/.
+    /// Update source, tried in order (repeat): vsoa://HOST:PORT or
+    /// http://HOST:PORT/PATH/ (default: `[update] sources`).
     #[arg(long = "source")]
     pub sources: Vec<String>,
-    /// Channel to follow.
-    #[arg(long, default_value = crate::release::repo::DEFAULT_CHANNEL)]
-    pub channel: String,
+    /// Channel to follow (default: `[update] channel`, else stable).
+    #[arg(long)]
+    pub channel: Option<String>,
     /// This installation's id for staged rollouts (default: /etc/machine-id).
     #[arg(long)]
     pub installation: Option<String>,
-    /// Installed versions to keep.
-    #[arg(long, default_value_t = 3)]
-    pub keep: usize,
+    /// Installed versions to keep (default: `[update] keep`, else 3).
+    #[arg(long)]
+    pub keep: Option<usize>,
 }
 
 /// Probation of a new version.
@@ -175,13 +176,20 @@ fn options(args: &UpdateArgs, password: Option<&str>) -> Result<UpdaterOptions, 
         let source: Source = s
             .parse()
             .map_err(|e: crate::update::source::SourceError| Failure(78, e.to_string()))?;
-        o = o.source(source.password(password.map(str::to_owned)));
+        o = o.source(source);
     }
-    o.channel = args.channel.clone();
+    if let Some(c) = &args.channel {
+        o.channel = c.clone();
+    }
     if args.installation.is_some() {
         o.installation = args.installation.clone();
     }
-    o.keep = args.keep;
+    if let Some(k) = args.keep {
+        o.keep = k;
+    }
+    for s in o.sources.iter_mut() {
+        *s = s.clone().password(password.map(str::to_owned));
+    }
     Ok(o)
 }
 

@@ -74,6 +74,66 @@ pub struct UpdaterOptions {
     pub keep: usize,
     /// Download limits.
     pub limits: Limits,
+    /// Check (and probation tick) this often; `None`: only on request.
+    pub check_every: Option<std::time::Duration>,
+    /// Install what a scheduled check finds (else only log it).
+    pub auto_apply: bool,
+    /// Probation of a new version.
+    pub probation: super::probation::ProbationPolicy,
+}
+
+/// The `[update]` section of `psvc.conf` (every key optional):
+///
+/// ```ini
+/// [PSVC]
+/// update_path = /opt/app          ; the install root
+/// [update]
+/// sources = vsoa://10.0.0.2:3002, http://mirror.lan/app/
+/// channel = stable
+/// trusted_root = /opt/app/root.json
+/// interval = 1h                   ; scheduled checks (none: on request only)
+/// auto_apply = false
+/// keep = 3
+/// max_boots = 3
+/// health_deadline = 2m
+/// probation_period = 10m
+/// ```
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpdateConfig {
+    /// Sources, comma-separated, tried in order.
+    pub sources: String,
+    /// Channel followed.
+    pub channel: Option<String>,
+    /// The shipped root.json (default: `<update_path>/root.json`).
+    pub trusted_root: Option<PathBuf>,
+    /// Scheduled check interval.
+    #[serde(with = "humantime_serde")]
+    pub interval: Option<std::time::Duration>,
+    /// Install what a scheduled check finds.
+    pub auto_apply: bool,
+    /// Installed versions kept.
+    pub keep: Option<usize>,
+    /// Starts allowed during probation.
+    pub max_boots: Option<u32>,
+    /// Health report deadline after an install.
+    #[serde(with = "humantime_serde")]
+    pub health_deadline: Option<std::time::Duration>,
+    /// Healthy this long to be committed.
+    #[serde(with = "humantime_serde")]
+    pub probation_period: Option<std::time::Duration>,
+}
+
+/// Why the update configuration is not usable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A key is missing or invalid.
+    #[error(transparent)]
+    Config(#[from] psvc::config::Error),
+    /// A source does not parse.
+    #[error(transparent)]
+    Source(#[from] super::source::SourceError),
 }
 
 impl UpdaterOptions {
@@ -90,7 +150,54 @@ impl UpdaterOptions {
                 .filter(|s| !s.is_empty()),
             keep: 3,
             limits: Limits::default(),
+            check_every: None,
+            auto_apply: false,
+            probation: super::probation::ProbationPolicy::default(),
         }
+    }
+
+    /// From `[PSVC] update_path` and the `[update]` section ([`UpdateConfig`]).
+    ///
+    /// # Errors
+    /// A key is missing (`update_path`) or invalid, or a source does not parse.
+    pub fn from_config(config: &psvc::config::Config) -> Result<Self, ConfigError> {
+        let root: PathBuf = config.get("PSVC.update_path")?;
+        let section = match config.section::<UpdateConfig>("update") {
+            Ok(s) => s,
+            Err(psvc::config::Error::Missing(_)) => UpdateConfig::default(),
+            Err(e) => return Err(e.into()),
+        };
+        let trusted = section
+            .trusted_root
+            .clone()
+            .unwrap_or_else(|| root.join("root.json"));
+        let mut o = UpdaterOptions::new(root, trusted);
+        for s in section
+            .sources
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            o = o.source(s.parse()?);
+        }
+        if let Some(c) = section.channel {
+            o.channel = c;
+        }
+        o.check_every = section.interval;
+        o.auto_apply = section.auto_apply;
+        if let Some(k) = section.keep {
+            o.keep = k;
+        }
+        if let Some(n) = section.max_boots {
+            o.probation.max_boots = n;
+        }
+        if let Some(d) = section.health_deadline {
+            o.probation.health_deadline = d;
+        }
+        if let Some(d) = section.probation_period {
+            o.probation.period = d;
+        }
+        Ok(o)
     }
 
     /// Adds a source (tried after the ones before).
@@ -404,6 +511,72 @@ impl Updater {
 
 impl Actor for Updater {
     type Context = Context<Self>;
+
+    /// The schedule starts with the first message (no timer in `started`:
+    /// it may run while the runtime shuts down).
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.options.check_every.is_some() {
+            ctx.notify(Scheduled { first: true });
+        }
+    }
+}
+
+/// A scheduled probation tick and check (or apply).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct Scheduled {
+    first: bool,
+}
+
+impl Handler<Scheduled> for Updater {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, msg: Scheduled, ctx: &mut Context<Self>) -> Self::Result {
+        if msg.first
+            && let Some(every) = self.options.check_every
+        {
+            ctx.run_interval(every, |_, ctx| ctx.notify(Scheduled { first: false }));
+        }
+        let root = self.root();
+        let options = self.options.clone();
+        AtomicResponse::new(Box::pin(
+            async move {
+                let root = match root {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(error = %e, "update: install root unusable");
+                        return;
+                    }
+                };
+                match root.tick(&options.probation) {
+                    Ok(super::probation::Verdict::RolledBack { from, to, reason }) => {
+                        tracing::error!(%from, %to, %reason, "probation failed: rolled back; restart the service to run it");
+                    }
+                    Ok(super::probation::Verdict::Committed { version }) => tracing::info!(%version, "update committed"),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "probation tick failed"),
+                }
+                if options.auto_apply {
+                    match apply(&root, &options, &mut |_, _, _| {}).await {
+                        Ok(out) => match out.installed {
+                            Some(v) => tracing::info!(version = %v, "update installed; restart the service to run it"),
+                            None => tracing::debug!(reason = %out.check.reason, "no update"),
+                        },
+                        Err(e) => tracing::warn!(error = %e, "scheduled update failed"),
+                    }
+                } else {
+                    match check(&root, &options).await {
+                        Ok((c, _, _)) => match c.update {
+                            Some(v) => tracing::info!(version = %v, reason = %c.reason, "update available"),
+                            None => tracing::debug!(reason = %c.reason, "no update"),
+                        },
+                        Err(e) => tracing::warn!(error = %e, "scheduled check failed"),
+                    }
+                }
+            }
+            .into_actor(self),
+        ))
+    }
 }
 
 /// Check for an update.
