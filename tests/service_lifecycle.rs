@@ -284,3 +284,37 @@ fn a_hanging_init_is_bounded_by_the_shutdown_deadline() {
     assert!(took <= Duration::from_millis(111), "{took:?}");
     assert_eq!(log.take(), ["destroy"]);
 }
+
+struct RestartsItself(Log);
+
+impl Service for RestartsItself {
+    async fn init(&mut self, ctx: &mut ServiceContext) -> Result<(), BoxError> {
+        self.0.push("init");
+        ctx.request_restart();
+        Ok(())
+    }
+
+    async fn destroy(&mut self, _: &mut ServiceContext) -> Result<(), BoxError> {
+        self.0.push("destroy");
+        Ok(())
+    }
+}
+
+#[test]
+fn a_requested_restart_is_a_graceful_stop_reported_as_restart() {
+    let log = Log::default();
+    let (status, _) = run_service(RestartsItself(log.clone()), "5s", None, None);
+    assert_eq!(status, ExitStatus::Restart);
+    assert_eq!(
+        status.code(),
+        75,
+        "what a supervisor sees when it is not exec'd"
+    );
+    assert_eq!(log.snapshot(), ["init", "destroy"], "a graceful stop first");
+    // A plain request is still a plain stop.
+    let sys = system("5s");
+    let trigger = sys.shutdown_trigger();
+    assert!(!trigger.restart_requested());
+    trigger.request_restart();
+    assert!(trigger.restart_requested());
+}

@@ -24,6 +24,7 @@ pub struct ServiceContext {
     pub(super) config: watch::Sender<Arc<Config>>,
     pub(super) root: SupervisorRef,
     pub(super) phase: watch::Sender<Phase>,
+    pub(super) restart: std::sync::Arc<std::sync::atomic::AtomicBool>,
     pub(super) reload_subscribers: Rc<RefCell<Vec<ChildRecipient<ConfigReloaded>>>>,
 }
 
@@ -84,9 +85,18 @@ impl ServiceContext {
         self.shutdown_trigger().request();
     }
 
-    /// A handle that requests the shutdown from another task.
+    /// Requests a graceful shutdown and a fresh start of the same command
+    /// line (see [`ShutdownTrigger::request_restart`]).
+    pub fn request_restart(&self) {
+        self.shutdown_trigger().request_restart();
+    }
+
+    /// A handle that requests the shutdown (or a restart) from another task.
     pub fn shutdown_trigger(&self) -> ShutdownTrigger {
-        ShutdownTrigger(self.phase.clone())
+        ShutdownTrigger {
+            phase: self.phase.clone(),
+            restart: self.restart.clone(),
+        }
     }
 
     /// Delivers [`ConfigReloaded`] to `recipient` after every reload: a

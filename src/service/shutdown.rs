@@ -1,6 +1,9 @@
 //! The shutdown phase of a running service, the [`ShutdownTrigger`] that
 //! requests it, and the futures that watch it.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -28,18 +31,38 @@ pub(super) fn begin_stopping(phase: &watch::Sender<Phase>) {
 /// Requests a shutdown of a running service from anywhere (another task,
 /// another thread, a test). Cheap to clone.
 #[derive(Clone, Debug)]
-pub struct ShutdownTrigger(pub(super) watch::Sender<Phase>);
+pub struct ShutdownTrigger {
+    pub(super) phase: watch::Sender<Phase>,
+    pub(super) restart: Arc<AtomicBool>,
+}
 
 impl ShutdownTrigger {
     /// Requests a graceful shutdown, as SIGTERM does.
     pub fn request(&self) {
-        begin_stopping(&self.0);
+        begin_stopping(&self.phase);
+    }
+
+    /// Requests a graceful shutdown followed by a fresh start of the same
+    /// command line: [`ServiceSystem::run`](super::ServiceSystem::run) ends
+    /// with [`ExitStatus::Restart`](super::ExitStatus::Restart) and replaces
+    /// the process (`exec`), so a path through a symlink (an updated
+    /// `current/`) starts the new version. With `PSVC_RESTART=exit` in the
+    /// environment it exits with 75 instead, for a supervisor such as
+    /// systemd (`Restart=on-failure`) to start it again.
+    pub fn request_restart(&self) {
+        self.restart.store(true, Ordering::SeqCst);
+        begin_stopping(&self.phase);
+    }
+
+    /// Whether a restart was requested.
+    pub fn restart_requested(&self) -> bool {
+        self.restart.load(Ordering::SeqCst)
     }
 
     /// Forces the stop at once, as a second signal does (`sig` is reported
     /// in the exit code, 128 + `sig`).
     pub fn force(&self, sig: i32) {
-        self.0.send_replace(Phase::Forced(sig));
+        self.phase.send_replace(Phase::Forced(sig));
     }
 }
 

@@ -21,6 +21,11 @@ pub enum ExitStatus {
     Usage,
     /// A second SIGTERM/SIGINT forced the stop (128 + signal number).
     Forced(i32),
+    /// Stopped cleanly to be started again
+    /// ([`ShutdownTrigger::request_restart`](super::ShutdownTrigger::request_restart)):
+    /// `run` execs the same command line; the code (75, EX_TEMPFAIL) is seen
+    /// when that fails or with `PSVC_RESTART=exit`.
+    Restart,
 }
 
 impl ExitStatus {
@@ -33,6 +38,7 @@ impl ExitStatus {
             Self::Escalated => 70,
             Self::Usage => 64,
             Self::Config => 78,
+            Self::Restart => 75,
             Self::Forced(sig) => 128i32
                 .checked_add(sig)
                 .and_then(|code| u8::try_from(code).ok())
@@ -43,7 +49,7 @@ impl ExitStatus {
     /// Keeps the more serious of two statuses.
     pub(super) fn worst(self, other: Self) -> Self {
         let rank = |s: Self| match s {
-            Self::Success => 0,
+            Self::Success | Self::Restart => 0,
             Self::Failed => 1,
             Self::DeadlineExceeded => 2,
             Self::Escalated => 3,

@@ -39,6 +39,7 @@ pub struct ServiceSystem {
     signals: bool,
     logging: bool,
     phase: watch::Sender<Phase>,
+    restart: Arc<std::sync::atomic::AtomicBool>,
     cli: Result<bool, CliError>,
 }
 
@@ -54,12 +55,16 @@ impl ServiceSystem {
             signals: true,
             logging: true,
             phase: watch::channel(Phase::Running).0,
+            restart: Arc::default(),
         }
     }
 
     /// A handle that requests the shutdown of the service this system runs.
     pub fn shutdown_trigger(&self) -> ShutdownTrigger {
-        ShutdownTrigger(self.phase.clone())
+        ShutdownTrigger {
+            phase: self.phase.clone(),
+            restart: self.restart.clone(),
+        }
     }
 
     /// Uses this configuration loader (file, environment, overrides).
@@ -161,6 +166,7 @@ impl ServiceSystem {
         };
         let system = actix_rt::System::new();
         let log_filter = logging.as_ref().map(|g| g.filter());
+        let name = self.name.clone();
         let status = system.block_on(self.lifecycle(service, config, log_filter));
         actix_rt::System::current().stop();
         if matches!(status, ExitStatus::Forced(_) | ExitStatus::DeadlineExceeded) {
@@ -169,6 +175,10 @@ impl ServiceSystem {
             std::mem::forget(system);
         } else {
             drop(system);
+        }
+        if status == ExitStatus::Restart && std::env::var("PSVC_RESTART").as_deref() != Ok("exit") {
+            let err = exec_self();
+            eprintln!("{name}: restart: cannot exec: {err}");
         }
         status
     }
@@ -199,6 +209,7 @@ impl ServiceSystem {
             root: root_spec,
             signals,
             phase,
+            restart,
             ..
         } = self;
         let name: Arc<str> = Arc::from(config.psvc.name.as_str());
@@ -210,6 +221,7 @@ impl ServiceSystem {
             config: config_tx,
             root: root.handle(),
             phase,
+            restart: restart.clone(),
             reload_subscribers: Rc::default(),
         };
         tracing::info!(service = %name, "starting");
@@ -230,13 +242,29 @@ impl ServiceSystem {
         if let Some(watchdog) = systemd::watchdog() {
             background.push(actix_rt::spawn(watchdog));
         }
-        let status = steps(&mut service, &mut ctx, &root, &name, timeout).await;
+        let mut status = steps(&mut service, &mut ctx, &root, &name, timeout).await;
+        if status == ExitStatus::Success && restart.load(std::sync::atomic::Ordering::SeqCst) {
+            status = ExitStatus::Restart;
+        }
         for task in background {
             task.abort();
         }
         tracing::info!(service = %name, code = status.code(), "stopped");
         status
     }
+}
+
+/// Replaces this process with a fresh start of its own command line
+/// (`argv[0]` resolved again, so a path through an updated symlink starts
+/// the new version). Returns only on failure.
+fn exec_self() -> std::io::Error {
+    use std::os::unix::process::CommandExt;
+    let mut args = std::env::args_os();
+    let Some(program) = args.next() else {
+        return std::io::Error::other("no argv[0]");
+    };
+    tracing::info!(program = %program.to_string_lossy(), "restarting (exec)");
+    std::process::Command::new(program).args(args).exec()
 }
 
 /// init → run → destroy → tree shutdown; see the module docs.

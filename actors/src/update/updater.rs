@@ -80,6 +80,11 @@ pub struct UpdaterOptions {
     pub auto_apply: bool,
     /// Probation of a new version.
     pub probation: super::probation::ProbationPolicy,
+    /// Restart the service (graceful shutdown, then exec of the same command
+    /// line) after a scheduled apply installed a version, or after a failed
+    /// probation flipped back: the service's
+    /// [`ShutdownTrigger`](psvc::service::ShutdownTrigger). `None`: only log.
+    pub restart: Option<psvc::service::ShutdownTrigger>,
 }
 
 /// The `[update]` section of `psvc.conf` (every key optional):
@@ -153,6 +158,7 @@ impl UpdaterOptions {
             check_every: None,
             auto_apply: false,
             probation: super::probation::ProbationPolicy::default(),
+            restart: None,
         }
     }
 
@@ -548,18 +554,32 @@ impl Handler<Scheduled> for Updater {
                         return;
                     }
                 };
+                let restart = |why: &str| match &options.restart {
+                    Some(trigger) => {
+                        tracing::warn!(why, "restarting the service");
+                        trigger.request_restart();
+                    }
+                    None => tracing::warn!(why, "restart the service to run it"),
+                };
                 match root.tick(&options.probation) {
                     Ok(super::probation::Verdict::RolledBack { from, to, reason }) => {
-                        tracing::error!(%from, %to, %reason, "probation failed: rolled back; restart the service to run it");
+                        tracing::error!(%from, %to, %reason, "probation failed: rolled back");
+                        restart("back to the previous version");
+                        return;
                     }
-                    Ok(super::probation::Verdict::Committed { version }) => tracing::info!(%version, "update committed"),
+                    Ok(super::probation::Verdict::Committed { version }) => {
+                        tracing::info!(%version, "update committed")
+                    }
                     Ok(_) => {}
                     Err(e) => tracing::error!(error = %e, "probation tick failed"),
                 }
                 if options.auto_apply {
                     match apply(&root, &options, &mut |_, _, _| {}).await {
                         Ok(out) => match out.installed {
-                            Some(v) => tracing::info!(version = %v, "update installed; restart the service to run it"),
+                            Some(v) => {
+                                tracing::info!(version = %v, "update installed");
+                                restart("a new version is current");
+                            }
                             None => tracing::debug!(reason = %out.check.reason, "no update"),
                         },
                         Err(e) => tracing::warn!(error = %e, "scheduled update failed"),
@@ -567,7 +587,9 @@ impl Handler<Scheduled> for Updater {
                 } else {
                     match check(&root, &options).await {
                         Ok((c, _, _)) => match c.update {
-                            Some(v) => tracing::info!(version = %v, reason = %c.reason, "update available"),
+                            Some(v) => {
+                                tracing::info!(version = %v, reason = %c.reason, "update available")
+                            }
                             None => tracing::debug!(reason = %c.reason, "no update"),
                         },
                         Err(e) => tracing::warn!(error = %e, "scheduled check failed"),
