@@ -249,6 +249,10 @@ async fn truncated_downloads_resume_with_range_and_a_server_ignoring_range_resta
     let out = apply(&root, &o, &mut |_, _, _| {}).await.unwrap();
     assert_eq!(out.installed.as_deref(), Some("1.1.0"));
     assert_eq!(current_file(&install, "share/data.bin"), big);
+    assert!(
+        m.ignored.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "the mirror answered a Range request with the whole file"
+    );
 }
 
 #[actix_rt::test]

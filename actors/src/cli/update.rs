@@ -193,9 +193,20 @@ fn options(args: &UpdateArgs, password: Option<&str>) -> Result<UpdaterOptions, 
     Ok(o)
 }
 
-fn print(json: bool, value: &serde_json::Value, text: &str) {
+/// The options and the install root they name (locked, recovered).
+fn open(
+    args: &UpdateArgs,
+    password: Option<&str>,
+) -> Result<(UpdaterOptions, InstallRoot), Failure> {
+    let o = options(args, password)?;
+    let root = InstallRoot::open(&o.install_root)?;
+    Ok((o, root))
+}
+
+/// Prints `value` as JSON with `--json`, else `text`.
+fn print(json: bool, value: &impl serde::Serialize, text: &str) {
     if json {
-        println!("{value}");
+        println!("{}", serde_json::to_value(value).unwrap_or_default());
     } else {
         println!("{text}");
     }
@@ -206,22 +217,16 @@ async fn run_async(command: UpdateCommand, common: &super::client::Common) -> Re
     let password = common.password.as_deref();
     match command {
         UpdateCommand::Check(args) => {
-            let o = options(&args, password)?;
-            let root = InstallRoot::open(&o.install_root)?;
+            let (o, root) = open(&args, password)?;
             let (outcome, _, _) = check(&root, &o).await?;
             let text = match &outcome.update {
                 Some(v) => format!("update available: {v} ({})", outcome.reason),
                 None => format!("no update: {}", outcome.reason),
             };
-            print(
-                json,
-                &serde_json::to_value(&outcome).unwrap_or_default(),
-                &text,
-            );
+            print(json, &outcome, &text);
         }
         UpdateCommand::Apply(args) => {
-            let o = options(&args, password)?;
-            let root = InstallRoot::open(&o.install_root)?;
+            let (o, root) = open(&args, password)?;
             let bar = if json {
                 indicatif::ProgressBar::hidden()
             } else {
@@ -250,15 +255,10 @@ async fn run_async(command: UpdateCommand, common: &super::client::Common) -> Re
                 ),
                 None => format!("no update: {}", outcome.check.reason),
             };
-            print(
-                json,
-                &serde_json::to_value(&outcome).unwrap_or_default(),
-                &text,
-            );
+            print(json, &outcome, &text);
         }
         UpdateCommand::Status(args) => {
-            let o = options(&args, password)?;
-            let root = InstallRoot::open(&o.install_root)?;
+            let (_, root) = open(&args, password)?;
             let state = root.state();
             let installed = root.installed();
             let value = serde_json::json!({
@@ -282,38 +282,22 @@ async fn run_async(command: UpdateCommand, common: &super::client::Common) -> Re
             print(json, &value, &text);
         }
         UpdateCommand::Boot { args, policy } => {
-            let o = options(&args, password)?;
-            let root = InstallRoot::open(&o.install_root)?;
+            let (_, root) = open(&args, password)?;
             let v = root.boot(&policy.policy())?;
-            print(
-                json,
-                &serde_json::to_value(&v).unwrap_or_default(),
-                &verdict_text(&v),
-            );
+            print(json, &v, &verdict_text(&v));
         }
         UpdateCommand::Healthy(args) => {
-            let o = options(&args, password)?;
-            let root = InstallRoot::open(&o.install_root)?;
+            let (_, root) = open(&args, password)?;
             let v = root.healthy()?;
-            print(
-                json,
-                &serde_json::to_value(&v).unwrap_or_default(),
-                &verdict_text(&v),
-            );
+            print(json, &v, &verdict_text(&v));
         }
         UpdateCommand::Tick { args, policy } => {
-            let o = options(&args, password)?;
-            let root = InstallRoot::open(&o.install_root)?;
+            let (_, root) = open(&args, password)?;
             let v = root.tick(&policy.policy())?;
-            print(
-                json,
-                &serde_json::to_value(&v).unwrap_or_default(),
-                &verdict_text(&v),
-            );
+            print(json, &v, &verdict_text(&v));
         }
         UpdateCommand::Rollback { version, args } => {
-            let o = options(&args, password)?;
-            let root = InstallRoot::open(&o.install_root)?;
+            let (_, root) = open(&args, password)?;
             let target = match version {
                 Some(v) => v,
                 None => root

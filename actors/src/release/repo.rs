@@ -298,27 +298,27 @@ impl RepoLayout {
         }
     }
 
-    /// Waits (at most [`LOCK_WAIT`]) for the lock, without blocking the thread.
+    /// Waits (at most [`LOCK_WAIT`]) for the lock, without blocking the
+    /// arbiter: free, it is taken at once; held, the wait runs on a
+    /// blocking thread ([`RepoLayout::lock_blocking`]).
     ///
     /// # Errors
     /// Still held by another process after the wait, or no lock file.
     pub async fn lock(&self) -> Result<RepoLock, RepoError> {
-        let deadline = std::time::Instant::now() + LOCK_WAIT;
-        loop {
-            if let Some(lock) = self.try_lock()? {
-                return Ok(lock);
-            }
-            if std::time::Instant::now() >= deadline {
-                return Err(self.busy());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Some(lock) = self.try_lock()? {
+            return Ok(lock);
         }
+        let layout = self.clone();
+        tokio::task::spawn_blocking(move || layout.lock_blocking())
+            .await
+            .map_err(|e| RepoError::Refused(format!("waiting for the repository lock: {e}")))?
     }
 
-    /// [`RepoLayout::lock`] for blocking code (the Builder).
+    /// Waits (at most [`LOCK_WAIT`]) for the lock, polling it every 50 ms
+    /// (the Builder, and [`RepoLayout::lock`] when the lock is held).
     ///
     /// # Errors
-    /// As [`RepoLayout::lock`].
+    /// Still held by another process after the wait, or no lock file.
     pub fn lock_blocking(&self) -> Result<RepoLock, RepoError> {
         let deadline = std::time::Instant::now() + LOCK_WAIT;
         loop {

@@ -5,6 +5,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,6 +38,8 @@ pub struct Mirror {
     pub fault: Arc<Mutex<Fault>>,
     /// Range offsets requested for target files, in order.
     pub ranges: Arc<Mutex<Vec<u64>>>,
+    /// Range requests answered with the whole file (200).
+    pub ignored: Arc<AtomicUsize>,
 }
 
 impl Mirror {
@@ -54,12 +57,13 @@ pub async fn start(root: PathBuf) -> Mirror {
     let port = listener.local_addr().unwrap().port();
     let fault = Arc::new(Mutex::new(Fault::None));
     let ranges = Arc::new(Mutex::new(Vec::new()));
-    let (f, r) = (fault.clone(), ranges.clone());
+    let ignored = Arc::new(AtomicUsize::new(0));
+    let (f, r, i) = (fault.clone(), ranges.clone(), ignored.clone());
     actix_rt::spawn(async move {
         while let Ok((sock, _)) = listener.accept().await {
-            let (root, f, r) = (root.clone(), f.clone(), r.clone());
+            let (root, f, r, i) = (root.clone(), f.clone(), r.clone(), i.clone());
             actix_rt::spawn(async move {
-                let _ = serve(sock, root, f, r).await;
+                let _ = serve(sock, root, f, r, i).await;
             });
         }
     });
@@ -67,6 +71,7 @@ pub async fn start(root: PathBuf) -> Mirror {
         port,
         fault,
         ranges,
+        ignored,
     }
 }
 
@@ -75,6 +80,7 @@ async fn serve(
     root: PathBuf,
     shared: Arc<Mutex<Fault>>,
     ranges: Arc<Mutex<Vec<u64>>>,
+    ignored: Arc<AtomicUsize>,
 ) -> std::io::Result<()> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
@@ -127,6 +133,9 @@ async fn serve(
         }
         _ => ("200 OK", 0),
     };
+    if is_target && range.is_some_and(|off| off > 0) && start == 0 {
+        ignored.fetch_add(1, Ordering::SeqCst);
+    }
     let part = &body[start..];
     match fault {
         Fault::Endless => {
