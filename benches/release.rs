@@ -486,6 +486,66 @@ fn build_cargo(dir: &Path, round: usize) -> Res<(f64, f64)> {
     Ok((plain, psvc))
 }
 
+/// D1: a one-line code change to the fixture crate, built twice with
+/// `cargo build --release`; the patch from the old executable to the new
+/// one against the new one in full and zstd-compressed (level 19).
+/// Returns (full, zstd full, patch bytes, make s, apply s).
+fn delta_cargo(dir: &Path) -> Res<(u64, u64, u64, f64, f64)> {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/hello-app");
+    let krate = dir.join("delta-crate");
+    std::fs::create_dir_all(krate.join("src")).map_err(|e| e.to_string())?;
+    for f in ["Cargo.toml", "Cargo.lock", "src/main.rs", "src/tool.rs"] {
+        std::fs::copy(fixture.join(f), krate.join(f)).map_err(|e| e.to_string())?;
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let build = |out: &str| -> Res<Vec<u8>> {
+        let st = std::process::Command::new(&cargo)
+            .args(["build", "--release", "--quiet", "--bin", "hello-app"])
+            .current_dir(&krate)
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !st.success() {
+            return Err(format!("cargo: {st}"));
+        }
+        let bin =
+            std::fs::read(krate.join("target/release/hello-app")).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join(out), &bin).map_err(|e| e.to_string())?;
+        Ok(bin)
+    };
+    let old = build("hello-v1")?;
+    let main = krate.join("src/main.rs");
+    let src = std::fs::read_to_string(&main).map_err(|e| e.to_string())?;
+    let changed = src.replacen(
+        "fn main() {\n",
+        "fn main() {\n    println!(\"one more line\");\n",
+        1,
+    );
+    if changed == src {
+        return Err("the fixture's main.rs changed shape".into());
+    }
+    std::fs::write(&main, changed).map_err(|e| e.to_string())?;
+    let new = build("hello-v2")?;
+    let t = Instant::now();
+    let patch = psvc_actors::release::delta::make_patch(&old, &new).map_err(|e| e.to_string())?;
+    let make = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut out = Vec::with_capacity(new.len());
+    psvc_actors::release::delta::apply_patch(&old, patch.as_slice(), &mut out, new.len() as u64)
+        .map_err(|e| e.to_string())?;
+    let apply = t.elapsed().as_secs_f64();
+    if out != new {
+        return Err("the patch did not rebuild the new executable".into());
+    }
+    let zfull = zstd::bulk::compress(&new, 19).map_err(|e| e.to_string())?;
+    Ok((
+        new.len() as u64,
+        zfull.len() as u64,
+        patch.len() as u64,
+        make,
+        apply,
+    ))
+}
+
 fn med(v: &[f64]) -> f64 {
     median(v.to_vec()).unwrap_or(f64::NAN)
 }
@@ -566,6 +626,12 @@ fn run(quick: bool, smoke: bool) -> Res<String> {
             r3_cargo.push(build_cargo(tmp.path(), round)?);
         }
     }
+
+    let delta = if smoke {
+        None
+    } else {
+        Some(delta_cargo(tmp.path())?)
+    };
 
     let mut out = String::new();
     let _ = writeln!(out, "## Release pipeline (the Release pipeline issue)\n");
@@ -662,6 +728,38 @@ fn run(quick: bool, smoke: bool) -> Res<String> {
             "| fixture crate, warm: `cargo build --release` vs `build_release` (overhead {:.0} ms) | {b:.3} | {p:.3} | {:.2}× |",
             (p - b) * 1000.0,
             p / b
+        );
+    }
+    if let Some((full, zfull, patch, make, apply)) = delta {
+        let _ = writeln!(
+            out,
+            "\n### D1 a one-line code change shipped as a patch (lower is better)\n"
+        );
+        let _ = writeln!(
+            out,
+            "| what is fetched | bytes | vs full file | vs zstd -19 of the full file |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|");
+        let _ = writeln!(
+            out,
+            "| the new executable in full (fixture crate, release) | {full} | 100 % | – |"
+        );
+        let _ = writeln!(
+            out,
+            "| the same, zstd -19 | {zfull} | {:.1} % | 1.00× |",
+            zfull as f64 * 100.0 / full as f64
+        );
+        let _ = writeln!(
+            out,
+            "| psvc patch (zstd patch-from, long window) | {patch} | {:.2} % | {:.3}× |",
+            patch as f64 * 100.0 / full as f64,
+            patch as f64 / zfull as f64
+        );
+        let _ = writeln!(
+            out,
+            "\nMaking the patch took {:.0} ms (once, at approval); applying it {:.1} ms.",
+            make * 1000.0,
+            apply * 1000.0
         );
     }
     Ok(out)

@@ -22,13 +22,14 @@
 //! role stops.
 
 pub mod build;
+pub mod delta;
 pub mod keys;
 pub mod releaser;
 pub mod repo;
 pub mod status;
 
 pub use build::{BuildError, BuildSpec, Builder, CargoBuild, Source, build_release};
-pub use keys::{KeysReport, KeysSpec, init_keys};
+pub use keys::{KeysReport, KeysSpec, RotateReport, RotateSpec, Rotated, init_keys, rotate_keys};
 pub use releaser::{GetView, Releaser, ReleaserHandle, ReleaserOptions, RepoView, ServeError};
 pub use repo::{
     Change, ChannelState, Expiry, OnlineKeys, Outcome, ReleaseInfo, ReleaseRepo, RepoError,

@@ -132,6 +132,41 @@ fn build_approve_deprecate_and_list_from_the_command_line() {
     // An approved version cannot be rebuilt.
     let again = psvc(dir, &["build", "--version", "1.0.0", "--dir", "dist"]);
     assert_eq!(again.status.code(), Some(65));
+
+    // Rotating the approver keys: root 2; the retired keys approve
+    // nothing, the new ones do.
+    let rotated = ok_json(&psvc(dir, &["keys", "rotate", "targets", "--json"]));
+    assert_eq!(rotated["root_version"], 2);
+    assert_eq!(rotated["retired"].as_array().unwrap().len(), 3);
+    assert!(dir.join("rel/repository/metadata/2.root.json").exists());
+    let old = psvc(
+        dir,
+        &[
+            "approve",
+            "1.2.0",
+            "--key",
+            "keys/retired/approver-1.root-1.pk8",
+        ],
+    );
+    assert_eq!(old.status.code(), Some(65));
+    assert!(String::from_utf8_lossy(&old.stderr).contains("not an approver"));
+    let new = ok_json(&psvc(
+        dir,
+        &[
+            "approve",
+            "1.2.0",
+            "--key",
+            "keys/approver-1.pk8",
+            "--key",
+            "keys/approver-2.pk8",
+            "--json",
+        ],
+    ));
+    assert_eq!(new["outcome"], "published");
+    let list = ok_json(&psvc(dir, &["releases", "list", "--json"]));
+    assert_eq!(list["releases"][2]["version"], "1.2.0");
+    let unknown = psvc(dir, &["keys", "rotate", "everything"]);
+    assert_eq!(unknown.status.code(), Some(64), "usage error");
 }
 
 #[test]

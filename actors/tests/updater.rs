@@ -138,6 +138,84 @@ async fn installs_from_a_releaser_then_updates_and_rolls_back() {
     server.stop();
 }
 
+/// Every file under `dir` whose path contains `part`.
+fn files_under(dir: &Path, part: &str) -> Vec<std::path::PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && e.path().to_string_lossy().contains(part))
+        .map(|e| e.into_path())
+        .collect()
+}
+
+fn overwrite_middle(file: &Path) {
+    let mut bytes = std::fs::read(file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(file, bytes).unwrap();
+}
+
+#[actix_rt::test]
+async fn small_changes_ship_as_patches_and_a_bad_patch_or_base_falls_back_to_the_full_file() {
+    let repo = repo_with_v1().await;
+    let m = mirror::start(repo.release_path.join("repository")).await;
+    let (_tmp, install, o, root) = installation(&repo, &[m.url()]);
+    apply(&root, &o, &mut |_, _, _| {}).await.unwrap();
+    let mut data: Vec<u8> = (0..600_000u32).map(|i| (i % 249) as u8).collect();
+
+    // A one-line change: 1.1.0 arrives as a patch against 1.0.0.
+    data.splice(300_000..300_000, b"one more line\n".iter().copied());
+    build_exec(&repo, "1.1.0", APP_V1, &data);
+    repo.approve("1.1.0").await;
+    let out = apply(&root, &o, &mut |_, _, _| {}).await.unwrap();
+    assert_eq!(out.installed.as_deref(), Some("1.1.0"));
+    assert_eq!(out.transfer.patched, ["share/data.bin"]);
+    assert!(
+        out.transfer.fetched_bytes * 10 <= out.transfer.full_bytes,
+        "{:?}",
+        out.transfer
+    );
+    assert_eq!(current_file(&install, "share/data.bin"), data);
+    no_partials(&install);
+
+    // Every published patch of 1.2.0 altered: each fails its signed hash
+    // and the file comes in full, intact.
+    data[10] ^= 1;
+    build_exec(&repo, "1.2.0", APP_V1, &data);
+    repo.approve("1.2.0").await;
+    let patches = files_under(
+        &repo.release_path.join("repository/targets"),
+        ".1.2.0/.psvc-delta/",
+    );
+    assert_eq!(
+        patches.len(),
+        2,
+        "patches from 1.1.0 and 1.0.0: {patches:?}"
+    );
+    patches.iter().for_each(|p| overwrite_middle(p));
+    let out = apply(&root, &o, &mut |_, _, _| {}).await.unwrap();
+    assert_eq!(out.installed.as_deref(), Some("1.2.0"));
+    assert!(out.transfer.patched.is_empty(), "{:?}", out.transfer);
+    assert_eq!(out.transfer.fetched_bytes, out.transfer.full_bytes);
+    assert_eq!(current_file(&install, "share/data.bin"), data);
+    no_partials(&install);
+
+    // The installed bases altered locally: the patches verify but do not
+    // rebuild the signed file, so it comes in full.
+    for base in files_under(&install.join("versions"), "share/data.bin") {
+        overwrite_middle(&base);
+    }
+    data[20] ^= 1;
+    build_exec(&repo, "1.3.0", APP_V1, &data);
+    repo.approve("1.3.0").await;
+    let out = apply(&root, &o, &mut |_, _, _| {}).await.unwrap();
+    assert_eq!(out.installed.as_deref(), Some("1.3.0"));
+    assert!(out.transfer.patched.is_empty(), "{:?}", out.transfer);
+    assert_eq!(current_file(&install, "share/data.bin"), data);
+    no_partials(&install);
+}
+
 #[actix_rt::test]
 async fn a_dead_source_falls_back_to_the_mirror() {
     let repo = repo_with_v1().await;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use crate::release::build::{BuildEvent, BuildSpec, CargoBuild, Source, build_release};
-use crate::release::keys::{KeysSpec, init_keys};
+use crate::release::keys::{KeysSpec, RotateSpec, Rotated, init_keys, rotate_keys};
 use crate::release::repo::{
     Change, DEFAULT_CHANNEL, Expiry, OnlineKeys, ReleaseRepo, RepoError, RepoLayout,
 };
@@ -135,6 +135,33 @@ pub enum KeysCommand {
     /// Create the TUF roles' keys and an empty repository.
     #[command(after_help = "Example:\n  psvc keys init --keys ./keys --approvers 3 --threshold 2")]
     Init(KeysInitArgs),
+    /// Replace the keys of one or more roles: root version N+1 signed by the
+    /// old root key (and the new one), the old keys retired, what they
+    /// signed re-signed; clients follow the chain of N.root.json.
+    #[command(
+        after_help = "Example:\n  psvc keys rotate timestamp snapshot --keys ./keys\n  psvc keys rotate root --keys ./keys   # then ship keys/root.json with new installs"
+    )]
+    Rotate(KeysRotateArgs),
+}
+
+/// `psvc keys rotate`
+#[derive(Debug, Args)]
+pub struct KeysRotateArgs {
+    /// Roles whose keys are replaced: root, targets, snapshot, timestamp.
+    #[arg(required = true, value_parser = clap::value_parser!(Rotated))]
+    pub roles: Vec<Rotated>,
+    /// The key directory of `psvc keys init` (with the root key).
+    #[arg(long, default_value = "keys")]
+    pub keys: PathBuf,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub path: PathArgs,
+    /// Validity of the new root.json.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "365d")]
+    pub root_expiry: Duration,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub expiry: ExpiryArgs,
 }
 
 /// `psvc keys init`
@@ -367,6 +394,33 @@ fn build(args: BuildArgs, json: bool) -> Result<(), Failure> {
     Ok(())
 }
 
+async fn keys_rotate(args: KeysRotateArgs, json: bool) -> Result<(), Failure> {
+    let spec = RotateSpec {
+        dir: args.keys,
+        release_path: args.path.resolve()?,
+        roles: args.roles,
+        root_expiry: args.root_expiry,
+        expiry: args.expiry.expiry(),
+    };
+    let report = rotate_keys(&spec).await?;
+    if json {
+        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+        return Ok(());
+    }
+    println!("root version {} published", report.root_version);
+    for k in &report.new_keys {
+        println!("new key:     {}", k.display());
+    }
+    for k in &report.retired {
+        println!("retired key: {}", k.display());
+    }
+    println!(
+        "ship {} with new installations; installed ones follow the rotation",
+        report.root_json.display()
+    );
+    Ok(())
+}
+
 async fn keys_init(args: KeysInitArgs, json: bool) -> Result<(), Failure> {
     let spec = KeysSpec {
         dir: args.keys,
@@ -594,6 +648,7 @@ pub fn run(verb: Verb, common: &super::client::Common) -> ExitCode {
                 .await
                 .map_err(|e| Failure(EXIT_IO, e.to_string()))?,
             Verb::Keys(KeysCommand::Init(a)) => keys_init(a, json).await,
+            Verb::Keys(KeysCommand::Rotate(a)) => keys_rotate(a, json).await,
             Verb::Approve(a) => {
                 let change = Change::Approve {
                     version: a.version,

@@ -249,10 +249,24 @@ async fn run_async(command: UpdateCommand, common: &super::client::Common) -> Re
             bar.finish_and_clear();
             let outcome = outcome?;
             let text = match &outcome.installed {
-                Some(v) => format!(
-                    "installed {v} (was {}); restart the service to run it",
-                    outcome.previous.as_deref().unwrap_or("nothing")
-                ),
+                Some(v) => {
+                    let t = &outcome.transfer;
+                    let patched = if t.patched.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " ({} from patches: {})",
+                            t.patched.len(),
+                            t.patched.join(" ")
+                        )
+                    };
+                    format!(
+                        "installed {v} (was {}); fetched {} of {} bytes{patched}; restart the service to run it",
+                        outcome.previous.as_deref().unwrap_or("nothing"),
+                        t.fetched_bytes,
+                        t.full_bytes,
+                    )
+                }
                 None => format!("no update: {}", outcome.check.reason),
             };
             print(json, &outcome, &text);

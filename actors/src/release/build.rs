@@ -263,7 +263,9 @@ fn globset(patterns: &[String]) -> Result<GlobSet, BuildError> {
 pub fn parse_path(path: &str) -> Result<(), BuildError> {
     let bad = || BuildError::BadPath(PathBuf::from(path));
     psvc::sandbox::Sandbox::check(path).map_err(|_| bad())?;
-    if path.split('/').any(|c| c.is_empty() || c == ".") {
+    if path.split('/').any(|c| c.is_empty() || c == ".")
+        || path.split('/').next() == Some(super::repo::DELTA_DIR)
+    {
         return Err(bad());
     }
     Ok(())

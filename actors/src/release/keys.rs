@@ -218,3 +218,251 @@ pub async fn init_keys(spec: &KeysSpec) -> Result<KeysReport, RepoError> {
         metadata_dir: metadata,
     })
 }
+
+/// A role whose keys [`rotate_keys`] replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rotated {
+    /// The root key.
+    Root,
+    /// Every approver key (the threshold stays).
+    Targets,
+    /// The Releaser's snapshot key.
+    Snapshot,
+    /// The Releaser's timestamp key.
+    Timestamp,
+}
+
+impl std::str::FromStr for Rotated {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "root" => Ok(Rotated::Root),
+            "targets" | "approvers" => Ok(Rotated::Targets),
+            "snapshot" => Ok(Rotated::Snapshot),
+            "timestamp" => Ok(Rotated::Timestamp),
+            other => Err(format!(
+                "unknown role {other:?} (root, targets, snapshot, timestamp)"
+            )),
+        }
+    }
+}
+
+impl Rotated {
+    fn role(self) -> RoleType {
+        match self {
+            Rotated::Root => RoleType::Root,
+            Rotated::Targets => RoleType::Targets,
+            Rotated::Snapshot => RoleType::Snapshot,
+            Rotated::Timestamp => RoleType::Timestamp,
+        }
+    }
+}
+
+/// What [`rotate_keys`] does.
+#[derive(Debug, Clone)]
+pub struct RotateSpec {
+    /// The key directory of `psvc keys init` (holds the root key).
+    pub dir: PathBuf,
+    /// The release path.
+    pub release_path: PathBuf,
+    /// The roles whose keys are replaced.
+    pub roles: Vec<Rotated>,
+    /// How long the new `root.json` is valid.
+    pub root_expiry: Duration,
+    /// Expiry of the re-signed roles.
+    pub expiry: Expiry,
+}
+
+impl RotateSpec {
+    /// Rotates `roles`, the new root valid for a year.
+    pub fn new(
+        dir: impl Into<PathBuf>,
+        release_path: impl Into<PathBuf>,
+        roles: Vec<Rotated>,
+    ) -> RotateSpec {
+        RotateSpec {
+            dir: dir.into(),
+            release_path: release_path.into(),
+            roles,
+            root_expiry: Duration::from_secs(365 * 24 * 3600),
+            expiry: Expiry::default(),
+        }
+    }
+}
+
+/// What [`rotate_keys`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RotateReport {
+    /// The new root version.
+    pub root_version: u64,
+    /// The roles rotated.
+    pub roles: Vec<Rotated>,
+    /// The new key files (replacing the old ones in place).
+    pub new_keys: Vec<PathBuf>,
+    /// Where the old key files went (`retired/`; they sign nothing valid
+    /// any more).
+    pub retired: Vec<PathBuf>,
+    /// The new root to ship with new installations (existing ones follow
+    /// the chain of `N.root.json`).
+    pub root_json: PathBuf,
+}
+
+/// Replaces the keys of `spec.roles`: the old key files move to
+/// `retired/`, new ones take their names, and root version N+1 is
+/// signed by the old root key and, if the root key was rotated, the new
+/// one; the metadata the rotated keys signed is re-signed at once
+/// (targets by the new approver keys, always a new snapshot and
+/// timestamp). Clients follow the rotation through `N.root.json` from
+/// any older root they trust; what an old key signs is refused.
+///
+/// # Errors
+/// [`RepoError`]: no repository, no root key, no role named, a write
+/// failed. The old keys stay in place when nothing was published.
+pub async fn rotate_keys(spec: &RotateSpec) -> Result<RotateReport, RepoError> {
+    let mut roles = spec.roles.clone();
+    roles.sort();
+    roles.dedup();
+    if roles.is_empty() {
+        return Err(RepoError::Key("name a role to rotate".into()));
+    }
+    let mut repo = ReleaseRepo::open(&spec.release_path).await?;
+    let old_root = repo.root().signed.clone();
+    let old_root_key = spec.dir.join("root.pk8");
+    let root_key_id = key_id_of(&old_root_key)?;
+    if !old_root
+        .roles
+        .get(&RoleType::Root)
+        .is_some_and(|r| r.keyids.contains(&root_key_id))
+    {
+        return Err(RepoError::Key(format!(
+            "{} is not the root key of this repository",
+            old_root_key.display()
+        )));
+    }
+    let files_of = |role: Rotated| -> Vec<PathBuf> {
+        match role {
+            Rotated::Root => vec![spec.dir.join("root.pk8")],
+            Rotated::Snapshot => vec![spec.dir.join("snapshot.pk8")],
+            Rotated::Timestamp => vec![spec.dir.join("timestamp.pk8")],
+            Rotated::Targets => (1..=old_root
+                .roles
+                .get(&RoleType::Targets)
+                .map_or(0, |r| r.keyids.len()))
+                .map(|i| spec.dir.join(format!("approver-{i}.pk8")))
+                .collect(),
+        }
+    };
+    // New keys are made beside the old ones first; the old ones move only
+    // once the new root is signed.
+    let rng = SystemRandom::new();
+    let mut root = old_root.clone();
+    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let cleanup = |staged: &[(PathBuf, PathBuf)]| {
+        for (new, _) in staged {
+            let _ = std::fs::remove_file(new);
+        }
+    };
+    for &role in &roles {
+        let mut keyids = Vec::new();
+        for path in files_of(role) {
+            let fresh = path.with_extension("pk8.new");
+            let _ = std::fs::remove_file(&fresh);
+            let id = match generate(&rng, &fresh) {
+                Ok(id) => id,
+                Err(e) => {
+                    cleanup(&staged);
+                    return Err(e);
+                }
+            };
+            let der = std::fs::read(&fresh).map_err(RepoError::io(&fresh))?;
+            let pair = tough::sign::parse_keypair(&der)
+                .map_err(|e| RepoError::Key(format!("{}: {e}", fresh.display())))?;
+            root.keys.insert(id.clone(), pair.tuf_key());
+            keyids.push(id);
+            staged.push((fresh, path));
+        }
+        if let Some(keys) = root.roles.get_mut(&role.role()) {
+            keys.keyids = keyids;
+        }
+    }
+    // Keys no role uses any more leave the root.
+    let used: std::collections::HashSet<_> = root
+        .roles
+        .values()
+        .flat_map(|r| r.keyids.iter().cloned())
+        .collect();
+    root.keys.retain(|id, _| used.contains(id));
+    root.version = NonZeroU64::new(old_root.version.get() + 1).unwrap_or(NonZeroU64::MIN);
+    root.expires = super::repo::expires_in(spec.root_expiry)?;
+
+    let new_path = |p: &Path| {
+        staged
+            .iter()
+            .find(|(_, old)| old == p)
+            .map_or_else(|| p.to_path_buf(), |(new, _)| new.clone())
+    };
+    let mut signers = vec![old_root_key.clone()];
+    if roles.contains(&Rotated::Root) {
+        signers.push(new_path(&old_root_key));
+    }
+    let mut signed = tough::schema::Signed {
+        signed: root,
+        signatures: Vec::new(),
+    };
+    for key in &signers {
+        match super::repo::signature_of(&signed.signed, key).await {
+            Ok(sig) => signed.signatures.push(sig),
+            Err(e) => {
+                cleanup(&staged);
+                return Err(e);
+            }
+        }
+    }
+    let approvers: Option<Vec<PathBuf>> = roles.contains(&Rotated::Targets).then(|| {
+        files_of(Rotated::Targets)
+            .iter()
+            .map(|p| new_path(p))
+            .collect()
+    });
+    let online = OnlineKeys {
+        snapshot: new_path(&spec.dir.join("snapshot.pk8")),
+        timestamp: new_path(&spec.dir.join("timestamp.pk8")),
+    };
+    let version = signed.signed.version.get();
+    if let Err(e) = repo
+        .publish_root(signed, approvers.as_deref(), &online, &spec.expiry)
+        .await
+    {
+        cleanup(&staged);
+        return Err(e);
+    }
+    // Published: the new keys take the old names; the old ones retire.
+    let retired_dir = spec.dir.join("retired");
+    std::fs::create_dir_all(&retired_dir).map_err(RepoError::io(&retired_dir))?;
+    let mut retired = Vec::new();
+    let mut new_keys = Vec::new();
+    for (fresh, path) in &staged {
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let old = retired_dir.join(format!("{name}.root-{}.pk8", version - 1));
+        std::fs::rename(path, &old).map_err(RepoError::io(path))?;
+        std::fs::rename(fresh, path).map_err(RepoError::io(fresh))?;
+        retired.push(old);
+        new_keys.push(path.clone());
+    }
+    crate::fsutil::sync_dir(&spec.dir).map_err(RepoError::io(&spec.dir))?;
+    let shipped = spec.dir.join("root.json");
+    let served = repo.layout().metadata_dir().join("root.json");
+    let bytes = std::fs::read(&served).map_err(RepoError::io(&served))?;
+    crate::fsutil::write_atomic(&shipped, &bytes).map_err(RepoError::io(&shipped))?;
+    Ok(RotateReport {
+        root_version: version,
+        roles,
+        new_keys,
+        retired,
+        root_json: shipped,
+    })
+}

@@ -57,6 +57,13 @@ const SPEC_VERSION: &str = "1.0.0";
 pub const RECORD_KEY: &str = "psvc_release";
 /// Key of a file's version and path in its target's custom field.
 pub const FILE_KEY: &str = "psvc_file";
+/// Key of a patch's base version and path in its target's custom field.
+pub const DELTA_KEY: &str = "psvc_delta";
+/// Directory of a release's patches, in target names and in its draft.
+pub const DELTA_DIR: &str = ".psvc-delta";
+/// Patches are made from this many of the newest approved versions
+/// below the one approved.
+pub const DELTA_BASES: usize = 2;
 /// The channel used when none is named.
 pub const DEFAULT_CHANNEL: &str = "stable";
 
@@ -367,6 +374,16 @@ pub struct ReleaseRecord {
     pub target: String,
     /// Every file's release path.
     pub files: Vec<String>,
+    /// Signed patches: for each base version, the paths of the files
+    /// that have a patch from that version's file (target
+    /// `<version>/.psvc-delta/<base>/<path>`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub deltas: BTreeMap<String, Vec<String>>,
+}
+
+/// The target name of the patch of `path` in `version` from `base`.
+pub fn delta_name(version: &str, base: &str, path: &str) -> String {
+    format!("{version}/{DELTA_DIR}/{base}/{path}")
 }
 
 /// A file of an approved release.
@@ -830,6 +847,7 @@ impl ReleaseRepo {
             target_name(&format!("{version}/status.json"))?,
             status_target,
         );
+        let deltas = self.add_deltas(targets, &status)?;
         Ok(ReleaseRecord {
             version: version.to_owned(),
             status: Status::Approved,
@@ -839,7 +857,96 @@ impl ReleaseRepo {
             approved_at: jiff::Timestamp::now().to_string(),
             target: status.target.clone(),
             files: status.files.iter().map(|f| f.path.clone()).collect(),
+            deltas,
         })
+    }
+
+    /// Makes a patch of each changed file from the [`DELTA_BASES`] newest
+    /// approved versions below `status.version`, keeps those under
+    /// [`delta::MAX_PATCH_PERCENT`](super::delta::MAX_PATCH_PERCENT) % of
+    /// the file, and adds them as targets.
+    fn add_deltas(
+        &self,
+        targets: &mut Targets,
+        status: &ReleaseStatus,
+    ) -> Result<BTreeMap<String, Vec<String>>, RepoError> {
+        use super::delta::{MAX_PATCH_INPUT, MAX_PATCH_PERCENT, make_patch};
+        let version = &status.version;
+        let Ok(this) = semver::Version::parse(version) else {
+            return Ok(BTreeMap::new());
+        };
+        let bases: Vec<String> = releases_of(targets)
+            .into_iter()
+            .rev()
+            .filter(|r| {
+                r.record.status == Status::Approved
+                    && semver::Version::parse(&r.record.version).is_ok_and(|v| v < this)
+            })
+            .take(DELTA_BASES)
+            .map(|r| r.record.version)
+            .collect();
+        let draft = self.layout.draft_dir(version);
+        let mut deltas: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for base in &bases {
+            for file in &status.files {
+                let Some(old_target) = target_name(&format!("{base}/{}", file.path))
+                    .ok()
+                    .and_then(|n| targets.targets.get(&n).map(|t| (n, t.clone())))
+                else {
+                    continue;
+                };
+                let (old_name, old_target) = old_target;
+                if hex::encode(&old_target.hashes.sha256) == file.sha256
+                    || old_target.length > MAX_PATCH_INPUT
+                    || file.size > MAX_PATCH_INPUT
+                {
+                    continue;
+                }
+                let old_path = self
+                    .layout
+                    .targets_dir()
+                    .join(consistent_name(old_name.raw(), &old_target));
+                let new_path = draft.join("files").join(&file.path);
+                let (Ok(old), Ok(new)) = (std::fs::read(&old_path), std::fs::read(&new_path))
+                else {
+                    continue;
+                };
+                if Sha256::digest(&old).as_slice() != &*old_target.hashes.sha256 {
+                    tracing::warn!(file = %old_path.display(), "published file differs from its signed hash; no patch from it");
+                    continue;
+                }
+                let patch = make_patch(&old, &new).map_err(RepoError::io(&new_path))?;
+                if patch.len() as u64 * 100 >= new.len() as u64 * MAX_PATCH_PERCENT {
+                    continue;
+                }
+                let rel = format!("{DELTA_DIR}/{base}/{}", file.path);
+                let out = draft.join(&rel);
+                if let Some(parent) = out.parent() {
+                    std::fs::create_dir_all(parent).map_err(RepoError::io(parent))?;
+                }
+                fsutil::write_atomic(&out, &patch).map_err(RepoError::io(&out))?;
+                let mut target = Target {
+                    length: patch.len() as u64,
+                    hashes: Hashes {
+                        sha256: Sha256::digest(&patch).to_vec().into(),
+                        _extra: HashMap::new(),
+                    },
+                    custom: HashMap::new(),
+                    _extra: HashMap::new(),
+                };
+                target.custom.insert(
+                    DELTA_KEY.to_owned(),
+                    serde_json::json!({ "version": version, "base": base, "path": file.path }),
+                );
+                targets.add_target(target_name(&format!("{version}/{rel}"))?, target);
+                tracing::info!(%version, %base, path = %file.path, patch = patch.len(), full = file.size, "patch made");
+                deltas
+                    .entry(base.clone())
+                    .or_default()
+                    .push(file.path.clone());
+            }
+        }
+        Ok(deltas)
     }
 
     async fn add_signature(
@@ -873,16 +980,94 @@ impl ReleaseRepo {
                 key.display()
             )));
         }
-        let canonical = canonical(&signed.signed)?;
-        let sig = pair
-            .sign(&canonical, &SystemRandom::new())
-            .await
-            .map_err(|e| RepoError::Key(format!("{}: {e}", key.display())))?;
-        signed.signatures.push(Signature {
-            keyid,
-            sig: sig.into(),
-        });
+        signed
+            .signatures
+            .push(signature_of(&signed.signed, key).await?);
         Ok(())
+    }
+
+    /// The root metadata in force.
+    pub fn root(&self) -> &Signed<Root> {
+        &self.root
+    }
+
+    /// Publishes `root` (the next root version, signed by the old and the
+    /// new root keys) as `N.root.json` and `root.json`, then re-signs what
+    /// the rotated keys signed: the targets with `approver_keys` when
+    /// given (their keys changed), and always a new snapshot and
+    /// timestamp with `online`. A change waiting for approvals is dropped
+    /// when the approver keys changed (its signatures no longer count).
+    ///
+    /// # Errors
+    /// The root does not follow the one in force (version, signatures:
+    /// tough verifies the new repository as a client would), or a write
+    /// failed.
+    pub(crate) async fn publish_root(
+        &mut self,
+        root: Signed<Root>,
+        approver_keys: Option<&[PathBuf]>,
+        online: &OnlineKeys,
+        expiry: &Expiry,
+    ) -> Result<(), RepoError> {
+        let _lock = self.layout.lock().await?;
+        self.reload_latest().await?;
+        let next = self.root.signed.version.get() + 1;
+        if root.signed.version.get() != next {
+            return Err(RepoError::Refused(format!(
+                "root version {} does not follow {}",
+                root.signed.version,
+                next - 1
+            )));
+        }
+        // Both the old root's keys and the new root's must have signed.
+        self.root
+            .signed
+            .verify_role(&root)
+            .map_err(RepoError::tuf("the new root, by the old root keys"))?;
+        root.signed
+            .verify_role(&root)
+            .map_err(RepoError::tuf("the new root, by its own root keys"))?;
+        let mut bytes =
+            serde_json::to_vec_pretty(&root).map_err(RepoError::tuf("serialize root"))?;
+        bytes.push(b'\n');
+        let meta_dir = self.layout.metadata_dir();
+        let numbered = meta_dir.join(format!("{next}.root.json"));
+        fsutil::write_new(&numbered, &bytes).map_err(RepoError::io(&numbered))?;
+        let served = meta_dir.join("root.json");
+        fsutil::write_atomic(&served, &bytes).map_err(RepoError::io(&served))?;
+        self.root = root;
+        let current = self
+            .loaded
+            .as_ref()
+            .map(|r| r.targets().signed.clone())
+            .ok_or_else(|| RepoError::NoRepository(self.layout.release_path().into()))?;
+        match approver_keys {
+            Some(keys) => {
+                if self.discard_pending()? {
+                    tracing::warn!("approver keys rotated: the pending change is dropped");
+                }
+                let mut targets = current;
+                targets.version =
+                    NonZeroU64::new(targets.version.get() + 1).unwrap_or(NonZeroU64::MIN);
+                targets.expires = expires_in(expiry.targets)?;
+                let mut signed = Signed {
+                    signed: targets,
+                    signatures: Vec::new(),
+                };
+                for key in keys.iter().take(self.threshold()) {
+                    self.add_signature(&mut signed, key).await?;
+                }
+                self.publish(signed, online, expiry).await
+            }
+            None => {
+                let meta = self
+                    .loaded
+                    .as_ref()
+                    .map(|r| r.snapshot().signed.meta.clone())
+                    .unwrap_or_default();
+                self.publish_snapshot(meta, online, expiry).await
+            }
+        }
     }
 
     /// Publishes the first, empty targets metadata (at `psvc keys init`).
@@ -928,8 +1113,8 @@ impl ReleaseRepo {
                 .raw()
                 .split_once('/')
                 .ok_or_else(|| RepoError::Refused(format!("bad target name {}", name.raw())))?;
-            let source = if path == "status.json" {
-                self.layout.draft_dir(version).join("status.json")
+            let source = if path == "status.json" || path.starts_with(DELTA_DIR) {
+                self.layout.draft_dir(version).join(path)
             } else {
                 self.layout.draft_dir(version).join("files").join(path)
             };
@@ -1121,14 +1306,33 @@ fn key_source(path: &Path) -> Result<Vec<Box<dyn KeySource>>, RepoError> {
     })])
 }
 
-fn canonical(targets: &Targets) -> Result<Vec<u8>, RepoError> {
+/// The signature of `key` over the canonical JSON of `value`, as TUF
+/// verifies it.
+pub(crate) async fn signature_of<T: Serialize>(
+    value: &T,
+    key: &Path,
+) -> Result<Signature, RepoError> {
+    let der = std::fs::read(key).map_err(RepoError::io(key))?;
+    let pair = tough::sign::parse_keypair(&der)
+        .map_err(|e| RepoError::Key(format!("{}: {e}", key.display())))?;
+    let keyid = pair
+        .tuf_key()
+        .key_id()
+        .map_err(|e| RepoError::Key(format!("{}: {e}", key.display())))?;
     let mut data = Vec::new();
     let mut ser =
         serde_json::Serializer::with_formatter(&mut data, olpc_cjson::CanonicalFormatter::new());
-    targets
+    value
         .serialize(&mut ser)
-        .map_err(RepoError::tuf("canonical targets"))?;
-    Ok(data)
+        .map_err(RepoError::tuf("canonical JSON"))?;
+    let sig = pair
+        .sign(&data, &SystemRandom::new())
+        .await
+        .map_err(|e| RepoError::Key(format!("{}: {e}", key.display())))?;
+    Ok(Signature {
+        keyid,
+        sig: sig.into(),
+    })
 }
 
 fn hex_decoded(hex_str: &str) -> Result<Decoded<Hex>, RepoError> {

@@ -178,7 +178,13 @@ pub async fn download(
                 let _ = std::fs::remove_file(&partial);
                 return Err(e);
             }
-            Err(e @ (DownloadError::Timeout { .. } | DownloadError::Io { .. })) => return Err(e),
+            Err(e @ DownloadError::Timeout { .. }) => return Err(e),
+            // A local write failed (ENOSPC, EIO): the partial file is not
+            // trusted and its space is given back.
+            Err(e @ DownloadError::Io { .. }) => {
+                let _ = std::fs::remove_file(&partial);
+                return Err(e);
+            }
             Err(DownloadError::Source(SourceError::NotFound { source_name, file })) => {
                 return Err(DownloadError::Source(SourceError::NotFound {
                     source_name,
@@ -343,4 +349,72 @@ async fn attempt_once(
         });
     }
     Ok(true)
+}
+
+/// Rebuilds `wanted` in `dir` from the installed file `base` and a
+/// verified `patch` (see [`crate::release::delta`]); returns the file, held
+/// to the same rule as a download: it becomes `dir/<sha256>` only when its
+/// length and SHA-256 match the signed ones. Blocking.
+///
+/// # Errors
+/// [`DownloadError::HashMismatch`] when the result is not the signed file
+/// (a changed base, a patch for another base), [`DownloadError::TooLong`],
+/// or a local I/O error; the partial result is deleted.
+pub fn rebuild_from_patch(
+    base: &Path,
+    patch: &Path,
+    wanted: &Wanted,
+    dir: &Path,
+) -> Result<PathBuf, DownloadError> {
+    struct Hashing<W> {
+        inner: W,
+        hasher: Sha256,
+    }
+    impl<W: std::io::Write> std::io::Write for Hashing<W> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = self.inner.write(buf)?;
+            self.hasher.update(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.inner.flush()
+        }
+    }
+    let partial = dir.join(format!("{}.partial", wanted.sha256));
+    let result = (|| {
+        let old = std::fs::read(base).map_err(io(base))?;
+        let patch_file = std::fs::File::open(patch).map_err(io(patch))?;
+        let file = std::fs::File::create(&partial).map_err(io(&partial))?;
+        let mut out = Hashing {
+            inner: std::io::BufWriter::with_capacity(256 * 1024, file),
+            hasher: Sha256::new(),
+        };
+        let written = crate::release::delta::apply_patch(&old, patch_file, &mut out, wanted.length)
+            .map_err(|e| DownloadError::HashMismatch {
+                file: wanted.file.clone(),
+                got: format!("(patch failed: {e})"),
+                want: wanted.sha256.clone(),
+            })?;
+        let got = hex::encode(out.hasher.finalize_reset());
+        if written != wanted.length || got != wanted.sha256 {
+            return Err(DownloadError::HashMismatch {
+                file: wanted.file.clone(),
+                got,
+                want: wanted.sha256.clone(),
+            });
+        }
+        let file = out.inner.into_inner().map_err(|e| DownloadError::Io {
+            path: partial.clone(),
+            source: e.into_error(),
+        })?;
+        file.sync_all().map_err(io(&partial))?;
+        let done = dir.join(&wanted.sha256);
+        std::fs::rename(&partial, &done).map_err(io(&partial))?;
+        crate::fsutil::sync_dir(dir).map_err(io(dir))?;
+        Ok(done)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    result
 }

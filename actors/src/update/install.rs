@@ -43,6 +43,19 @@ pub(crate) fn crash_point(point: &str) {
     }
 }
 
+/// Environment variable naming an I/O fault to inject (tests): `eio_fsync`
+/// makes the fsync of unpacked files fail with EIO.
+pub const FAULT_ENV: &str = "PSVC_UPDATE_FAULT";
+
+/// Fails with the I/O error [`FAULT_ENV`] injects at `point`.
+fn fault_point(point: &str) -> std::io::Result<()> {
+    if std::env::var(FAULT_ENV).is_ok_and(|v| v == point) {
+        tracing::error!(point, "injected fault: EIO");
+        return Err(std::io::Error::from_raw_os_error(5)); // EIO
+    }
+    Ok(())
+}
+
 /// Why an install step failed. The current version is untouched when one
 /// does.
 #[derive(Debug, thiserror::Error)]
@@ -373,18 +386,28 @@ impl InstallRoot {
             .root
             .join("versions")
             .join(format!(".staging-{version}"));
-        let result = self.unpack(&staging, files);
-        if let Err(e) = result {
+        let versions = self.root.join("versions");
+        // Until the rename is durable, a failure (ENOSPC, EIO on fsync)
+        // removes the new version and the journal: the previous version
+        // stays current and nothing is left behind. Files whose fsync
+        // failed are never trusted again (their pages may be lost).
+        let staged = self
+            .unpack(&staging, files)
+            .and_then(|()| {
+                crash_point("after_unpack");
+                self.sync_tree(&staging)
+            })
+            .and_then(|()| {
+                crash_point("after_fsync");
+                std::fs::rename(&staging, &dest).map_err(io(&staging))?;
+                fsutil::sync_dir(&versions).map_err(io(&versions))
+            });
+        if let Err(e) = staged {
             let _ = std::fs::remove_dir_all(&staging);
+            let _ = std::fs::remove_dir_all(&dest);
             self.clear_journal()?;
             return Err(e);
         }
-        crash_point("after_unpack");
-        self.sync_tree(&staging)?;
-        crash_point("after_fsync");
-        std::fs::rename(&staging, &dest).map_err(io(&staging))?;
-        let versions = self.root.join("versions");
-        fsutil::sync_dir(&versions).map_err(io(&versions))?;
         self.write_journal(&Journal {
             version: version.to_owned(),
             previous: previous.clone(),
@@ -429,7 +452,8 @@ impl InstallRoot {
             if entry.file_type().is_dir() {
                 fsutil::sync_dir(entry.path()).map_err(io(entry.path()))?;
             } else {
-                std::fs::File::open(entry.path())
+                fault_point("eio_fsync")
+                    .and_then(|()| std::fs::File::open(entry.path()))
                     .and_then(|f| f.sync_all())
                     .map_err(io(entry.path()))?;
             }

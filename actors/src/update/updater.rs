@@ -22,7 +22,7 @@ use tough::{ExpirationEnforcement, RepositoryLoader};
 use super::download::{DownloadError, Limits, Wanted, download};
 use super::install::{InstallError, InstallRoot, StagedFile};
 use super::source::Source;
-use crate::release::repo::{DEFAULT_CHANNEL, ReleaseInfo, latest, releases_of};
+use crate::release::repo::{DEFAULT_CHANNEL, ReleaseInfo, delta_name, latest, releases_of};
 use crate::release::status::{ReleaseStatus, Status};
 
 /// Why an update operation failed. The current version is untouched.
@@ -46,6 +46,17 @@ pub enum UpdateError {
     /// The install failed.
     #[error(transparent)]
     Install(#[from] InstallError),
+    /// Not enough free space for the download and the unpacked version;
+    /// nothing was written.
+    #[error("{path}: the update needs {needed} bytes free, {available} are")]
+    NoSpace {
+        /// The install root.
+        path: PathBuf,
+        /// Bytes needed (downloads and the unpacked copy).
+        needed: u64,
+        /// Bytes available.
+        available: u64,
+    },
     /// The signed release is inconsistent (a listed file is missing, its
     /// status.json does not match).
     #[error("release {version}: {message}")]
@@ -243,6 +254,20 @@ pub struct ApplyOutcome {
     pub previous: Option<String>,
     /// Versions removed to keep `keep` generations.
     pub pruned: Vec<String>,
+    /// What was transferred.
+    pub transfer: Transfer,
+}
+
+/// Bytes an install fetched, against what full downloads would have.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Transfer {
+    /// Signed length of every file of the release.
+    pub full_bytes: u64,
+    /// Signed length of what was fetched: patches, and the files that had
+    /// none (or whose patch failed).
+    pub fetched_bytes: u64,
+    /// Files rebuilt from a patch against an installed version.
+    pub patched: Vec<String>,
 }
 
 fn newer(a: &str, b: &str) -> bool {
@@ -378,6 +403,7 @@ pub async fn apply(
             installed: None,
             previous: None,
             pruned: Vec::new(),
+            transfer: Transfer::default(),
         });
     };
     let version = release.record.version.clone();
@@ -390,6 +416,7 @@ pub async fn apply(
             installed: Some(version),
             previous,
             pruned: Vec::new(),
+            transfer: Transfer::default(),
         });
     }
     let bad = |message: String| UpdateError::BadRelease {
@@ -417,11 +444,33 @@ pub async fn apply(
             },
         ));
     }
+    // Room for the downloads and the unpacked copy, checked before a byte
+    // is written: a full disk must not take the running service down.
+    let needed: u64 = wanted.iter().map(|(_, w)| w.length).sum::<u64>() * 2;
+    if let Ok(available) = fs4::available_space(root.path())
+        && available < needed
+    {
+        return Err(UpdateError::NoSpace {
+            path: root.path().to_path_buf(),
+            needed,
+            available,
+        });
+    }
     // The source that verified first, then the others.
     let mut order = vec![good.clone()];
     order.extend(options.sources.iter().filter(|s| **s != good).cloned());
     let mut fetched = Vec::new();
+    let mut transfer = Transfer::default();
     for (path, w) in &wanted {
+        transfer.full_bytes += w.length;
+        if let Some((file, patch_len)) =
+            fetch_patched(root, options, &order, &repo, &release, path, w, progress).await
+        {
+            transfer.fetched_bytes += patch_len;
+            transfer.patched.push(path.clone());
+            fetched.push((path.clone(), file));
+            continue;
+        }
         let mut last = None;
         let mut got = None;
         for source in &order {
@@ -438,7 +487,10 @@ pub async fn apply(
             }
         }
         match got {
-            Some(file) => fetched.push((path.clone(), file)),
+            Some(file) => {
+                transfer.fetched_bytes += w.length;
+                fetched.push((path.clone(), file));
+            }
             None => return Err(last.map_or_else(|| bad("no source".into()), UpdateError::from)),
         }
     }
@@ -473,12 +525,100 @@ pub async fn apply(
     }
     let pruned = root.prune(options.keep)?;
     tracing::info!(%version, previous = ?previous, "update installed");
+    // Installed and on probation; the restart into it has not happened.
+    super::install::crash_point("before_restart");
     Ok(ApplyOutcome {
         check,
         installed: Some(version),
         previous,
         pruned,
+        transfer,
     })
+}
+
+/// Fetches `path` of `release` as a signed patch against an installed
+/// version (the current one first) and rebuilds it; `None` when there is
+/// no patch from an installed version or every one failed (the caller
+/// then downloads the file in full). Returns the file and the patch's
+/// length.
+#[allow(clippy::too_many_arguments)] // one step of `apply`, its state passed in
+async fn fetch_patched(
+    root: &InstallRoot,
+    options: &UpdaterOptions,
+    order: &[Source],
+    repo: &tough::Repository,
+    release: &ReleaseInfo,
+    path: &str,
+    wanted: &Wanted,
+    progress: &mut (dyn FnMut(&str, u64, u64) + Send),
+) -> Option<(PathBuf, u64)> {
+    let version = &release.record.version;
+    let current = root.current();
+    let mut bases: Vec<&String> = release
+        .record
+        .deltas
+        .iter()
+        .filter(|(_, paths)| paths.iter().any(|p| p == path))
+        .map(|(base, _)| base)
+        .collect();
+    bases.sort_by_key(|b| Some(b.as_str()) != current.as_deref());
+    for base in bases {
+        let base_file = root.version_dir(base).join(path);
+        if !base_file.is_file() {
+            continue;
+        }
+        let Some((name, target)) = tough::TargetName::new(delta_name(version, base, path))
+            .ok()
+            .and_then(|n| repo.targets().signed.targets.get(&n).map(|t| (n, t)))
+        else {
+            continue;
+        };
+        let patch = Wanted {
+            file: crate::release::repo::consistent_name(name.raw(), target),
+            length: target.length,
+            sha256: hex::encode(&target.hashes.sha256),
+        };
+        let mut fetched = None;
+        for source in order {
+            let mut report = |n: u64| progress(path, n, patch.length);
+            match download(
+                source,
+                &patch,
+                &root.downloads(),
+                &options.limits,
+                &mut report,
+            )
+            .await
+            {
+                Ok(file) => {
+                    fetched = Some(file);
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(%source, file = %path, %base, error = %e, "patch download failed");
+                }
+            }
+        }
+        let Some(patch_file) = fetched else { continue };
+        let (dir, want, pf) = (root.downloads(), wanted.clone(), patch_file.clone());
+        let rebuilt = tokio::task::spawn_blocking(move || {
+            super::download::rebuild_from_patch(&base_file, &pf, &want, &dir)
+        })
+        .await;
+        let _ = std::fs::remove_file(&patch_file);
+        match rebuilt {
+            Ok(Ok(file)) => {
+                tracing::info!(%version, %base, file = %path, patch = patch.length, full = wanted.length, "rebuilt from a patch");
+                progress(path, wanted.length, wanted.length);
+                return Some((file, patch.length));
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(%version, %base, file = %path, error = %e, "the patch did not rebuild the signed file; downloading it in full");
+            }
+            Err(e) => tracing::warn!(error = %e, "patch task failed"),
+        }
+    }
+    None
 }
 
 /// The Updater actor: one operation at a time; the install root stays
