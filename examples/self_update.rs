@@ -21,7 +21,7 @@
 use actix::Actor;
 use psvc::prelude::*;
 use psvc::service::BoxError;
-use psvc_actors::update::updater::{Healthy, Updater, UpdaterOptions};
+use psvc_actors::update::updater::{Updater, UpdaterOptions};
 
 /// The version this binary was installed as, from its own path.
 fn installed_version() -> String {
@@ -40,14 +40,11 @@ impl Service for App {
     async fn init(&mut self, ctx: &mut ServiceContext) -> Result<(), BoxError> {
         let mut options = UpdaterOptions::from_config(&ctx.config())?;
         options.restart = Some(ctx.shutdown_trigger());
-        let updater = Updater::new(options).start();
+        // Healthy once `init` has returned Ok (a service that must check its
+        // devices first sends `Healthy` itself instead).
+        options.ready = Some(ctx.readiness());
+        Updater::new(options).start();
         println!("running {}", installed_version());
-        // Initialized: report healthy (a real service would check its devices first).
-        match updater.send(Healthy).await {
-            Ok(Ok(verdict)) => tracing::info!(?verdict, "healthy"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "health report"),
-            Err(e) => tracing::warn!(error = %e, "updater gone"),
-        }
         Ok(())
     }
 }

@@ -40,7 +40,7 @@ mod system;
 mod systemd;
 
 pub use cli::CliError;
-pub use context::{ConfigReloaded, ServiceContext};
+pub use context::{ConfigReloaded, Readiness, ServiceContext};
 pub use lifecycle::{BoxError, Service, ServiceError};
 pub use shutdown::ShutdownTrigger;
 pub use status::ExitStatus;

@@ -318,3 +318,48 @@ fn a_requested_restart_is_a_graceful_stop_reported_as_restart() {
     trigger.request_restart();
     assert!(trigger.restart_requested());
 }
+
+/// Watches its own readiness from a task started in `init`.
+struct WatchesReadiness {
+    log: Log,
+    fail_init: bool,
+}
+
+impl Service for WatchesReadiness {
+    async fn init(&mut self, ctx: &mut ServiceContext) -> Result<(), BoxError> {
+        let readiness = ctx.readiness();
+        assert!(!readiness.is_ready(), "not ready during init");
+        let log = self.log.clone();
+        actix_rt::spawn(async move {
+            let ready = readiness.wait().await;
+            log.push(if ready { "ready" } else { "never ready" });
+        });
+        tokio::task::yield_now().await;
+        self.log.push("init");
+        if self.fail_init {
+            return Err("no device".into());
+        }
+        ctx.request_shutdown();
+        Ok(())
+    }
+}
+
+#[test]
+fn readiness_follows_a_successful_init_and_never_comes_after_a_failed_one() {
+    let log = Log::default();
+    let svc = WatchesReadiness {
+        log: log.clone(),
+        fail_init: false,
+    };
+    let (status, _) = run_service(svc, "5s", None, None);
+    assert_eq!(status, ExitStatus::Success);
+    assert_eq!(log.take(), ["init", "ready"]);
+
+    let svc = WatchesReadiness {
+        log: log.clone(),
+        fail_init: true,
+    };
+    let (status, _) = run_service(svc, "5s", None, None);
+    assert_eq!(status, ExitStatus::Failed);
+    assert_eq!(log.take(), ["init", "never ready"]);
+}

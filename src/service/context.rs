@@ -26,6 +26,30 @@ pub struct ServiceContext {
     pub(super) phase: watch::Sender<Phase>,
     pub(super) restart: std::sync::Arc<std::sync::atomic::AtomicBool>,
     pub(super) reload_subscribers: Rc<RefCell<Vec<ChildRecipient<ConfigReloaded>>>>,
+    /// `None` while `init` runs; then whether it succeeded.
+    pub(super) ready: watch::Sender<Option<bool>>,
+}
+
+/// Whether the service is ready: its `init` returned `Ok` (the moment
+/// systemd is told `READY=1`). Cheap to clone; see
+/// [`ServiceContext::readiness`].
+#[derive(Clone, Debug)]
+pub struct Readiness(watch::Receiver<Option<bool>>);
+
+impl Readiness {
+    /// Whether the service is ready now.
+    pub fn is_ready(&self) -> bool {
+        *self.0.borrow() == Some(true)
+    }
+
+    /// Resolves to `true` once the service is ready, or `false` if it never
+    /// will be (its `init` failed or was cut short, or the service is gone).
+    pub async fn wait(mut self) -> bool {
+        matches!(
+            self.0.wait_for(Option::is_some).await.as_deref(),
+            Ok(Some(true))
+        )
+    }
 }
 
 impl ServiceContext {
@@ -97,6 +121,12 @@ impl ServiceContext {
             phase: self.phase.clone(),
             restart: self.restart.clone(),
         }
+    }
+
+    /// The service's readiness: ready once `init` has returned `Ok`. An
+    /// Updater given it reports a new version healthy at that moment.
+    pub fn readiness(&self) -> Readiness {
+        Readiness(self.ready.subscribe())
     }
 
     /// Delivers [`ConfigReloaded`] to `recipient` after every reload: a

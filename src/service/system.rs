@@ -223,6 +223,7 @@ impl ServiceSystem {
             phase,
             restart: restart.clone(),
             reload_subscribers: Rc::default(),
+            ready: watch::channel(None).0,
         };
         tracing::info!(service = %name, "starting");
         let mut background = Vec::new();
@@ -292,14 +293,17 @@ async fn steps<S: Service>(
     match init {
         Step::Done(Ok(())) => {
             tracing::info!(service = %name, "initialized");
+            ctx.ready.send_replace(Some(true));
             systemd::ready("running");
         }
         Step::Done(Err(err)) => {
             tracing::error!(service = %name, "{}", ServiceError::Init(err));
+            ctx.ready.send_replace(Some(false));
             status = status.worst(ExitStatus::Failed);
             run_it = false;
         }
         other => {
+            ctx.ready.send_replace(Some(false));
             status = status.worst(other.status());
             run_it = false;
         }

@@ -96,6 +96,11 @@ pub struct UpdaterOptions {
     /// probation flipped back: the service's
     /// [`ShutdownTrigger`](psvc::service::ShutdownTrigger). `None`: only log.
     pub restart: Option<psvc::service::ShutdownTrigger>,
+    /// Report the version on probation healthy when the service is ready
+    /// (its `init` returned `Ok`): the service's
+    /// [`Readiness`](psvc::service::Readiness). `None`: the service sends
+    /// [`Healthy`] itself, when it knows better (its devices answer, …).
+    pub ready: Option<psvc::service::Readiness>,
 }
 
 /// The `[update]` section of `psvc.conf` (every key optional):
@@ -170,6 +175,7 @@ impl UpdaterOptions {
             auto_apply: false,
             probation: super::probation::ProbationPolicy::default(),
             restart: None,
+            ready: None,
         }
     }
 
@@ -663,6 +669,17 @@ impl Actor for Updater {
     fn started(&mut self, ctx: &mut Context<Self>) {
         if self.options.check_every.is_some() {
             ctx.notify(Scheduled { first: true });
+        }
+        if let Some(ready) = self.options.ready.clone() {
+            ctx.spawn(fut::wrap_future(ready.wait()).map(|ready, act: &mut Self, _| {
+                if !ready {
+                    return;
+                }
+                match act.root().and_then(|r| Ok(r.healthy()?)) {
+                    Ok(verdict) => tracing::info!(?verdict, "service ready: reported healthy"),
+                    Err(e) => tracing::warn!(error = %e, "health report failed"),
+                }
+            }));
         }
     }
 }
