@@ -634,3 +634,99 @@ async fn a_scheduled_updater_from_psvc_conf_installs_by_itself() {
     let err = UpdaterOptions::from_config(&config).unwrap_err();
     assert!(err.to_string().contains("intervall"), "{err}");
 }
+
+#[actix_rt::test]
+async fn update_events_reach_the_releaser_once_each_and_its_store_is_bounded() {
+    use psvc::client::{Client, ClientOptions, Rpc};
+    use psvc_actors::release::releaser::{GetReports, MAX_REPORTS, Report};
+    use psvc_actors::update::updater::report;
+
+    let repo = repo_with_v1().await;
+    let releaser = Releaser::new(ReleaserOptions::new(&repo.release_path)).start();
+    let server = Server::new(Auth::anonymous())
+        .commands(Releaser::routes(Commander::new(), releaser.clone()).commands())
+        .start("127.0.0.1:0")
+        .await
+        .unwrap();
+    let (_tmp, _install, o, root) =
+        installation(&repo, &[format!("vsoa://{}", server.local_addr())]);
+    apply(&root, &o, &mut |_, _, _| {}).await.unwrap();
+    build_exec(&repo, "1.1.0", b"#!/bin/sh\necho one.one\n", b"new");
+    repo.approve("1.1.0").await;
+    apply(&root, &o, &mut |_, _, _| {}).await.unwrap();
+
+    assert_eq!(report(&root, &o).await.unwrap(), 2, "two installs");
+    assert_eq!(report(&root, &o).await.unwrap(), 0, "each event once");
+    root.rollback("1.0.0", "operator").unwrap();
+    assert_eq!(report(&root, &o).await.unwrap(), 1);
+
+    let client = Client::connect(ClientOptions::new(server.local_addr().to_string()))
+        .await
+        .unwrap();
+    let reply = client
+        .rpc(
+            Rpc::get("/release/reports")
+                .json(&serde_json::json!({ "installation": "test-installation" }))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let seen: serde_json::Value = serde_json::from_slice(&reply.param).unwrap();
+    let events: Vec<(String, String)> = seen["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["events"].as_array().unwrap().clone())
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap().to_owned(),
+                e["version"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("installed".into(), "1.0.0".into()),
+            ("installed".into(), "1.1.0".into()),
+            ("rolled_back".into(), "1.0.0".into()),
+        ]
+    );
+    assert_eq!(
+        seen["reports"].as_array().unwrap().len(),
+        2,
+        "one report per send"
+    );
+    assert_eq!(seen["reports"][1]["current"], "1.0.0");
+
+    // A malformed report is refused with a reason.
+    let bad = client
+        .rpc(
+            Rpc::set("/release/report")
+                .json(&serde_json::json!({ "installation": "", "events": [] }))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_ne!(bad.status, psvc::frame::Status::OK);
+    assert!(String::from_utf8_lossy(&bad.param).contains("installation"));
+
+    // Bounded: the oldest go, and are counted.
+    let one = |i: usize| Report {
+        installation: format!("flood-{i}"),
+        current: None,
+        events: vec![root.state().history[0].clone()],
+        received_at: String::new(),
+    };
+    for i in 0..MAX_REPORTS + 5 {
+        releaser.send(one(i)).await.unwrap();
+    }
+    let all = releaser.send(GetReports::default()).await.unwrap();
+    assert_eq!(all.reports.len(), MAX_REPORTS);
+    assert_eq!(all.dropped, 7, "2 real reports and 5 floods dropped");
+    assert_eq!(
+        all.reports.last().unwrap().installation,
+        format!("flood-{}", MAX_REPORTS + 4)
+    );
+    server.stop();
+}

@@ -16,6 +16,8 @@
 //! | `/release/latest` | `{"channel"?, "installation"?}` | `{"version": V \| null, "release"?: release}` |
 //! | `/release/metadata/<file>` | — | the metadata file as data (≤ 192 KiB; else use `/release/file`) |
 //! | `/release/file` | `{"kind": "target"\|"file"\|"metadata", "name", "offset"?}` | a stream from `offset`; param `{"name","length","offset","sha256","stream_token"}` |
+//! | `/release/report` | [`Report`]: `{"installation", "current"?, "events": [event…]}` | `{"accepted": n}` |
+//! | `/release/reports` | `{"installation"?, "limit"?}` | `{"reports": [report…], "dropped": n}`, newest last |
 //!
 //! Only what the signed metadata names is listed or served: a draft, an
 //! unapproved directory or any other file under the release path gets
@@ -37,7 +39,7 @@ use actix::prelude::*;
 use psvc::commander::{CommandError, Commander, Request, Response};
 use psvc::sandbox::Sandbox;
 use psvc::stream::Tunnel;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
@@ -149,6 +151,79 @@ impl RepoView {
     }
 }
 
+/// Most reports a Releaser keeps (the oldest are dropped and counted).
+pub const MAX_REPORTS: usize = 1000;
+/// Most events in one report.
+pub const MAX_REPORT_EVENTS: usize = 64;
+/// Longest text field of a report.
+const MAX_REPORT_TEXT: usize = 512;
+
+/// An installation's update events (installed, committed, rolled back,
+/// marked bad…), as its Updater sends them with
+/// [`UpdaterOptions::report`](crate::update::updater::UpdaterOptions::report).
+#[derive(Debug, Clone, Serialize, Deserialize, Message)]
+#[rtype(result = "()")]
+pub struct Report {
+    /// The installation's id.
+    pub installation: String,
+    /// Its current version.
+    #[serde(default)]
+    pub current: Option<String>,
+    /// The events, oldest first.
+    pub events: Vec<crate::update::install::HistoryEntry>,
+    /// When the Releaser received it (RFC 3339; set by the Releaser).
+    #[serde(default)]
+    pub received_at: String,
+}
+
+impl Report {
+    fn check(&self) -> Result<(), CommandError> {
+        let long = |s: &str| s.len() > MAX_REPORT_TEXT;
+        if self.installation.is_empty() || long(&self.installation) {
+            return Err(CommandError::Arguments(
+                "installation: 1 to 512 bytes".into(),
+            ));
+        }
+        if self.events.is_empty() || self.events.len() > MAX_REPORT_EVENTS {
+            return Err(CommandError::Arguments(format!(
+                "events: 1 to {MAX_REPORT_EVENTS}"
+            )));
+        }
+        if self.current.as_deref().is_some_and(long)
+            || self
+                .events
+                .iter()
+                .any(|e| long(&e.at) || long(&e.event) || long(&e.version) || long(&e.detail))
+        {
+            return Err(CommandError::Arguments(format!(
+                "a field is longer than {MAX_REPORT_TEXT} bytes"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The reports kept, newest last.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Reports {
+    /// The reports (of one installation when asked so).
+    pub reports: Vec<Report>,
+    /// Reports dropped because more than [`MAX_REPORTS`] arrived.
+    pub dropped: u64,
+}
+
+/// The reports kept, at most `limit`, of `installation` when given.
+#[derive(Debug, Clone, Default, Deserialize, Message)]
+#[rtype(result = "Reports")]
+pub struct GetReports {
+    /// Only this installation's.
+    #[serde(default)]
+    pub installation: Option<String>,
+    /// At most this many (the newest; default and cap [`MAX_REPORTS`]).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
 /// Why the Releaser cannot answer.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("release repository: {0}")]
@@ -163,6 +238,8 @@ pub struct Releaser {
     stamp: Option<(SystemTime, u64)>,
     downloads: Arc<Semaphore>,
     refreshing: bool,
+    reports: std::collections::VecDeque<Report>,
+    reports_dropped: u64,
 }
 
 impl std::fmt::Debug for Releaser {
@@ -183,6 +260,8 @@ impl Releaser {
             view: None,
             stamp: None,
             refreshing: false,
+            reports: std::collections::VecDeque::new(),
+            reports_dropped: 0,
         }
     }
 
@@ -203,13 +282,28 @@ impl Releaser {
     /// each restarted instance (requests during a restart get status 4).
     pub fn routes(commander: Commander, releaser: impl Into<ReleaserHandle>) -> Commander {
         let releaser = releaser.into();
-        let (versions, latest_addr, meta, file) = (
+        let (versions, latest_addr, meta, file, report, reports) = (
+            releaser.clone(),
+            releaser.clone(),
             releaser.clone(),
             releaser.clone(),
             releaser.clone(),
             releaser,
         );
         commander
+            .typed("/release/report", move |r: Report, _| {
+                let addr = report.clone();
+                async move {
+                    r.check()?;
+                    let accepted = r.events.len();
+                    addr.ask(r).await?;
+                    Ok::<_, CommandError>(serde_json::json!({ "accepted": accepted }))
+                }
+            })
+            .typed("/release/reports", move |q: Option<GetReports>, _| {
+                let addr = reports.clone();
+                async move { addr.ask(q.unwrap_or_default()).await }
+            })
             .typed("/release/versions", move |q: Option<Query>, _| {
                 let addr = versions.clone();
                 let q = q.unwrap_or_default();
@@ -267,6 +361,51 @@ impl Releaser {
                 let addr = file.clone();
                 async move { serve_file(&addr, &req).await }
             })
+    }
+}
+
+impl Handler<Report> for Releaser {
+    type Result = ();
+
+    fn handle(&mut self, mut report: Report, _: &mut Context<Self>) {
+        report.received_at = jiff::Timestamp::now().to_string();
+        tracing::info!(
+            installation = %report.installation,
+            current = ?report.current,
+            events = report.events.len(),
+            last = ?report.events.last().map(|e| format!("{} {}", e.event, e.version)),
+            "update report"
+        );
+        if self.reports.len() >= MAX_REPORTS {
+            self.reports.pop_front();
+            self.reports_dropped += 1;
+        }
+        self.reports.push_back(report);
+    }
+}
+
+impl Handler<GetReports> for Releaser {
+    type Result = MessageResult<GetReports>;
+
+    fn handle(&mut self, q: GetReports, _: &mut Context<Self>) -> Self::Result {
+        let limit = q.limit.unwrap_or(MAX_REPORTS).min(MAX_REPORTS);
+        let mut reports: Vec<Report> = self
+            .reports
+            .iter()
+            .rev()
+            .filter(|r| {
+                q.installation
+                    .as_deref()
+                    .is_none_or(|i| i == r.installation)
+            })
+            .take(limit)
+            .cloned()
+            .collect();
+        reports.reverse();
+        MessageResult(Reports {
+            reports,
+            dropped: self.reports_dropped,
+        })
     }
 }
 

@@ -87,6 +87,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InstallError + '_ {
 /// What happened to a version, for `psvc update status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEntry {
+    /// Its number in this install root (1, 2, …), for reports.
+    #[serde(default)]
+    pub seq: u64,
     /// When (RFC 3339).
     pub at: String,
     /// `installed`, `rolled_back`, `committed`, `marked_bad`, `recovered`.
@@ -114,6 +117,12 @@ pub struct State {
     /// The version on probation, if any.
     #[serde(default)]
     pub probation: Option<super::probation::Probation>,
+    /// The number of the last event recorded.
+    #[serde(default)]
+    pub last_seq: u64,
+    /// The number of the last event a Releaser acknowledged.
+    #[serde(default)]
+    pub reported_seq: u64,
 }
 
 /// Events kept in `state.json`.
@@ -122,7 +131,9 @@ pub const HISTORY: usize = 50;
 impl State {
     /// Records an event.
     pub fn record(&mut self, event: &str, version: &str, detail: impl Into<String>) {
+        self.last_seq += 1;
         self.history.push(HistoryEntry {
+            seq: self.last_seq,
             at: jiff::Timestamp::now().to_string(),
             event: event.to_owned(),
             version: version.to_owned(),
@@ -130,6 +141,15 @@ impl State {
         });
         let extra = self.history.len().saturating_sub(HISTORY);
         self.history.drain(..extra);
+    }
+
+    /// Events not yet acknowledged by a Releaser, oldest first.
+    pub fn unreported(&self) -> Vec<HistoryEntry> {
+        self.history
+            .iter()
+            .filter(|e| e.seq > self.reported_seq)
+            .cloned()
+            .collect()
     }
 }
 
@@ -259,6 +279,19 @@ impl InstallRoot {
         let json = serde_json::to_vec_pretty(state)
             .map_err(|e| InstallError::Refused(format!("state.json: {e}")))?;
         fsutil::write_atomic(&path, &json).map_err(io(&path))
+    }
+
+    /// Records that a Releaser acknowledged the events up to `seq`.
+    ///
+    /// # Errors
+    /// `state.json` cannot be written.
+    pub fn mark_reported(&self, seq: u64) -> Result<(), InstallError> {
+        let mut state = self.state();
+        if seq <= state.reported_seq {
+            return Ok(());
+        }
+        state.reported_seq = seq.min(state.last_seq);
+        self.save_state(&state)
     }
 
     fn journal(&self) -> Option<Journal> {

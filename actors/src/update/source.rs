@@ -187,6 +187,33 @@ impl Source {
             .map_err(|e| self.unavailable(e))
     }
 
+    /// Sends `report` to a Releaser (`/release/report`).
+    ///
+    /// # Errors
+    /// Not a Releaser source, unreachable, or the report was refused.
+    pub async fn report(
+        &self,
+        report: &crate::release::releaser::Report,
+        timeout: Duration,
+    ) -> Result<(), SourceError> {
+        let client = self.client(timeout).await?;
+        let rpc = Rpc::set("/release/report")
+            .json(report)
+            .map_err(|e| self.unavailable(e))?
+            .timeout(timeout);
+        let reply = client.rpc(rpc).await.map_err(|e| self.unavailable(e));
+        client.close();
+        let reply = reply?;
+        if reply.status != Status::OK {
+            return Err(self.unavailable(format!(
+                "report refused, status {}: {}",
+                reply.status.0,
+                String::from_utf8_lossy(&reply.param)
+            )));
+        }
+        Ok(())
+    }
+
     /// Opens the repository file `dir/name` (`dir` is `metadata` or
     /// `targets`) from byte `offset`.
     ///

@@ -101,6 +101,10 @@ pub struct UpdaterOptions {
     /// [`Readiness`](psvc::service::Readiness). `None`: the service sends
     /// [`Healthy`] itself, when it knows better (its devices answer, …).
     pub ready: Option<psvc::service::Readiness>,
+    /// Send the install root's events (installed, committed, rolled back,
+    /// marked bad) to the first Releaser source that takes them, on each
+    /// scheduled run, until acknowledged (`/release/report`).
+    pub report: bool,
 }
 
 /// The `[update]` section of `psvc.conf` (every key optional):
@@ -114,6 +118,7 @@ pub struct UpdaterOptions {
 /// trusted_root = /opt/app/root.json
 /// interval = 1h                   ; scheduled checks (none: on request only)
 /// auto_apply = false
+/// report = false                  ; send update events to the Releaser
 /// keep = 3
 /// max_boots = 3
 /// health_deadline = 2m
@@ -133,6 +138,8 @@ pub struct UpdateConfig {
     pub interval: Option<std::time::Duration>,
     /// Install what a scheduled check finds.
     pub auto_apply: bool,
+    /// Report update events to the Releaser.
+    pub report: bool,
     /// Installed versions kept.
     pub keep: Option<usize>,
     /// Starts allowed during probation.
@@ -176,6 +183,7 @@ impl UpdaterOptions {
             probation: super::probation::ProbationPolicy::default(),
             restart: None,
             ready: None,
+            report: false,
         }
     }
 
@@ -208,6 +216,7 @@ impl UpdaterOptions {
         }
         o.check_every = section.interval;
         o.auto_apply = section.auto_apply;
+        o.report = section.report;
         if let Some(k) = section.keep {
             o.keep = k;
         }
@@ -542,6 +551,55 @@ pub async fn apply(
     })
 }
 
+/// Sends the install root's unreported events (at most
+/// [`MAX_REPORT_EVENTS`](crate::release::releaser::MAX_REPORT_EVENTS) at a
+/// time) to the first Releaser source that acknowledges them, and records
+/// the acknowledgement in `state.json`, so each event is reported at least
+/// once however often the service restarts. Returns how many were sent.
+///
+/// # Errors
+/// [`UpdateError::NoSource`] when there are events and no Releaser source
+/// took them; they are sent again next time.
+pub async fn report(root: &InstallRoot, options: &UpdaterOptions) -> Result<usize, UpdateError> {
+    use crate::release::releaser::{MAX_REPORT_EVENTS, Report};
+    let state = root.state();
+    let events: Vec<_> = state
+        .unreported()
+        .into_iter()
+        .take(MAX_REPORT_EVENTS)
+        .collect();
+    let Some(last) = events.last().map(|e| e.seq) else {
+        return Ok(0);
+    };
+    let report = Report {
+        installation: options
+            .installation
+            .clone()
+            .unwrap_or_else(|| "unknown".into()),
+        current: state.current.clone(),
+        events,
+        received_at: String::new(),
+    };
+    let mut errors = Vec::new();
+    for source in &options.sources {
+        if !matches!(source, Source::Releaser { .. }) {
+            continue;
+        }
+        match source.report(&report, options.limits.request_timeout).await {
+            Ok(()) => {
+                root.mark_reported(last)?;
+                return Ok(report.events.len());
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    Err(UpdateError::NoSource(if errors.is_empty() {
+        "no Releaser source to report to".into()
+    } else {
+        errors.join("; ")
+    }))
+}
+
 /// Fetches `path` of `release` as a signed patch against an installed
 /// version (the current one first) and rebuilds it; `None` when there is
 /// no patch from an installed version or every one failed (the caller
@@ -671,15 +729,17 @@ impl Actor for Updater {
             ctx.notify(Scheduled { first: true });
         }
         if let Some(ready) = self.options.ready.clone() {
-            ctx.spawn(fut::wrap_future(ready.wait()).map(|ready, act: &mut Self, _| {
-                if !ready {
-                    return;
-                }
-                match act.root().and_then(|r| Ok(r.healthy()?)) {
-                    Ok(verdict) => tracing::info!(?verdict, "service ready: reported healthy"),
-                    Err(e) => tracing::warn!(error = %e, "health report failed"),
-                }
-            }));
+            ctx.spawn(
+                fut::wrap_future(ready.wait()).map(|ready, act: &mut Self, _| {
+                    if !ready {
+                        return;
+                    }
+                    match act.root().and_then(|r| Ok(r.healthy()?)) {
+                        Ok(verdict) => tracing::info!(?verdict, "service ready: reported healthy"),
+                        Err(e) => tracing::warn!(error = %e, "health report failed"),
+                    }
+                }),
+            );
         }
     }
 }
@@ -711,6 +771,13 @@ impl Handler<Scheduled> for Updater {
                         return;
                     }
                 };
+                if options.report {
+                    match report(&root, &options).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(events = n, "update events reported"),
+                        Err(e) => tracing::debug!(error = %e, "update report not sent"),
+                    }
+                }
                 let restart = |why: &str| match &options.restart {
                     Some(trigger) => {
                         tracing::warn!(why, "restarting the service");
