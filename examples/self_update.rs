@@ -15,8 +15,11 @@
 //! ```
 //!
 //! It prints `running <version>` when it starts (the version is the
-//! `versions/<v>` directory it runs from) and exits 3 at once when a file
-//! `CRASH` sits beside its binary (a broken release, for the rollback test).
+//! `versions/<v>` directory it runs from) and, with `[app] listen = ADDR`,
+//! answers `/version` there (`{"version", "boot"}`, `boot` new at each
+//! start or exec). A broken release, for the rollback tests and
+//! benchmarks: with a file `CRASH` beside its binary it exits 3 at once;
+//! with `HANG` its `init` never finishes, so it never becomes ready.
 
 use actix::Actor;
 use psvc::prelude::*;
@@ -34,10 +37,35 @@ fn installed_version() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-struct App;
+#[derive(Default)]
+struct App {
+    server: Option<psvc::socket::ServerHandle>,
+}
 
 impl Service for App {
     async fn init(&mut self, ctx: &mut ServiceContext) -> Result<(), BoxError> {
+        if let Ok(listen) = ctx.config().get::<String>("app.listen") {
+            // The version, and when this process image started (an exec
+            // starts a new one): clients tell restarts apart by it.
+            let reply = serde_json::json!({
+                "version": installed_version(),
+                "boot": std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos().to_string())
+                    .unwrap_or_default(),
+            });
+            let commands = psvc::commander::Commander::new()
+                .typed("/version", move |_: Option<serde_json::Value>, _| {
+                    let reply = reply.clone();
+                    async move { Ok::<_, psvc::commander::CommandError>(reply) }
+                })
+                .commands();
+            let server = psvc::socket::Server::new(psvc::socket::Auth::anonymous())
+                .commands(commands)
+                .start(&listen)
+                .await?;
+            self.server = Some(server);
+        }
         let mut options = UpdaterOptions::from_config(&ctx.config())?;
         options.restart = Some(ctx.shutdown_trigger());
         // Healthy once `init` has returned Ok (a service that must check its
@@ -45,6 +73,17 @@ impl Service for App {
         options.ready = Some(ctx.readiness());
         Updater::new(options).start();
         println!("running {}", installed_version());
+        if std::env::current_exe().is_ok_and(|exe| exe.with_file_name("HANG").exists()) {
+            // Never ready: the Updater's health deadline rolls this back.
+            std::future::pending::<()>().await;
+        }
+        Ok(())
+    }
+
+    async fn destroy(&mut self, _: &mut ServiceContext) -> Result<(), BoxError> {
+        if let Some(server) = self.server.take() {
+            server.stop();
+        }
         Ok(())
     }
 }
@@ -56,5 +95,5 @@ fn main() -> std::process::ExitCode {
         eprintln!("broken release: exiting at start-up");
         return std::process::ExitCode::from(3);
     }
-    ServiceSystem::new("app").run(App).into()
+    ServiceSystem::new("app").run(App::default()).into()
 }

@@ -363,3 +363,38 @@ fn readiness_follows_a_successful_init_and_never_comes_after_a_failed_one() {
     assert_eq!(status, ExitStatus::Failed);
     assert_eq!(log.take(), ["init", "never ready"]);
 }
+
+/// Asks for a restart from a task while its `init` never returns (a new
+/// version that hangs, rolled back by its Updater).
+struct HangsThenRestarts;
+
+impl Service for HangsThenRestarts {
+    async fn init(&mut self, ctx: &mut ServiceContext) -> Result<(), BoxError> {
+        let trigger = ctx.shutdown_trigger();
+        actix_rt::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            trigger.request_restart();
+        });
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+}
+
+#[test]
+fn a_restart_requested_during_a_hung_init_still_restarts_after_the_deadline() {
+    let (status, took) = run_service(HangsThenRestarts, "1s", None, None);
+    assert_eq!(status, ExitStatus::Restart);
+    assert_eq!(
+        took,
+        Duration::from_millis(1100),
+        "the request, then the deadline"
+    );
+    // An operator's forced stop wins over a requested restart.
+    let (status, _) = run_service(
+        HangsThenRestarts,
+        "5s",
+        None,
+        Some(Duration::from_millis(200)),
+    );
+    assert_eq!(status, ExitStatus::Forced(2));
+}

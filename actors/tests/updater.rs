@@ -730,3 +730,96 @@ async fn update_events_reach_the_releaser_once_each_and_its_store_is_bounded() {
     );
     server.stop();
 }
+
+/// A copy of the served repository, for a mirror that serves it altered.
+fn repository_copy(repo: &Repo, name: &str) -> PathBuf {
+    let to = repo.dir.path().join(name);
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(repo.release_path.join("repository"))
+        .arg(&to)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    to
+}
+
+#[actix_rt::test]
+async fn mix_and_match_metadata_a_swapped_file_and_a_missing_file_install_nothing() {
+    let repo = repo_with_v1().await;
+    let (_tmp, install, _, root) = installation(&repo, &[]);
+    let first = options(
+        &repo,
+        &install,
+        &[mirror::start(repo.release_path.join("repository"))
+            .await
+            .url()],
+    );
+    apply(&root, &first, &mut |_, _, _| {}).await.unwrap();
+    build_exec(&repo, "1.1.0", b"#!/bin/sh\necho one.one\n", b"other data");
+    repo.approve("1.1.0").await;
+    let targets_dir = |dir: &Path| dir.join("targets");
+    let file_of = |dir: &Path, version: &str, path: &str| -> PathBuf {
+        files_under(&targets_dir(dir), &format!(".{version}/{path}"))
+            .into_iter()
+            .find(|p| !p.to_string_lossy().contains(".psvc-delta"))
+            .unwrap()
+    };
+
+    // Mix-and-match: the newest snapshot with an older targets metadata
+    // under its name.
+    let mixed = repository_copy(&repo, "mixed");
+    let meta = mixed.join("metadata");
+    let mut versions: Vec<u64> = std::fs::read_dir(&meta)
+        .unwrap()
+        .filter_map(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .strip_suffix(".targets.json")
+                .and_then(|v| v.parse().ok())
+        })
+        .collect();
+    versions.sort_unstable();
+    let (older, newest) = (versions[versions.len() - 2], versions[versions.len() - 1]);
+    std::fs::copy(
+        meta.join(format!("{older}.targets.json")),
+        meta.join(format!("{newest}.targets.json")),
+    )
+    .unwrap();
+    // A multi-file release with one file swapped for the previous
+    // version's (same path, both validly signed once).
+    let swapped = repository_copy(&repo, "swapped");
+    std::fs::copy(
+        file_of(&swapped, "1.0.0", "share/data.bin"),
+        file_of(&swapped, "1.1.0", "share/data.bin"),
+    )
+    .unwrap();
+    // One file of the release missing.
+    let missing = repository_copy(&repo, "missing");
+    std::fs::remove_file(file_of(&missing, "1.1.0", "share/data.bin")).unwrap();
+
+    for (name, dir) in [("mixed", mixed), ("swapped", swapped), ("missing", missing)] {
+        let m = mirror::start(dir).await;
+        let o = options(&repo, &install, &[m.url()]);
+        let err = apply(&root, &o, &mut |_, _, _| {}).await.unwrap_err();
+        let expected = match name {
+            "mixed" => matches!(err, UpdateError::NoSource(_)),
+            // The old file is longer than the signed one: cut at the length.
+            "swapped" => matches!(
+                err,
+                UpdateError::Download(
+                    DownloadError::HashMismatch { .. } | DownloadError::TooLong { .. }
+                )
+            ),
+            _ => matches!(err, UpdateError::Download(DownloadError::Source(_))),
+        };
+        assert!(expected, "{name}: {err}");
+        assert_eq!(root.current().as_deref(), Some("1.0.0"), "{name}");
+        assert_eq!(root.installed(), ["1.0.0"], "{name}");
+        no_partials(&install);
+    }
+    // The honest repository still installs it.
+    apply(&root, &first, &mut |_, _, _| {}).await.unwrap();
+    assert_eq!(current_file(&install, "share/data.bin"), b"other data");
+}

@@ -244,7 +244,19 @@ impl ServiceSystem {
             background.push(actix_rt::spawn(watchdog));
         }
         let mut status = steps(&mut service, &mut ctx, &root, &name, timeout).await;
-        if status == ExitStatus::Success && restart.load(std::sync::atomic::Ordering::SeqCst) {
+        // A requested restart stands even when the stop was not clean (a
+        // hung `init` cut at the deadline, a failed `destroy`): the Updater
+        // asks for it to leave a broken version. Only an operator's forced
+        // stop, or a configuration or usage error, wins.
+        if restart.load(std::sync::atomic::Ordering::SeqCst)
+            && !matches!(
+                status,
+                ExitStatus::Forced(_) | ExitStatus::Config | ExitStatus::Usage
+            )
+        {
+            if status != ExitStatus::Success {
+                tracing::warn!(service = %name, code = status.code(), "stop was not clean; restarting as requested");
+            }
             status = ExitStatus::Restart;
         }
         for task in background {

@@ -175,11 +175,13 @@ pub struct StagedFile {
     pub mode: u32,
 }
 
-/// An install root, locked for this process.
-#[derive(Debug)]
+/// An install root, locked for this process. Clones share the lock (it is
+/// released when the last one is dropped), so a blocking step can run on
+/// another thread.
+#[derive(Debug, Clone)]
 pub struct InstallRoot {
     root: PathBuf,
-    _lock: std::fs::File,
+    _lock: std::sync::Arc<std::fs::File>,
 }
 
 impl InstallRoot {
@@ -208,7 +210,10 @@ impl InstallRoot {
         if !lock.try_lock_exclusive().map_err(io(&lock_path))? {
             return Err(InstallError::Busy(root));
         }
-        let this = InstallRoot { root, _lock: lock };
+        let this = InstallRoot {
+            root,
+            _lock: std::sync::Arc::new(lock),
+        };
         this.recover()?;
         Ok(this)
     }

@@ -531,14 +531,21 @@ pub async fn apply(
             mode: entry.mode,
         });
     }
-    let previous = root.install(&version, &files)?;
-    if let Some(prev) = &previous {
-        root.start_probation(&version, prev)?;
-    }
-    for (_, file) in &fetched {
-        let _ = std::fs::remove_file(file);
-    }
-    let pruned = root.prune(options.keep)?;
+    // Copying, fsyncing and pruning block: on a thread of their own, so the
+    // service keeps answering while its next version is installed.
+    let (r, v, keep) = (root.clone(), version.clone(), options.keep);
+    let (previous, pruned) = tokio::task::spawn_blocking(move || {
+        let previous = r.install(&v, &files)?;
+        if let Some(prev) = &previous {
+            r.start_probation(&v, prev)?;
+        }
+        for (_, file) in &fetched {
+            let _ = std::fs::remove_file(file);
+        }
+        Ok::<_, InstallError>((previous, r.prune(keep)?))
+    })
+    .await
+    .map_err(|e| InstallError::Refused(format!("install task: {e}")))??;
     tracing::info!(%version, previous = ?previous, "update installed");
     // Installed and on probation; the restart into it has not happened.
     super::install::crash_point("before_restart");
