@@ -190,56 +190,63 @@ fn nothing_left(root: &Path, version: &str) {
 }
 
 #[actix_rt::test]
-async fn eio_on_fsync_keeps_the_current_version_and_the_next_try_installs() {
+async fn eio_on_fsync_or_enospc_mid_download_keeps_the_current_version_and_the_next_try_installs() {
     let repo = Repo::new(1, 1).await;
     repo.build("1.0.0", &[("app", b"one")]);
-    repo.build("1.1.0", &[("app", b"one.one"), ("lib/x", b"lib")]);
+    let big: Vec<u8> = (0..2u32 << 20).map(|i| (i % 253) as u8).collect();
+    repo.build("1.1.0", &[("app", b"one.one"), ("lib/big", &big)]);
     repo.approve("1.0.0").await;
     repo.propose(approve("1.1.0", "next", 100), &[1]).await;
     let m = common::mirror::start(repo.release_path.join("repository")).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("app");
     let trusted = repo.keys.join("root.json");
-    let base = [
-        "--root",
-        root.to_str().unwrap(),
-        "--trusted-root",
-        trusted.to_str().unwrap(),
-        "--source",
-        &m.url(),
-    ];
-    let first = psvc(&[&["update", "apply"][..], &base].concat(), None).await;
-    assert!(first.status.success(), "{}", text(&first));
+    for (fault, message) in [
+        ("eio_fsync", "Input/output error"),
+        ("enospc_download", "No space left on device"),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("app");
+        let base = [
+            "--root",
+            root.to_str().unwrap(),
+            "--trusted-root",
+            trusted.to_str().unwrap(),
+            "--source",
+            &m.url(),
+        ];
+        let first = psvc(&[&["update", "apply"][..], &base].concat(), None).await;
+        assert!(first.status.success(), "{}", text(&first));
 
-    let args = [&["update", "apply", "--channel", "next"][..], &base].concat();
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    let failed = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_psvc"))
-            .args(&args)
-            .env("PSVC_UPDATE_FAULT", "eio_fsync")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(!failed.status.success());
-    assert!(
-        text(&failed).contains("Input/output error"),
-        "{}",
-        text(&failed)
-    );
-    assert_eq!(status(&root).await["current"], "1.0.0");
-    assert_eq!(std::fs::read(root.join("current/app")).unwrap(), b"one");
-    nothing_left(&root, "1.1.0");
+        let args = [&["update", "apply", "--channel", "next"][..], &base].concat();
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let failed = tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_psvc"))
+                .args(&args)
+                .env("PSVC_UPDATE_FAULT", fault)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(!failed.status.success(), "{fault}");
+        assert!(
+            text(&failed).contains(message),
+            "{fault}: {}",
+            text(&failed)
+        );
+        assert_eq!(status(&root).await["current"], "1.0.0", "{fault}");
+        assert_eq!(std::fs::read(root.join("current/app")).unwrap(), b"one");
+        nothing_left(&root, "1.1.0");
 
-    let again = psvc(
-        &[&["update", "apply", "--channel", "next"][..], &base].concat(),
-        None,
-    )
-    .await;
-    assert!(again.status.success(), "{}", text(&again));
-    assert_eq!(status(&root).await["current"], "1.1.0");
+        let again = psvc(
+            &[&["update", "apply", "--channel", "next"][..], &base].concat(),
+            None,
+        )
+        .await;
+        assert!(again.status.success(), "{fault}: {}", text(&again));
+        assert_eq!(status(&root).await["current"], "1.1.0", "{fault}");
+        assert_eq!(std::fs::read(root.join("current/lib/big")).unwrap(), big);
+    }
 }
 
 /// The install root on a 2 MiB tmpfs (a mount namespace of our own, as an

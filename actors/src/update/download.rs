@@ -272,7 +272,13 @@ async fn attempt_once(
             .open(&sink_path)?;
         file.set_len(offset)?;
         file.seek(std::io::SeekFrom::Start(offset))?;
+        let mut fail_at = super::install::fault_armed("enospc_download").then_some(1);
         while let Some(chunk) = rx.blocking_recv() {
+            if fail_at == Some(0) {
+                tracing::error!("injected fault: ENOSPC");
+                return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+            }
+            fail_at = fail_at.map(|n: u32| n.saturating_sub(1));
             file.write_all(&chunk)?;
         }
         file.sync_all()

@@ -43,13 +43,19 @@ pub(crate) fn crash_point(point: &str) {
     }
 }
 
-/// Environment variable naming an I/O fault to inject (tests): `eio_fsync`
-/// makes the fsync of unpacked files fail with EIO.
+/// Environment variable naming an I/O fault to inject (tests):
+/// `eio_fsync` makes the fsync of unpacked files fail with EIO,
+/// `enospc_download` makes a download's second write fail with ENOSPC.
 pub const FAULT_ENV: &str = "PSVC_UPDATE_FAULT";
 
-/// Fails with the I/O error [`FAULT_ENV`] injects at `point`.
+/// Whether [`FAULT_ENV`] names `point`.
+pub(crate) fn fault_armed(point: &str) -> bool {
+    std::env::var(FAULT_ENV).is_ok_and(|v| v == point)
+}
+
+/// Fails with EIO when [`FAULT_ENV`] names `point`.
 fn fault_point(point: &str) -> std::io::Result<()> {
-    if std::env::var(FAULT_ENV).is_ok_and(|v| v == point) {
+    if fault_armed(point) {
         tracing::error!(point, "injected fault: EIO");
         return Err(std::io::Error::from_raw_os_error(5)); // EIO
     }
