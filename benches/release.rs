@@ -46,7 +46,7 @@ use psvc_actors::release::{
     BuildSpec, CargoBuild, Change, Expiry, KeysSpec, OnlineKeys, ReleaseRepo, Releaser,
     ReleaserOptions, Source, build_release, init_keys,
 };
-use psvc_benches::report::{median, quick_mode, write_report};
+use psvc_benches::report::{harness_main, median};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 type Res<T> = Result<T, String>;
@@ -766,20 +766,5 @@ fn run(quick: bool, smoke: bool) -> Res<String> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (quick, smoke) = quick_mode(&args);
-    match run(quick, smoke) {
-        Ok(report) => {
-            println!("{report}");
-            if let Err(e) = write_report(&report, "release.md", !smoke) {
-                eprintln!("{e}");
-                return ExitCode::FAILURE;
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("release bench failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    harness_main("release", "release.md", run)
 }

@@ -48,7 +48,7 @@ use psvc_actors::release::{
 use psvc_actors::update::install::InstallRoot;
 use psvc_actors::update::probation::ProbationPolicy;
 use psvc_actors::update::updater::{UpdaterOptions, apply};
-use psvc_benches::report::{median, quick_mode, write_report};
+use psvc_benches::report::{harness_main, median};
 
 type Res<T> = Result<T, String>;
 
@@ -493,20 +493,5 @@ fn run(quick: bool, smoke: bool) -> Res<String> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (quick, smoke) = quick_mode(&args);
-    match run(quick, smoke) {
-        Ok(report) => {
-            println!("{report}");
-            if let Err(e) = write_report(&report, "update.md", !smoke) {
-                eprintln!("{e}");
-                return ExitCode::FAILURE;
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("update bench failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    harness_main("update", "update.md", run)
 }

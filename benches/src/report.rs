@@ -185,6 +185,32 @@ pub fn environment_head(
     s
 }
 
+/// The `main` of a harness: runs `run(quick, smoke)` with the modes of
+/// [`quick_mode`], prints the report and, outside the smoke pass, writes it
+/// to `<target>/bench-results/<file>`.
+pub fn harness_main(
+    name: &str,
+    file: &str,
+    run: fn(bool, bool) -> Result<String, String>,
+) -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (quick, smoke) = quick_mode(&args);
+    match run(quick, smoke) {
+        Ok(report) => {
+            println!("{report}");
+            if let Err(e) = write_report(&report, file, !smoke) {
+                eprintln!("{e}");
+                return std::process::ExitCode::FAILURE;
+            }
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{name} bench failed: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
