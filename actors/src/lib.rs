@@ -18,3 +18,4 @@ pub mod cli;
 mod fsutil;
 pub mod release;
 pub mod update;
+pub mod worker;
