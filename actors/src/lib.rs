@@ -15,6 +15,7 @@
 //! `docs/architecture.md`.
 
 pub mod cli;
+pub mod forward;
 mod fsutil;
 pub mod release;
 pub mod update;

@@ -264,3 +264,81 @@ async fn output_goes_to_tracing_and_exit_0_is_a_normal_stop() {
         "the long line was cut"
     );
 }
+
+#[actix_rt::test]
+async fn a_prefix_forwarded_to_a_worker_answers_as_the_worker_and_says_so_while_it_restarts() {
+    use psvc::commander::Commander;
+    use psvc::socket::{Auth, Server};
+    use psvc_actors::forward::Forward;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // A visible restart window: 200 ms of backoff.
+    let root = SupervisorSpec::new("root")
+        .intensity(100, Duration::from_secs(60))
+        .backoff(Backoff::exponential(
+            Duration::from_millis(200),
+            Duration::from_millis(200),
+        ))
+        .start_root();
+    let worker = root
+        .handle()
+        .start_child(ProcessWorker::child_spec("releaser", releaser(tmp.path(), port)))
+        .await
+        .unwrap();
+    let front = Server::new(Auth::anonymous())
+        .commands(
+            Forward::new("releaser", format!("127.0.0.1:{port}"))
+                .routes(Commander::new(), "/release/")
+                .commands(),
+        )
+        .start("127.0.0.1:0")
+        .await
+        .unwrap();
+    let client = Client::connect(
+        ClientOptions::new(front.local_addr().to_string()).request_timeout(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap();
+    let call = |url: &'static str| {
+        let client = client.clone();
+        async move { client.rpc(Rpc::get(url)).await.unwrap() }
+    };
+    until("forwarded", || async {
+        call("/release/versions").await.status == psvc::frame::Status::OK
+    })
+    .await;
+    // The worker's own replies, status included.
+    let direct = Client::connect(ClientOptions::new(format!("127.0.0.1:{port}")))
+        .await
+        .unwrap();
+    let want = direct.rpc(Rpc::get("/release/versions")).await.unwrap();
+    let got = call("/release/versions").await;
+    assert_eq!((got.status, &got.param), (want.status, &want.param));
+    direct.close();
+    let missing = call("/release/nothing-here").await;
+    assert_eq!(missing.status, psvc::frame::Status::INVALID_URL, "the worker's 3");
+
+    // Killed: every call answers (no hang): OK, or 4 saying why.
+    let pid = worker.ask(WorkerPid).await.unwrap().unwrap();
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+    let mut unreachable = 0;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let reply = call("/release/versions").await;
+        if reply.status == psvc::frame::Status::OK {
+            if unreachable > 0 {
+                break;
+            }
+        } else {
+            assert_eq!(reply.status, psvc::frame::Status::NO_RESPONDING);
+            let text = String::from_utf8_lossy(&reply.param);
+            assert!(text.contains("worker releaser is not reachable"), "{text}");
+            unreachable += 1;
+        }
+        assert!(Instant::now() < deadline, "serving again");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(unreachable > 0);
+    front.stop();
+}
