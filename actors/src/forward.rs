@@ -41,18 +41,13 @@ pub struct Forward {
 
 impl Forward {
     /// Forwards to the service at `addr` (a loopback `host:port`),
-    /// reconnecting every 50 ms to 1 s while it is down.
+    /// reconnecting while it is down (after 10 ms, doubling up to 1 s).
     pub fn new(name: impl Into<String>, addr: impl Into<String>) -> Forward {
         let options = ClientOptions::new(addr)
             .connect_timeout(Duration::from_secs(1))
-            .robot(
-                Robot::default()
-                    .ping(Duration::from_secs(1), 2)
-                    .reconnect(Backoff::exponential(
-                        Duration::from_millis(50),
-                        Duration::from_secs(1),
-                    )),
-            );
+            .robot(Robot::default().ping(Duration::from_secs(1), 2).reconnect(
+                Backoff::exponential(Duration::from_millis(10), Duration::from_secs(1)),
+            ));
         Forward::with_options(name, options)
     }
 
@@ -126,7 +121,10 @@ impl Forward {
         let down = |why: String| {
             CommandError::status(
                 Status::NO_RESPONDING,
-                format!("worker {} is not reachable ({why}); it may be restarting", self.name),
+                format!(
+                    "worker {} is not reachable ({why}); it may be restarting",
+                    self.name
+                ),
             )
         };
         match self.client.rpc(rpc).await {

@@ -283,7 +283,10 @@ async fn a_prefix_forwarded_to_a_worker_answers_as_the_worker_and_says_so_while_
         .start_root();
     let worker = root
         .handle()
-        .start_child(ProcessWorker::child_spec("releaser", releaser(tmp.path(), port)))
+        .start_child(ProcessWorker::child_spec(
+            "releaser",
+            releaser(tmp.path(), port),
+        ))
         .await
         .unwrap();
     let front = Server::new(Auth::anonymous())
@@ -317,7 +320,11 @@ async fn a_prefix_forwarded_to_a_worker_answers_as_the_worker_and_says_so_while_
     assert_eq!((got.status, &got.param), (want.status, &want.param));
     direct.close();
     let missing = call("/release/nothing-here").await;
-    assert_eq!(missing.status, psvc::frame::Status::INVALID_URL, "the worker's 3");
+    assert_eq!(
+        missing.status,
+        psvc::frame::Status::INVALID_URL,
+        "the worker's 3"
+    );
 
     // Killed: every call answers (no hang): OK, or 4 saying why.
     let pid = worker.ask(WorkerPid).await.unwrap().unwrap();
