@@ -33,6 +33,9 @@ use psvc::supervisor::{ChildSpec, Shutdown, SupervisedContext};
 use serde::Deserialize;
 use tokio_util::codec::{FramedRead, LinesCodec};
 
+pub mod pool;
+pub use pool::{Applied, ApplyConfig, WorkerPool};
+
 /// Longest line of a worker's output passed to tracing; longer ones are
 /// cut (the rest of the line is dropped and counted as one).
 pub const MAX_LINE: usize = 16 * 1024;
