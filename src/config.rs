@@ -106,6 +106,8 @@ pub struct PsvcConfig {
     /// Graceful shutdown deadline.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// Reload when the config file changes, as SIGHUP does.
+    pub watch_config: bool,
 }
 
 /// A loaded configuration: the typed `[PSVC]` section plus every other

@@ -28,6 +28,8 @@ pub struct ServiceContext {
     pub(super) reload_subscribers: Rc<RefCell<Vec<ChildRecipient<ConfigReloaded>>>>,
     /// `None` while `init` runs; then whether it succeeded.
     pub(super) ready: watch::Sender<Option<bool>>,
+    /// Reload requests (one waiting at most: they coalesce).
+    pub(super) reload: tokio::sync::mpsc::Sender<()>,
 }
 
 /// Whether the service is ready: its `init` returned `Ok` (the moment
@@ -121,6 +123,13 @@ impl ServiceContext {
             phase: self.phase.clone(),
             restart: self.restart.clone(),
         }
+    }
+
+    /// Reloads the configuration as SIGHUP does: subscribers get
+    /// [`ConfigReloaded`] with the new one, or the running one stays if the
+    /// new one is bad. Requests made while one waits are covered by it.
+    pub fn request_reload(&self) {
+        super::signals::request_reload(&self.reload);
     }
 
     /// The service's readiness: ready once `init` has returned `Ok`. An

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use super::context::ConfigReloaded;
 use super::shutdown::{Phase, begin_stopping};
@@ -67,9 +67,63 @@ impl Reloader {
     }
 }
 
+/// Applies each requested reload in turn (SIGHUP, a change of the config
+/// file, [`ServiceContext::request_reload`](super::ServiceContext::request_reload)).
+pub(super) async fn reloads(reloader: Reloader, mut requests: mpsc::Receiver<()>) {
+    while requests.recv().await.is_some() {
+        reloader.reload().await;
+    }
+}
+
+/// Requests a reload; one already waiting covers this one (the channel
+/// holds one request: reloads coalesce, none is lost).
+pub(super) fn request_reload(requests: &mpsc::Sender<()>) {
+    match requests.try_send(()) {
+        Ok(()) | Err(mpsc::error::TrySendError::Full(())) => {}
+        Err(mpsc::error::TrySendError::Closed(())) => {
+            tracing::debug!("reload not requested: the service is stopping");
+        }
+    }
+}
+
+/// Watches the config file (its directory: editors replace files by
+/// renaming) and requests a reload 200 ms after the last change to it.
+pub(super) fn watch_config_file(
+    file: &std::path::Path,
+    requests: mpsc::Sender<()>,
+) -> Result<
+    notify_debouncer_mini::Debouncer<notify_debouncer_mini::notify::RecommendedWatcher>,
+    String,
+> {
+    use notify_debouncer_mini::{new_debouncer, notify::RecursiveMode};
+    let file = std::path::absolute(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let dir = file
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .ok_or_else(|| format!("{} has no directory", file.display()))?;
+    let watched = file.clone();
+    let mut debouncer = new_debouncer(
+        std::time::Duration::from_millis(200),
+        move |events: notify_debouncer_mini::DebounceEventResult| {
+            if let Ok(events) = events
+                && events.iter().any(|e| e.path == watched)
+            {
+                tracing::info!(file = %watched.display(), "config file changed: reloading");
+                request_reload(&requests);
+            }
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    debouncer
+        .watcher()
+        .watch(&dir, RecursiveMode::NonRecursive)
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(debouncer)
+}
+
 pub(super) fn watch_signals(
     phase: watch::Sender<Phase>,
-    reloader: Reloader,
+    reload: mpsc::Sender<()>,
 ) -> std::io::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
@@ -82,7 +136,7 @@ pub(super) fn watch_signals(
                 Some(()) = term.recv() => 15,
                 Some(()) = int.recv() => 2,
                 Some(()) = hup.recv() => {
-                    reloader.reload().await;
+                    request_reload(&reload);
                     continue;
                 }
                 else => return,

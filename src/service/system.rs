@@ -12,7 +12,7 @@ use super::cli::{self, CliError};
 use super::context::ServiceContext;
 use super::lifecycle::{Service, ServiceError};
 use super::shutdown::{Phase, ShutdownTrigger, forced, shutdown_deadline};
-use super::signals::{Reloader, load_blocking, watch_signals};
+use super::signals::{Reloader, load_blocking, reloads, watch_config_file, watch_signals};
 use super::status::ExitStatus;
 use super::systemd;
 use crate::config::{Config, ConfigLoader};
@@ -216,6 +216,7 @@ impl ServiceSystem {
         let timeout = config.psvc.shutdown_timeout;
         let root = root_spec.start_root();
         let (config_tx, _) = watch::channel(Arc::new(config));
+        let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
         let mut ctx = ServiceContext {
             name: name.clone(),
             config: config_tx,
@@ -224,21 +225,40 @@ impl ServiceSystem {
             restart: restart.clone(),
             reload_subscribers: Rc::default(),
             ready: watch::channel(None).0,
+            reload: reload_tx,
         };
         tracing::info!(service = %name, "starting");
         let mut background = Vec::new();
+        let watch_file = ctx
+            .config()
+            .psvc
+            .watch_config
+            .then(|| ctx.config().file().map(std::path::Path::to_path_buf))
+            .flatten();
+        let reloader = Reloader {
+            loader,
+            config: ctx.config.clone(),
+            subscribers: ctx.reload_subscribers.clone(),
+            log_filter,
+        };
+        background.push(actix_rt::spawn(reloads(reloader, reload_rx)));
         if signals {
-            let reloader = Reloader {
-                loader,
-                config: ctx.config.clone(),
-                subscribers: ctx.reload_subscribers.clone(),
-                log_filter,
-            };
-            match watch_signals(ctx.phase.clone(), reloader) {
+            match watch_signals(ctx.phase.clone(), ctx.reload.clone()) {
                 Ok(task) => background.push(actix_rt::spawn(task)),
                 Err(err) => tracing::warn!("signal handlers not installed: {err}"),
             }
         }
+        // Kept for the life of the service: dropping it stops the watch.
+        let _config_watch = match watch_file {
+            Some(file) => match watch_config_file(&file, ctx.reload.clone()) {
+                Ok(w) => Some(w),
+                Err(err) => {
+                    tracing::warn!("config file not watched: {err}");
+                    None
+                }
+            },
+            None => None,
+        };
 
         if let Some(watchdog) = systemd::watchdog() {
             background.push(actix_rt::spawn(watchdog));
