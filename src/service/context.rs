@@ -32,6 +32,18 @@ pub struct ServiceContext {
     pub(super) reload: tokio::sync::mpsc::Sender<()>,
 }
 
+/// Requests a reload; one already waiting covers this one (the channel
+/// holds one request: reloads coalesce, none is lost).
+pub(super) fn request_reload(requests: &tokio::sync::mpsc::Sender<()>) {
+    use tokio::sync::mpsc::error::TrySendError;
+    match requests.try_send(()) {
+        Ok(()) | Err(TrySendError::Full(())) => {}
+        Err(TrySendError::Closed(())) => {
+            tracing::debug!("reload not requested: the service is stopping");
+        }
+    }
+}
+
 /// Whether the service is ready: its `init` returned `Ok` (the moment
 /// systemd is told `READY=1`). Cheap to clone; see
 /// [`ServiceContext::readiness`].
@@ -129,7 +141,7 @@ impl ServiceContext {
     /// [`ConfigReloaded`] with the new one, or the running one stays if the
     /// new one is bad. Requests made while one waits are covered by it.
     pub fn request_reload(&self) {
-        super::signals::request_reload(&self.reload);
+        request_reload(&self.reload);
     }
 
     /// The service's readiness: ready once `init` has returned `Ok`. An

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
-use super::context::ConfigReloaded;
+use super::context::{ConfigReloaded, request_reload};
 use super::shutdown::{Phase, begin_stopping};
 use super::systemd;
 use crate::config::{Config, ConfigLoader};
@@ -72,17 +72,6 @@ impl Reloader {
 pub(super) async fn reloads(reloader: Reloader, mut requests: mpsc::Receiver<()>) {
     while requests.recv().await.is_some() {
         reloader.reload().await;
-    }
-}
-
-/// Requests a reload; one already waiting covers this one (the channel
-/// holds one request: reloads coalesce, none is lost).
-pub(super) fn request_reload(requests: &mpsc::Sender<()>) {
-    match requests.try_send(()) {
-        Ok(()) | Err(mpsc::error::TrySendError::Full(())) => {}
-        Err(mpsc::error::TrySendError::Closed(())) => {
-            tracing::debug!("reload not requested: the service is stopping");
-        }
     }
 }
 
