@@ -209,6 +209,27 @@ async fn wait_for_version(seen: &Seen, version: &str, since: Instant) -> Res<Ins
     }
 }
 
+/// Waits until the running process has answered after `after` (so the
+/// switch that follows has a reply of the old process before it); the
+/// instant of that reply.
+async fn answered_since(seen: &Seen, after: Instant) -> Res<Instant> {
+    let deadline = Instant::now() + STEP;
+    loop {
+        if let Some(at) = seen
+            .lock()
+            .ok()
+            .and_then(|s| s.last().map(|r| r.at))
+            .filter(|at| *at > after)
+        {
+            return Ok(at);
+        }
+        if Instant::now() > deadline {
+            return Err("the service stopped answering".into());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 /// The outage around a switch that happens after `since`: from the last
 /// reply of the process answering at `since` to the first reply of
 /// another process (of `version`, when given).
@@ -394,14 +415,12 @@ async fn scenario(rounds: usize) -> Res<Figures> {
     };
     for (i, v) in good.iter().enumerate().skip(1) {
         // Baseline: a plain restart of the running version.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let since = Instant::now();
+        let since = answered_since(&seen, Instant::now()).await?;
         supervisor.terminate_child();
         figures.restart.push(outage(&seen, since, None).await?);
 
         // The update: approved, installed by the service, exec'd.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let since = Instant::now();
+        let since = answered_since(&seen, Instant::now()).await?;
         approve(&releases, &keys, v).await?;
         figures.update.push(outage(&seen, since, Some(v)).await?);
         let switched = Instant::now();
@@ -416,8 +435,7 @@ async fn scenario(rounds: usize) -> Res<Figures> {
     }
     let last_good = good.last().ok_or("no version")?.clone();
     for (bad, slot) in [(&crash, 0), (&hang, 1)] {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let since = Instant::now();
+        let since = answered_since(&seen, Instant::now()).await?;
         approve(&releases, &keys, bad).await?;
         // Until the good version answers again, from a new process.
         let secs = outage(&seen, since, Some(&last_good)).await?;

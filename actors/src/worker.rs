@@ -133,8 +133,6 @@ pub struct ProcessWorker {
     command: WorkerCommand,
     child: Option<tokio::process::Child>,
     pid: Option<u32>,
-    /// The process has been reaped.
-    exited: bool,
     /// SIGTERM was sent for a graceful stop.
     terminating: bool,
     /// stdout and stderr not read to their end yet.
@@ -191,7 +189,6 @@ impl ProcessWorker {
             command,
             child: Some(child),
             pid,
-            exited: false,
             terminating: false,
             open_streams: 0,
             ended: None,
@@ -226,12 +223,17 @@ impl ProcessWorker {
         }
     }
 
-    fn exited(
+    /// The process has been reaped (its status waits in `ended`, or the
+    /// actor has finished with it).
+    fn reaped(&self) -> bool {
+        self.ended.is_some() || self.finished
+    }
+
+    fn on_exit(
         &mut self,
         status: std::io::Result<std::process::ExitStatus>,
         ctx: &mut Context<Self>,
     ) {
-        self.exited = true;
         // Whatever its leader did, nothing of the group stays behind.
         self.signal_group(Signal::SIGKILL);
         self.ended = Some(status);
@@ -244,7 +246,7 @@ impl ProcessWorker {
 
     fn stream_closed(&mut self, ctx: &mut Context<Self>) {
         self.open_streams = self.open_streams.saturating_sub(1);
-        if self.open_streams == 0 && self.exited {
+        if self.open_streams == 0 && self.reaped() {
             self.finish(ctx);
         }
     }
@@ -354,7 +356,7 @@ impl Actor for ProcessWorker {
                 drop(child);
                 status
             })
-            .map(|status, act: &mut Self, ctx| act.exited(status, ctx)),
+            .map(|status, act: &mut Self, ctx| act.on_exit(status, ctx)),
         );
     }
 
@@ -362,7 +364,7 @@ impl Actor for ProcessWorker {
         if self.finished || self.pid.is_none() {
             return Running::Stop;
         }
-        if self.exited {
+        if self.reaped() {
             // Reaped; its last lines are being logged.
             return Running::Continue;
         }
@@ -371,20 +373,20 @@ impl Actor for ProcessWorker {
             tracing::info!(worker = %self.name, pid = ?self.pid, "stopping worker: SIGTERM");
             self.signal_group(Signal::SIGTERM);
             ctx.run_later(self.command.stop_timeout, |act, _| {
-                if !act.exited {
+                if !act.reaped() {
                     tracing::warn!(worker = %act.name, pid = ?act.pid, "worker ignored SIGTERM: SIGKILL");
                     act.signal_group(Signal::SIGKILL);
                 }
             });
         }
-        // Stopped for good when the process is reaped (`exited`).
+        // Stopped for good when the process is reaped (`on_exit`).
         Running::Continue
     }
 }
 
 impl Drop for ProcessWorker {
     fn drop(&mut self) {
-        if !self.exited {
+        if !self.reaped() {
             self.signal_group(Signal::SIGKILL);
         }
     }
@@ -399,6 +401,6 @@ impl Handler<WorkerPid> for ProcessWorker {
     type Result = Option<u32>;
 
     fn handle(&mut self, _: WorkerPid, _: &mut Context<Self>) -> Option<u32> {
-        if self.exited { None } else { self.pid }
+        if self.reaped() { None } else { self.pid }
     }
 }

@@ -15,15 +15,26 @@ use common::{Repo, approve};
 /// Runs the tool on a blocking thread: the mirror it talks to is served by
 /// this test's runtime.
 async fn psvc(args: &[&str], crash: Option<&str>) -> Output {
+    match crash {
+        Some(point) => psvc_with(args, Some(("PSVC_UPDATE_CRASH_AT", point))).await,
+        None => psvc_with(args, None).await,
+    }
+}
+
+/// The tool with one variable of the fault injection set (crash point or
+/// I/O fault); neither is inherited otherwise.
+async fn psvc_with(args: &[&str], var: Option<(&str, &str)>) -> Output {
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    let crash = crash.map(str::to_owned);
+    let var = var.map(|(k, v)| (k.to_owned(), v.to_owned()));
     tokio::task::spawn_blocking(move || {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_psvc"));
-        cmd.args(&args).stdin(Stdio::null());
-        match crash {
-            Some(point) => cmd.env("PSVC_UPDATE_CRASH_AT", point),
-            None => cmd.env_remove("PSVC_UPDATE_CRASH_AT"),
-        };
+        cmd.args(&args)
+            .stdin(Stdio::null())
+            .env_remove("PSVC_UPDATE_CRASH_AT")
+            .env_remove("PSVC_UPDATE_FAULT");
+        if let Some((k, v)) = var {
+            cmd.env(k, v);
+        }
         cmd.output().unwrap()
     })
     .await
@@ -216,18 +227,11 @@ async fn eio_on_fsync_or_enospc_mid_download_keeps_the_current_version_and_the_n
         let first = psvc(&[&["update", "apply"][..], &base].concat(), None).await;
         assert!(first.status.success(), "{}", text(&first));
 
-        let args = [&["update", "apply", "--channel", "next"][..], &base].concat();
-        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-        let failed = tokio::task::spawn_blocking(move || {
-            Command::new(env!("CARGO_BIN_EXE_psvc"))
-                .args(&args)
-                .env("PSVC_UPDATE_FAULT", fault)
-                .stdin(Stdio::null())
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap();
+        let failed = psvc_with(
+            &[&["update", "apply", "--channel", "next"][..], &base].concat(),
+            Some(("PSVC_UPDATE_FAULT", fault)),
+        )
+        .await;
         assert!(!failed.status.success(), "{fault}");
         assert!(
             text(&failed).contains(message),

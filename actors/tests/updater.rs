@@ -273,16 +273,8 @@ async fn a_rewritten_checksum_list_does_not_help_the_attacker() {
         }
     }
     let m = mirror::start(repo.release_path.join("repository")).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let install = tmp.path().join("app");
-    let root = InstallRoot::open(&install).unwrap();
-    let err = apply(
-        &root,
-        &options(&repo, &install, &[m.url()]),
-        &mut |_, _, _| {},
-    )
-    .await
-    .unwrap_err();
+    let (_tmp, _, o, root) = installation(&repo, &[m.url()]);
+    let err = apply(&root, &o, &mut |_, _, _| {}).await.unwrap_err();
     assert!(matches!(err, UpdateError::Download(_)), "{err:?}");
     assert_eq!(root.current(), None);
 }
@@ -367,16 +359,8 @@ async fn unapproved_versions_are_not_installed_even_when_served() {
     std::fs::create_dir_all(&fake).unwrap();
     std::fs::write(fake.join("app"), b"evil").unwrap();
     let m = mirror::start(repo.release_path.join("repository")).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let install = tmp.path().join("app");
-    let root = InstallRoot::open(&install).unwrap();
-    let out = apply(
-        &root,
-        &options(&repo, &install, &[m.url()]),
-        &mut |_, _, _| {},
-    )
-    .await
-    .unwrap();
+    let (_tmp, _, o, root) = installation(&repo, &[m.url()]);
+    let out = apply(&root, &o, &mut |_, _, _| {}).await.unwrap();
     assert_eq!(out.installed.as_deref(), Some("1.0.0"));
     assert_eq!(out.check.latest.as_deref(), Some("1.0.0"));
 }

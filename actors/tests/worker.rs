@@ -11,7 +11,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use psvc::client::{Client, ClientOptions, Rpc};
 use psvc::supervisor::{
-    Backoff, ChildState, Error as SupervisorError, ExitReason, Restart, SupervisorSpec,
+    Backoff, ChildRef, ChildState, Error as SupervisorError, ExitReason, Restart, RootSupervisor,
+    SupervisorSpec,
 };
 use psvc_actors::worker::{ProcessWorker, WorkerCommand, WorkerPid};
 
@@ -88,6 +89,29 @@ fn live_in_group(pgid: u32) -> Vec<u32> {
     live
 }
 
+/// A root supervisor (`max_restarts` in 60 s, exponential backoff between
+/// `backoff_ms`) with the releaser worker on `port` as its child.
+async fn supervised_releaser(
+    dir: &std::path::Path,
+    port: u16,
+    max_restarts: u32,
+    backoff_ms: (u64, u64),
+) -> (RootSupervisor, ChildRef<ProcessWorker>) {
+    let root = SupervisorSpec::new("root")
+        .intensity(max_restarts, Duration::from_secs(60))
+        .backoff(Backoff::exponential(
+            Duration::from_millis(backoff_ms.0),
+            Duration::from_millis(backoff_ms.1),
+        ))
+        .start_root();
+    let worker = root
+        .handle()
+        .start_child(ProcessWorker::child_spec("releaser", releaser(dir, port)))
+        .await
+        .unwrap();
+    (root, worker)
+}
+
 fn gone(pid: u32) -> bool {
     kill(Pid::from_raw(pid as i32), None).is_err()
 }
@@ -96,21 +120,7 @@ fn gone(pid: u32) -> bool {
 async fn a_worker_killed_with_sigkill_100_times_serves_again_every_time() {
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
-    let root = SupervisorSpec::new("root")
-        .intensity(1000, Duration::from_secs(60))
-        .backoff(Backoff::exponential(
-            Duration::from_millis(10),
-            Duration::from_millis(100),
-        ))
-        .start_root();
-    let worker = root
-        .handle()
-        .start_child(ProcessWorker::child_spec(
-            "releaser",
-            releaser(tmp.path(), port),
-        ))
-        .await
-        .unwrap();
+    let (root, worker) = supervised_releaser(tmp.path(), port, 1000, (10, 100)).await;
     until("first start", || serves(port)).await;
     let mut pids = std::collections::HashSet::new();
     for round in 0..100 {
@@ -274,21 +284,7 @@ async fn a_prefix_forwarded_to_a_worker_answers_as_the_worker_and_says_so_while_
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
     // A visible restart window: 200 ms of backoff.
-    let root = SupervisorSpec::new("root")
-        .intensity(100, Duration::from_secs(60))
-        .backoff(Backoff::exponential(
-            Duration::from_millis(200),
-            Duration::from_millis(200),
-        ))
-        .start_root();
-    let worker = root
-        .handle()
-        .start_child(ProcessWorker::child_spec(
-            "releaser",
-            releaser(tmp.path(), port),
-        ))
-        .await
-        .unwrap();
+    let (_root, worker) = supervised_releaser(tmp.path(), port, 100, (200, 200)).await;
     let front = Server::new(Auth::anonymous())
         .commands(
             Forward::new("releaser", format!("127.0.0.1:{port}"))

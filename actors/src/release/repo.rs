@@ -819,30 +819,21 @@ impl ReleaseRepo {
                     file.sha256
                 )));
             }
-            let mut target = Target {
-                length: size,
-                hashes: Hashes {
-                    sha256: hex_decoded(&sha256)?,
-                    _extra: HashMap::new(),
-                },
-                custom: HashMap::new(),
-                _extra: HashMap::new(),
-            };
-            target.custom.insert(
-                FILE_KEY.to_owned(),
-                serde_json::json!({ "version": version, "path": file.path }),
+            let target = target_of(
+                size,
+                hex_decoded(&sha256)?,
+                Some((
+                    FILE_KEY,
+                    serde_json::json!({ "version": version, "path": file.path }),
+                )),
             );
             targets.add_target(target_name(&format!("{version}/{}", file.path))?, target);
         }
-        let status_target = Target {
-            length: status_bytes.len() as u64,
-            hashes: Hashes {
-                sha256: Sha256::digest(&status_bytes).to_vec().into(),
-                _extra: HashMap::new(),
-            },
-            custom: HashMap::new(),
-            _extra: HashMap::new(),
-        };
+        let status_target = target_of(
+            status_bytes.len() as u64,
+            Sha256::digest(&status_bytes).to_vec().into(),
+            None,
+        );
         targets.add_target(
             target_name(&format!("{version}/status.json"))?,
             status_target,
@@ -925,18 +916,13 @@ impl ReleaseRepo {
                     std::fs::create_dir_all(parent).map_err(RepoError::io(parent))?;
                 }
                 fsutil::write_atomic(&out, &patch).map_err(RepoError::io(&out))?;
-                let mut target = Target {
-                    length: patch.len() as u64,
-                    hashes: Hashes {
-                        sha256: Sha256::digest(&patch).to_vec().into(),
-                        _extra: HashMap::new(),
-                    },
-                    custom: HashMap::new(),
-                    _extra: HashMap::new(),
-                };
-                target.custom.insert(
-                    DELTA_KEY.to_owned(),
-                    serde_json::json!({ "version": version, "base": base, "path": file.path }),
+                let target = target_of(
+                    patch.len() as u64,
+                    Sha256::digest(&patch).to_vec().into(),
+                    Some((
+                        DELTA_KEY,
+                        serde_json::json!({ "version": version, "base": base, "path": file.path }),
+                    )),
                 );
                 targets.add_target(target_name(&format!("{version}/{rel}"))?, target);
                 tracing::info!(%version, %base, path = %file.path, patch = patch.len(), full = file.size, "patch made");
@@ -1351,6 +1337,24 @@ fn target_name(name: &str) -> Result<TargetName, RepoError> {
 
 /// The file name of a target in a consistent-snapshot repository, as
 /// tough's client fetches it: `<sha256>.<name>`.
+/// A target of `length` bytes with this SHA-256 and, when given, one
+/// custom field.
+fn target_of(
+    length: u64,
+    sha256: Decoded<Hex>,
+    custom: Option<(&str, serde_json::Value)>,
+) -> Target {
+    Target {
+        length,
+        hashes: Hashes {
+            sha256,
+            _extra: HashMap::new(),
+        },
+        custom: custom.map(|(k, v)| (k.to_owned(), v)).into_iter().collect(),
+        _extra: HashMap::new(),
+    }
+}
+
 pub(crate) fn consistent_name(name: &str, target: &Target) -> String {
     format!("{}.{name}", hex::encode(&target.hashes.sha256))
 }
