@@ -4,10 +4,11 @@
 //! ```sh
 //! TASK_SERVER_TOKEN=s3cret cargo run --example task_server
 //! # prints {"port": N}; then, from another shell:
-//! psvc call 127.0.0.1:N /init '{}' --password s3cret
-//! psvc call 127.0.0.1:N /execute '{"op": "increase", "amount": 10}' --password s3cret
-//! psvc call 127.0.0.1:N /execute '{"op": "decrease", "amount": 100}' --password s3cret
-//! psvc call 127.0.0.1:N /terminate '{}' --password s3cret   # {"request_count": 3, "value": 910}; the server exits
+//! psvc --password s3cret call vsoa://127.0.0.1:N/init --param '{}'
+//! psvc --password s3cret call vsoa://127.0.0.1:N/execute --param '{"op": "increase", "amount": 10}'
+//! psvc --password s3cret call vsoa://127.0.0.1:N/execute --param '{"op": "decrease", "amount": 100}'
+//! psvc --password s3cret sys children vsoa://127.0.0.1:N   # the tree: the `tasks` actor
+//! psvc --password s3cret call vsoa://127.0.0.1:N/terminate --param '{}'   # {"request_count": 3, "value": 910}; the server exits
 //! ```
 //!
 //! The token comes from the environment (`TASK_SERVER_TOKEN`) or a file
@@ -24,7 +25,7 @@ use actix::prelude::*;
 use psvc::commander::{CommandError, Commander};
 use psvc::prelude::*;
 use psvc::service::{BoxError, ShutdownTrigger};
-use psvc::socket::{Auth, Server, ServerHandle};
+use psvc::socket::{Auth, ServerHandle};
 use serde::{Deserialize, Serialize};
 
 /// The state kept between calls.
@@ -123,7 +124,7 @@ struct App {
     server: Option<ServerHandle>,
 }
 
-fn routes(tasks: ChildRef<Tasks>, stop: ShutdownTrigger) -> Commander {
+fn routes(commander: Commander, tasks: ChildRef<Tasks>, stop: ShutdownTrigger) -> Commander {
     let ask = move |call: Call| {
         let tasks = tasks.clone();
         async move {
@@ -134,7 +135,7 @@ fn routes(tasks: ChildRef<Tasks>, stop: ShutdownTrigger) -> Commander {
         }
     };
     let (a, b, c, d) = (ask.clone(), ask.clone(), ask.clone(), ask);
-    Commander::new()
+    commander
         .typed("/init", move |_: Option<serde_json::Value>, _| {
             a(Call::Init)
         })
@@ -160,8 +161,12 @@ impl Service for App {
             .get::<String>("app.listen")
             .unwrap_or_else(|_| "127.0.0.1:0".into());
         let tasks = ctx.spawn(ChildSpec::new("tasks", Tasks::default)).await?;
-        let server = Server::new(Auth::password(token))
-            .commands(routes(tasks, ctx.shutdown_trigger()).commands())
+        // ctx.commander() comes with the system commands (/sys/ping,
+        // /sys/children, /sys/stats…), behind the same token.
+        let commands = routes(ctx.commander(), tasks, ctx.shutdown_trigger());
+        let server = ctx
+            .server(Auth::password(token))
+            .commands(commands.commands())
             .start(listen)
             .await?;
         println!(

@@ -78,6 +78,35 @@ pub enum LogRotation {
     Daily,
 }
 
+/// Who may use a service's system commands (`/sys/...`, see
+/// [`ServiceContext::commander`](crate::ServiceContext::commander)).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SysAccess {
+    /// Every client the server's authentication let in.
+    All,
+    /// Only requests that carry the admin token (`{"token": ...}` in the
+    /// param; the token is read from `[PSVC] admin_token_file`).
+    Admin,
+    /// No system commands.
+    Off,
+}
+
+/// An empty string reads as `None` (a key left blank in psvc.conf).
+fn empty_none<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let text = String::deserialize(deserializer)?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(serde::de::Error::custom)
+}
+
 /// The `[PSVC]` section, typed.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -108,6 +137,15 @@ pub struct PsvcConfig {
     pub shutdown_timeout: Duration,
     /// Reload when the config file changes, as SIGHUP does.
     pub watch_config: bool,
+    /// Who may use the system commands (`/sys/...`).
+    pub sys_commands: SysAccess,
+    /// The file holding the admin token (for `sys_commands = admin`).
+    #[serde(deserialize_with = "empty_none")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Where to serve the Prometheus scrape endpoint (`HOST:PORT`); off
+    /// when empty.
+    #[serde(deserialize_with = "empty_none")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// A loaded configuration: the typed `[PSVC]` section plus every other

@@ -47,3 +47,4 @@ pub use options::{ServerOptions, SlowPeer};
 pub(crate) use session::subscription_urls;
 pub use session::{Close, Outbound, Session, SetAuthed};
 pub use stats::ServerCounters;
+pub(crate) use stats::ServerStats;

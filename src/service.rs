@@ -28,6 +28,8 @@
 //! - `status.rs`: [`ExitStatus`] and the exit codes;
 //! - `shutdown.rs`: the shutdown phase and [`ShutdownTrigger`];
 //! - `signals.rs`: signal handling and configuration reload;
+//! - `sys.rs`: the system commands (`/sys/...`), [`SysStats`] and the
+//!   Prometheus endpoint;
 //! - `system.rs`: [`ServiceSystem`], which runs the steps above in order;
 //! - `cli.rs`, `systemd.rs`: the standard flags, `sd_notify`.
 mod cli;
@@ -36,6 +38,7 @@ mod lifecycle;
 mod shutdown;
 mod signals;
 mod status;
+mod sys;
 mod system;
 mod systemd;
 
@@ -44,4 +47,5 @@ pub use context::{ConfigReloaded, Readiness, ServiceContext};
 pub use lifecycle::{BoxError, Service, ServiceError};
 pub use shutdown::ShutdownTrigger;
 pub use status::ExitStatus;
+pub use sys::{ChildEntry, ReloadError, SysStats};
 pub use system::ServiceSystem;

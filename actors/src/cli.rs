@@ -63,6 +63,9 @@ pub enum Command {
     Datagram(client::DatagramArgs),
     /// Measure round trips (PINGECHO).
     Ping(client::PingArgs),
+    /// A psvc service's system commands: ping, help, children, restart,
+    /// reload, stats.
+    Sys(client::SysArgs),
     /// Download or upload a file through a stream.
     #[command(subcommand)]
     Stream(client::StreamCommand),
@@ -118,6 +121,10 @@ const KEYS: &[&str] = &[
     "log_rotation",
     "log_max_files",
     "shutdown_timeout",
+    "watch_config",
+    "sys_commands",
+    "admin_token_file",
+    "metrics_listen",
 ];
 
 /// Runs the tool with `args` (including the program name); returns the exit code.
@@ -140,6 +147,7 @@ where
         Command::Datagram(a) => client::Verb::Datagram(a),
         Command::Ping(a) => client::Verb::Ping(a),
         Command::Stream(c) => client::Verb::Stream(c),
+        Command::Sys(a) => client::Verb::Sys(a),
         Command::Config(c) => return config(c),
         Command::Build(a) => return release::run(release::Verb::Build(a), &cli.client),
         Command::Keys(c) => return release::run(release::Verb::Keys(c), &cli.client),

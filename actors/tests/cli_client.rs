@@ -335,3 +335,104 @@ async fn stream_get_and_put_move_files_with_their_sha256() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A psvc service for `psvc sys`: one child, the system commands, and the
+/// CLI checks run while it serves.
+struct SysService(Option<tempfile::TempDir>);
+
+impl psvc::Service for SysService {
+    async fn run(&mut self, ctx: &mut psvc::ServiceContext) -> Result<(), psvc::service::BoxError> {
+        struct Idle;
+        impl Actor for Idle {
+            type Context = Context<Self>;
+        }
+        ctx.spawn(psvc::ChildSpec::new("idle", || Idle)).await?;
+        let server = ctx
+            .server(Auth::password("pw"))
+            .commands(ctx.commander().commands())
+            .start("127.0.0.1:0")
+            .await?;
+        let addr = format!("vsoa://{}", server.local_addr());
+        let dir = self.0.take().unwrap();
+        let token = dir.path().join("admin.token");
+
+        let (code, _, err) = run(psvc(&["sys", "children", &addr])).await;
+        assert_eq!(code, 1, "admin-only: refused without the token: {err}");
+        assert!(err.contains("admin token"), "{err}");
+
+        let sys = |verb: &[&str]| {
+            let mut cmd = psvc(&["sys"]);
+            cmd.args(verb)
+                .args([&addr, "--admin-token-file"])
+                .arg(&token);
+            cmd
+        };
+        let out = tokio::task::spawn_blocking({
+            let mut cmd = sys(&["children"]);
+            move || cmd.output().unwrap()
+        })
+        .await
+        .unwrap();
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success());
+        assert!(table.starts_with("ID"), "{table}");
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with("idle") && l.contains("running")),
+            "{table}"
+        );
+
+        let (code, out, err) = run({
+            let mut cmd = sys(&["restart"]);
+            cmd.args(["idle", "--json"]);
+            cmd
+        })
+        .await;
+        assert_eq!(
+            (code, &out[0]["restarted"]),
+            (0, &serde_json::json!("idle")),
+            "{err}"
+        );
+        let (code, out, _) = run({
+            let mut cmd = sys(&["stats"]);
+            cmd.arg("--json");
+            cmd
+        })
+        .await;
+        assert_eq!(code, 0);
+        assert_eq!(out[0]["restarts"], 1);
+        assert_eq!(out[0]["connections"], 1, "the tool's own connection");
+        let (code, _, err) = run({
+            let mut cmd = sys(&["restart"]);
+            cmd.arg("ghost");
+            cmd
+        })
+        .await;
+        assert_eq!(code, 1);
+        assert!(err.contains("ghost"), "{err}");
+        server.stop();
+        Ok(())
+    }
+}
+
+#[actix_rt::test]
+async fn sys_verbs_drive_a_service_with_its_admin_token() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("admin.token"), "adm1n\n").unwrap();
+    let loader = psvc::config::ConfigLoader::new("svc")
+        .no_file()
+        .env_vars(Vec::<(String, String)>::new())
+        .set("PSVC.sys_commands", "admin")
+        .set(
+            "PSVC.admin_token_file",
+            dir.path().join("admin.token").display().to_string(),
+        );
+    let status = psvc::ServiceSystem::new("svc")
+        .config(loader)
+        .without_signals()
+        .without_logging()
+        .run_local(SysService(Some(dir)))
+        .await;
+    assert_eq!(status, psvc::ExitStatus::Success);
+}

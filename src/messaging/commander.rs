@@ -194,6 +194,8 @@ type DatagramHandler = Arc<dyn Fn(Request) -> LocalBoxFuture<'static, ()> + Send
 struct Routes {
     rpc: Table<RpcHandler>,
     datagram: Table<DatagramHandler>,
+    /// Route → what it does ([`Commander::describe`]).
+    descriptions: std::collections::BTreeMap<String, String>,
 }
 
 /// The RPC router. Build it with [`Commander::new`] and the route methods,
@@ -418,9 +420,17 @@ impl Commander {
 
     /// The registered RPC routes, sorted.
     pub fn routes(&self) -> Vec<String> {
-        let mut routes: Vec<String> = self.commands.routes.rpc.routes().collect();
-        routes.sort();
-        routes
+        self.commands.routes()
+    }
+
+    /// Says what `route` does: shown by `/sys/help` and
+    /// [`Commands::help`]. Describe a route before or after adding it.
+    #[must_use]
+    pub fn describe(mut self, route: &str, description: impl Into<String>) -> Self {
+        self.routes_mut()
+            .descriptions
+            .insert(route.to_owned(), description.into());
+        self
     }
 
     /// The routes as a shareable handle: for
@@ -632,6 +642,25 @@ pub(crate) enum Outcome {
 }
 
 impl Commands {
+    /// The registered RPC routes, sorted.
+    pub fn routes(&self) -> Vec<String> {
+        let mut routes: Vec<String> = self.routes.rpc.routes().collect();
+        routes.sort();
+        routes
+    }
+
+    /// Every RPC route, sorted, with its description if it has one
+    /// ([`Commander::describe`]).
+    pub fn help(&self) -> Vec<(String, Option<String>)> {
+        self.routes()
+            .into_iter()
+            .map(|route| {
+                let description = self.routes.descriptions.get(&route).cloned();
+                (route, description)
+            })
+            .collect()
+    }
+
     fn find(&self, target: &str) -> Result<RpcHandler, CommandError> {
         if !url::valid(target) {
             return Err(CommandError::Arguments(format!(

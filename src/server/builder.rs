@@ -142,6 +142,13 @@ impl Server {
         self
     }
 
+    /// Counts into `stats` (shared with other servers of the service)
+    /// instead of counters of its own.
+    pub(crate) fn count_into(mut self, stats: Arc<ServerStats>) -> Self {
+        self.stats = stats;
+        self
+    }
+
     /// Whether to open the quick UDP channel on the server's port (on by
     /// default; never under TLS, as in VSOA).
     #[must_use]

@@ -175,6 +175,9 @@ impl Session {
                 stats: shared.server.stats.clone(),
             })
         });
+        let stats = &shared.server.stats;
+        stats.accepted.fetch_add(1, Ordering::Relaxed);
+        stats.connections.fetch_add(1, Ordering::Relaxed);
         Session::create(move |ctx| {
             ctx.spawn(Pump);
             Session {
@@ -726,12 +729,14 @@ impl Session {
     /// reply that is ready goes straight into the output queue; one that
     /// waits runs in this session, bounded in number and time.
     fn rpc(&mut self, frame: Frame) {
+        self.state.stats.calls.fetch_add(1, Ordering::Relaxed);
         let Some(commands) = self.shared.server.commands.clone() else {
             return self.forward_rpc(frame);
         };
         let options = &self.shared.server.options;
         if self.inflight() >= options.max_inflight {
             self.state.stats.rpc_refused.fetch_add(1, Ordering::Relaxed);
+            self.state.stats.errors.fetch_add(1, Ordering::Relaxed);
             let message = format!("more than {} requests in flight", options.max_inflight);
             let reply = error_reply(frame.seqno, Status::NO_MEMORY, &message);
             self.write(&reply);
@@ -740,6 +745,7 @@ impl Session {
         let seqno = frame.seqno;
         match commands.rpc(&self.session_ref(), frame) {
             Reply::Ready(reply) => {
+                self.state.stats.replied(&reply);
                 self.write(&reply);
             }
             Reply::Later(reply) => {
@@ -747,7 +753,7 @@ impl Session {
                 let stats = self.state.stats.clone();
                 self.spawn_task(
                     async move {
-                        Some(match tokio::time::timeout(limit, reply).await {
+                        let reply = match tokio::time::timeout(limit, reply).await {
                             Ok(reply) => reply,
                             Err(_) => {
                                 stats.handler_timeouts.fetch_add(1, Ordering::Relaxed);
@@ -757,7 +763,9 @@ impl Session {
                                     &format!("no reply within {limit:?}"),
                                 )
                             }
-                        })
+                        };
+                        stats.replied(&reply);
+                        Some(reply)
                     }
                     .boxed_local(),
                 );
@@ -858,6 +866,7 @@ impl Session {
         if !self.state.alive.swap(false, Ordering::AcqRel) {
             return;
         }
+        self.state.stats.connections.fetch_sub(1, Ordering::Relaxed);
         {
             let mut out = self.state.out.lock();
             out.open = false;

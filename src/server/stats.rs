@@ -20,6 +20,14 @@ pub(crate) struct ServerStats {
     pub(crate) events_dropped: AtomicU64,
     pub(crate) handshakes_refused: AtomicU64,
     pub(crate) subscriptions_refused: AtomicU64,
+    /// Sessions open now.
+    pub(crate) connections: AtomicU64,
+    /// Sessions accepted since the server was built.
+    pub(crate) accepted: AtomicU64,
+    /// RPCs received.
+    pub(crate) calls: AtomicU64,
+    /// RPCs answered with a non-zero status.
+    pub(crate) errors: AtomicU64,
     /// Milliseconds since [`epoch`] of the last warning, plus one.
     last_warning: AtomicU64,
 }
@@ -30,6 +38,13 @@ fn epoch() -> Instant {
 }
 
 impl ServerStats {
+    /// Counts a reply: an error if its status is not 0.
+    pub(crate) fn replied(&self, reply: &crate::wire::frame::Frame) {
+        if !reply.status.is_ok() {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Counts one more in `counter` and warns, at most every 10 s.
     pub(crate) fn dropped(&self, counter: &AtomicU64, what: &str) {
         let total = counter.fetch_add(1, Ordering::Relaxed) + 1;
@@ -58,6 +73,10 @@ impl ServerStats {
             events_dropped: get(&self.events_dropped),
             handshakes_refused: get(&self.handshakes_refused),
             subscriptions_refused: get(&self.subscriptions_refused),
+            connections: get(&self.connections),
+            accepted: get(&self.accepted),
+            calls: get(&self.calls),
+            errors: get(&self.errors),
         }
     }
 }
@@ -88,4 +107,28 @@ pub struct ServerCounters {
     /// SUBSCRIBE packets refused with status 6 (over
     /// `max_subscriptions`).
     pub subscriptions_refused: u64,
+    /// Sessions open now.
+    pub connections: u64,
+    /// Sessions accepted (handshake begun) since the server was built.
+    pub accepted: u64,
+    /// RPCs received (refused ones included).
+    pub calls: u64,
+    /// RPCs answered with a non-zero status (refused, timed out, failed,
+    /// not found…), for the routes a session runs itself
+    /// ([`Server::commands`](super::Server::commands)).
+    pub errors: u64,
+}
+
+impl ServerCounters {
+    /// What was dropped or refused to stay within bounds, all counters
+    /// together.
+    pub fn dropped(&self) -> u64 {
+        self.rpc_refused
+            + self.handler_timeouts
+            + self.datagrams_dropped
+            + self.quick_rejected
+            + self.events_dropped
+            + self.handshakes_refused
+            + self.subscriptions_refused
+    }
 }

@@ -9,7 +9,10 @@ use actix::{Actor, Context, Message};
 use tokio::sync::watch;
 
 use super::shutdown::{Phase, ShutdownTrigger};
+use super::sys::{ReloadError, Sys, SysStats, reload_and_wait, request_reload};
+use crate::commander::Commander;
 use crate::config::Config;
+use crate::socket::{Auth, Server};
 use crate::supervisor::{self, ChildRecipient, ChildRef, ChildSpec, SupervisorRef, SupervisorSpec};
 
 /// Delivered to subscribers after SIGHUP reloaded the configuration.
@@ -30,18 +33,8 @@ pub struct ServiceContext {
     pub(super) ready: watch::Sender<Option<bool>>,
     /// Reload requests (one waiting at most: they coalesce).
     pub(super) reload: tokio::sync::mpsc::Sender<()>,
-}
-
-/// Requests a reload; one already waiting covers this one (the channel
-/// holds one request: reloads coalesce, none is lost).
-pub(super) fn request_reload(requests: &tokio::sync::mpsc::Sender<()>) {
-    use tokio::sync::mpsc::error::TrySendError;
-    match requests.try_send(()) {
-        Ok(()) | Err(TrySendError::Full(())) => {}
-        Err(TrySendError::Closed(())) => {
-            tracing::debug!("reload not requested: the service is stopping");
-        }
-    }
+    /// What the system commands read.
+    pub(super) sys: Sys,
 }
 
 /// Whether the service is ready: its `init` returned `Ok` (the moment
@@ -142,6 +135,38 @@ impl ServiceContext {
     /// new one is bad. Requests made while one waits are covered by it.
     pub fn request_reload(&self) {
         request_reload(&self.reload);
+    }
+
+    /// Reloads the configuration and waits for the outcome: `Ok` once a
+    /// reload that began after this call applied a new configuration.
+    ///
+    /// # Errors
+    /// [`ReloadError::Refused`] (with the reason) if the new configuration
+    /// was bad and the running one stays; [`ReloadError::NotDone`] if the
+    /// service is stopping or no reload ended within 30 s.
+    pub async fn reload(&self) -> Result<(), ReloadError> {
+        reload_and_wait(&self.reload, self.sys.reloaded.clone()).await
+    }
+
+    /// A Commander that already serves this service's system commands
+    /// (`/sys/ping`, `/sys/help`, `/sys/children`, `/sys/restart`,
+    /// `/sys/reload`, `/sys/stats`; see `docs/operations.md`) as
+    /// `[PSVC] sys_commands` allows: to everyone the server lets in
+    /// (`all`, the default), only with the admin token (`admin`), or not
+    /// at all (`off`). Add your routes to it.
+    pub fn commander(&self) -> Commander {
+        self.sys.routes(Commander::new(), &self.config().psvc)
+    }
+
+    /// A [`Server`] whose connections, calls and errors count in this
+    /// service's `/sys/stats` and metrics.
+    pub fn server(&self, auth: Auth) -> Server {
+        Server::new(auth).count_into(self.sys.stats.clone())
+    }
+
+    /// The service's figures, as `/sys/stats` replies them.
+    pub async fn stats(&self) -> SysStats {
+        self.sys.stats().await
     }
 
     /// The service's readiness: ready once `init` has returned `Ok`. An

@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
-use super::context::{ConfigReloaded, request_reload};
+use super::context::ConfigReloaded;
 use super::shutdown::{Phase, begin_stopping};
+use super::sys::request_reload;
 use super::systemd;
 use crate::config::{Config, ConfigLoader};
 use crate::logging::LogFilter;
@@ -33,6 +34,8 @@ pub(super) struct Reloader {
     pub(super) config: watch::Sender<Arc<Config>>,
     pub(super) subscribers: Rc<RefCell<Vec<ChildRecipient<ConfigReloaded>>>>,
     pub(super) log_filter: Option<LogFilter>,
+    /// Counts reloads begun and ended, with the last outcome.
+    pub(super) state: watch::Sender<super::sys::ReloadState>,
 }
 
 impl Reloader {
@@ -40,8 +43,10 @@ impl Reloader {
     /// (or keeps the running one if the new one is bad).
     async fn reload(&self) {
         systemd::reloading();
+        self.state.send_modify(|s| s.started += 1);
         let result = load_blocking(&self.loader).await;
         systemd::ready("running");
+        let outcome = result.as_ref().map(|_| ()).map_err(ToString::to_string);
         match result {
             Ok(config) => {
                 let config = Arc::new(config);
@@ -64,6 +69,10 @@ impl Reloader {
             }
             Err(err) => tracing::error!("reload failed, keeping the running configuration: {err}"),
         }
+        self.state.send_modify(|s| {
+            s.finished += 1;
+            s.last = outcome;
+        });
     }
 }
 

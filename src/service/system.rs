@@ -14,6 +14,7 @@ use super::lifecycle::{Service, ServiceError};
 use super::shutdown::{Phase, ShutdownTrigger, forced, shutdown_deadline};
 use super::signals::{Reloader, load_blocking, reloads, watch_config_file, watch_signals};
 use super::status::ExitStatus;
+use super::sys::{ReloadState, Sys, serve_metrics};
 use super::systemd;
 use crate::config::{Config, ConfigLoader};
 use crate::logging::{self, LogFilter};
@@ -217,6 +218,17 @@ impl ServiceSystem {
         let root = root_spec.start_root();
         let (config_tx, _) = watch::channel(Arc::new(config));
         let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+        let reload_state = watch::channel(ReloadState::default()).0;
+        let sys = Sys {
+            name: name.clone(),
+            version: config_tx.borrow().psvc.version.to_string(),
+            started: std::time::Instant::now(),
+            root: root.handle(),
+            stats: Arc::default(),
+            reload: reload_tx.clone(),
+            reloaded: reload_state.subscribe(),
+        };
+        let metrics_listen = config_tx.borrow().psvc.metrics_listen;
         let mut ctx = ServiceContext {
             name: name.clone(),
             config: config_tx,
@@ -226,6 +238,7 @@ impl ServiceSystem {
             reload_subscribers: Rc::default(),
             ready: watch::channel(None).0,
             reload: reload_tx,
+            sys: sys.clone(),
         };
         tracing::info!(service = %name, "starting");
         let mut background = Vec::new();
@@ -240,6 +253,7 @@ impl ServiceSystem {
             config: ctx.config.clone(),
             subscribers: ctx.reload_subscribers.clone(),
             log_filter,
+            state: reload_state,
         };
         background.push(actix_rt::spawn(reloads(reloader, reload_rx)));
         if signals {
@@ -260,6 +274,12 @@ impl ServiceSystem {
             None => None,
         };
 
+        if let Some(addr) = metrics_listen {
+            match serve_metrics(sys, addr) {
+                Ok(task) => background.push(actix_rt::spawn(task)),
+                Err(err) => tracing::error!("{err}"),
+            }
+        }
         if let Some(watchdog) = systemd::watchdog() {
             background.push(actix_rt::spawn(watchdog));
         }

@@ -152,6 +152,56 @@ pub struct StreamArgs {
     pub param: Option<String>,
 }
 
+/// `psvc sys …`: a service's system commands.
+#[derive(Debug, Args)]
+#[command(disable_help_subcommand = true)]
+pub struct SysArgs {
+    /// What to ask.
+    #[command(subcommand)]
+    pub verb: SysVerb,
+    /// The admin token's file, when the service has `sys_commands = admin`
+    /// (else $PSVC_ADMIN_TOKEN; never on the command line).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
+}
+
+/// One system command.
+#[derive(Debug, Subcommand)]
+pub enum SysVerb {
+    /// The service sees you: prints your address as the service sees it.
+    Ping {
+        /// vsoa://HOST:PORT
+        server: String,
+    },
+    /// Every route of the service with its description.
+    Help {
+        /// vsoa://HOST:PORT
+        server: String,
+    },
+    /// The supervision tree: id, kind, state, restarts, uptime.
+    Children {
+        /// vsoa://HOST:PORT
+        server: String,
+    },
+    /// Restart a child of the root supervisor by id.
+    Restart {
+        /// vsoa://HOST:PORT
+        server: String,
+        /// The child's id (see `psvc sys children`).
+        id: String,
+    },
+    /// Reload the configuration; returns once it is applied or refused.
+    Reload {
+        /// vsoa://HOST:PORT
+        server: String,
+    },
+    /// Connections, calls, errors, restarts, dropped, uptime, version.
+    Stats {
+        /// vsoa://HOST:PORT
+        server: String,
+    },
+}
+
 /// A failure with its exit code and message.
 struct Failure(u8, String);
 
@@ -322,6 +372,104 @@ async fn call(args: CallArgs, common: &Common) -> Result<(), Failure> {
     } else {
         Err(Failure(EXIT_STATUS, String::new()))
     }
+}
+
+/// The admin token: from the file, else $PSVC_ADMIN_TOKEN, else none.
+fn admin_token(file: Option<&PathBuf>) -> Result<Option<String>, Failure> {
+    if let Some(file) = file {
+        let token = std::fs::read_to_string(file)
+            .map_err(|e| Failure(EXIT_IO, format!("{}: {e}", file.display())))?;
+        return Ok(Some(token.trim().to_owned()));
+    }
+    Ok(std::env::var("PSVC_ADMIN_TOKEN").ok())
+}
+
+async fn sys(args: SysArgs, common: &Common) -> Result<(), Failure> {
+    let (server, route, mut param) = match args.verb {
+        SysVerb::Ping { server } => (server, "/sys/ping", serde_json::json!({})),
+        SysVerb::Help { server } => (server, "/sys/help", serde_json::json!({})),
+        SysVerb::Children { server } => (server, "/sys/children", serde_json::json!({})),
+        SysVerb::Restart { server, id } => {
+            (server, "/sys/restart", serde_json::json!({ "id": id }))
+        }
+        SysVerb::Reload { server } => (server, "/sys/reload", serde_json::json!({})),
+        SysVerb::Stats { server } => (server, "/sys/stats", serde_json::json!({})),
+    };
+    if let Some(token) = admin_token(args.admin_token_file.as_ref())? {
+        param["token"] = token.into();
+    }
+    let (server, _) = target(&server)?;
+    let client = connect(&server, common).await?;
+    let started = Instant::now();
+    let reply = client
+        .rpc(
+            Rpc::set(route)
+                .param(param.to_string())
+                .timeout(limit(common)),
+        )
+        .await?;
+    let elapsed = started.elapsed();
+    client.close();
+    let value = param_value(&reply.param);
+    if !reply.status.is_ok() {
+        let message = value
+            .get("error")
+            .and_then(|e| e.as_str())
+            .map_or_else(|| value.to_string(), str::to_owned);
+        return Err(Failure(
+            EXIT_STATUS,
+            format!(
+                "{route}: status {} ({}): {message}",
+                reply.status.0,
+                reply.status.name()
+            ),
+        ));
+    }
+    if common.json {
+        println!("{value}");
+        return Ok(());
+    }
+    match route {
+        "/sys/ping" => println!(
+            "pong from {server} in {:.2} ms; it sees you as {}",
+            elapsed.as_secs_f64() * 1000.0,
+            value["peer"].as_str().unwrap_or("?")
+        ),
+        "/sys/help" => {
+            for entry in value.as_array().into_iter().flatten() {
+                println!(
+                    "{:<24} {}",
+                    entry["route"].as_str().unwrap_or("?"),
+                    entry["description"].as_str().unwrap_or("")
+                );
+            }
+        }
+        "/sys/children" => {
+            println!(
+                "{:<24} {:<10} {:<10} {:>8} {:>12}",
+                "ID", "KIND", "STATE", "RESTARTS", "UPTIME"
+            );
+            for c in value.as_array().into_iter().flatten() {
+                let uptime = c["uptime_ms"].as_u64().map_or_else(
+                    || "-".to_owned(),
+                    |ms| format!("{:.1}s", ms as f64 / 1000.0),
+                );
+                println!(
+                    "{:<24} {:<10} {:<10} {:>8} {:>12}",
+                    c["id"].as_str().unwrap_or("?"),
+                    c["kind"].as_str().unwrap_or("?"),
+                    c["state"].as_str().unwrap_or("?"),
+                    c["restarts"].as_u64().unwrap_or(0),
+                    uptime
+                );
+            }
+        }
+        _ => println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_else(|_| value.to_string())
+        ),
+    }
+    Ok(())
 }
 
 /// Most messages waiting to be printed by `sub`; past it they are dropped
@@ -589,6 +737,8 @@ pub enum Verb {
     Ping(PingArgs),
     /// `psvc stream`
     Stream(StreamCommand),
+    /// `psvc sys`
+    Sys(SysArgs),
 }
 
 /// Runs a client verb on its own actix system; returns the exit code.
@@ -602,6 +752,7 @@ pub fn run(verb: Verb, common: &Common) -> ExitCode {
             Verb::Datagram(a) => datagram(a, common).await,
             Verb::Ping(a) => ping(a, common).await,
             Verb::Stream(c) => stream(c, common).await,
+            Verb::Sys(a) => sys(a, common).await,
         }
     });
     match result {
