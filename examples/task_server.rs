@@ -186,5 +186,7 @@ impl Service for App {
 }
 
 fn main() -> ExitStatus {
-    ServiceSystem::new("task_server").run(App::default())
+    ServiceSystem::new("task_server")
+        .args(std::env::args_os())
+        .run(App::default())
 }

@@ -31,9 +31,12 @@
 //! - `sys.rs`: the system commands (`/sys/...`), [`SysStats`] and the
 //!   Prometheus endpoint;
 //! - `system.rs`: [`ServiceSystem`], which runs the steps above in order;
-//! - `cli.rs`, `systemd.rs`: the standard flags, `sd_notify`.
+//! - `cli.rs`, `systemd.rs`: the standard flags, `sd_notify`;
+//! - `daemon.rs`: background mode (start, stop, status, restart; the
+//!   pidfile and its lock).
 mod cli;
 mod context;
+mod daemon;
 mod lifecycle;
 mod shutdown;
 mod signals;

@@ -2,6 +2,10 @@
 //! ([`ServiceSystem::args`](super::ServiceSystem::args)).
 //!
 //! ```text
+//! [run|start|stop|status|restart]
+//!                        run in the foreground (the default), or in the
+//!                        background: start, stop, status, restart
+//!     --pidfile FILE     background mode's pidfile (default ./<name>.pid)
 //! -c, --config FILE      config file (INI, or TOML when it ends in .toml)
 //! -v, --verbose          more logging: -v debug, -vv trace
 //! -q, --quiet            warnings and errors only
@@ -21,6 +25,15 @@ use crate::config::ConfigLoader;
 #[derive(Debug, Parser)]
 #[command(about = "A psvc service", disable_version_flag = true)]
 pub(crate) struct Flags {
+    /// run: in the foreground. start: in the background (pidfile, output
+    /// to <log_dir>/<name>.out), once ready. stop: SIGTERM through the
+    /// pidfile, and wait. status: running (0) or not (3). restart: stop,
+    /// then start.
+    #[arg(value_enum, default_value_t = Mode::Run)]
+    mode: Mode,
+    /// Background mode's pidfile (default: ./<name>.pid).
+    #[arg(long, value_name = "FILE")]
+    pidfile: Option<PathBuf>,
     /// Config file (INI, or TOML when it ends in .toml).
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     config: Option<PathBuf>,
@@ -36,6 +49,40 @@ pub(crate) struct Flags {
     /// Load and validate the configuration, print its source, and exit.
     #[arg(long)]
     check_config: bool,
+}
+
+/// What the command line asks the service to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Mode {
+    /// Serve in the foreground.
+    Run,
+    /// Serve in the background; return once ready.
+    Start,
+    /// Stop the background instance.
+    Stop,
+    /// Is a background instance running?
+    Status,
+    /// Stop, then start.
+    Restart,
+}
+
+impl Flags {
+    /// The command line of a background instance: the same flags, in
+    /// `run` mode (`start` adds the pidfile, made absolute).
+    fn relaunch(&self) -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> = vec!["run".into()];
+        if let Some(file) = &self.config {
+            args.extend(["--config".into(), file.clone().into_os_string()]);
+        }
+        if self.quiet {
+            args.push("--quiet".into());
+        }
+        args.extend((0..self.verbose).map(|_| "--verbose".into()));
+        for (key, value) in &self.set {
+            args.push(format!("--set={key}={value}").into());
+        }
+        args
+    }
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
@@ -57,7 +104,28 @@ pub struct CliError {
 /// What the flags ask of the system.
 pub(crate) struct Parsed {
     pub(crate) loader: ConfigLoader,
+    pub(crate) invocation: Invocation,
+}
+
+/// The command line, beyond the configuration it sets.
+#[derive(Debug, Clone)]
+pub(crate) struct Invocation {
     pub(crate) check_only: bool,
+    pub(crate) mode: Mode,
+    pub(crate) pidfile: Option<PathBuf>,
+    /// The arguments for a background instance: the same, in `run` mode.
+    pub(crate) relaunch: Vec<std::ffi::OsString>,
+}
+
+impl Default for Invocation {
+    fn default() -> Self {
+        Invocation {
+            check_only: false,
+            mode: Mode::Run,
+            pidfile: None,
+            relaunch: Vec::new(),
+        }
+    }
 }
 
 /// Parses `args` (program name first) for the service `name` and applies the
@@ -75,7 +143,8 @@ where
             help: matches!(e.kind(), clap::error::ErrorKind::DisplayHelp),
             message: e.render().to_string(),
         })?;
-    if let Some(file) = flags.config {
+    let relaunch = flags.relaunch();
+    if let Some(file) = &flags.config {
         loader = loader.file(file);
     }
     let level = match (flags.quiet, flags.verbose) {
@@ -87,11 +156,16 @@ where
     if let Some(level) = level {
         loader = loader.set_from("command line", "PSVC.log_level", level);
     }
-    for (key, value) in flags.set {
+    for (key, value) in &flags.set {
         loader = loader.set_from("command line", key, value);
     }
     Ok(Parsed {
         loader,
-        check_only: flags.check_config,
+        invocation: Invocation {
+            check_only: flags.check_config,
+            mode: flags.mode,
+            pidfile: flags.pidfile.clone(),
+            relaunch,
+        },
     })
 }

@@ -26,6 +26,8 @@ pub enum ExitStatus {
     /// `run` execs the same command line; the code (75, EX_TEMPFAIL) is seen
     /// when that fails or with `PSVC_RESTART=exit`.
     Restart,
+    /// `status`: no background instance is running (3, as LSB says).
+    NotRunning,
 }
 
 impl ExitStatus {
@@ -39,6 +41,7 @@ impl ExitStatus {
             Self::Usage => 64,
             Self::Config => 78,
             Self::Restart => 75,
+            Self::NotRunning => 3,
             Self::Forced(sig) => 128i32
                 .checked_add(sig)
                 .and_then(|code| u8::try_from(code).ok())
@@ -49,7 +52,7 @@ impl ExitStatus {
     /// Keeps the more serious of two statuses.
     pub(super) fn worst(self, other: Self) -> Self {
         let rank = |s: Self| match s {
-            Self::Success | Self::Restart => 0,
+            Self::Success | Self::Restart | Self::NotRunning => 0,
             Self::Failed => 1,
             Self::DeadlineExceeded => 2,
             Self::Escalated => 3,

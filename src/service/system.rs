@@ -8,8 +8,9 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::cli::{self, CliError};
+use super::cli::{self, CliError, Invocation, Mode};
 use super::context::ServiceContext;
+use super::daemon::{self, Daemon, PidFile, ReadyMarker};
 use super::lifecycle::{Service, ServiceError};
 use super::shutdown::{Phase, ShutdownTrigger, forced, shutdown_deadline};
 use super::signals::{Reloader, load_blocking, reloads, watch_config_file, watch_signals};
@@ -41,7 +42,7 @@ pub struct ServiceSystem {
     logging: bool,
     phase: watch::Sender<Phase>,
     restart: Arc<std::sync::atomic::AtomicBool>,
-    cli: Result<bool, CliError>,
+    cli: Result<Invocation, CliError>,
 }
 
 impl ServiceSystem {
@@ -51,7 +52,7 @@ impl ServiceSystem {
         Self {
             loader: ConfigLoader::new(name.clone()),
             name,
-            cli: Ok(false),
+            cli: Ok(Invocation::default()),
             root: SupervisorSpec::new("root"),
             signals: true,
             logging: true,
@@ -87,7 +88,7 @@ impl ServiceSystem {
         match cli::parse(&self.name, args, self.loader.clone()) {
             Ok(parsed) => {
                 self.loader = parsed.loader;
-                self.cli = Ok(parsed.check_only);
+                self.cli = Ok(parsed.invocation);
             }
             Err(err) => self.cli = Err(err),
         }
@@ -125,8 +126,8 @@ impl ServiceSystem {
     /// With logging on, it also routes panic reports into the log
     /// ([`logging::log_panics`], replacing any panic hook set before).
     pub fn run<S: Service>(self, service: S) -> ExitStatus {
-        let check_only = match &self.cli {
-            Ok(check_only) => *check_only,
+        let invocation = match &self.cli {
+            Ok(invocation) => invocation.clone(),
             Err(err) if err.help => {
                 print!("{err}");
                 return ExitStatus::Success;
@@ -143,7 +144,7 @@ impl ServiceSystem {
                 return ExitStatus::Config;
             }
         };
-        if check_only {
+        if invocation.check_only {
             let source = config.file().map_or_else(
                 || "embedded defaults".to_owned(),
                 |f| f.display().to_string(),
@@ -151,6 +152,49 @@ impl ServiceSystem {
             println!("{}: configuration ok ({source})", self.name);
             return ExitStatus::Success;
         }
+        let name = config.psvc.name.clone();
+        let pidfile = invocation.pidfile.clone().map(std::path::absolute);
+        let pidfile = match pidfile {
+            Some(Ok(path)) => path,
+            Some(Err(err)) => {
+                eprintln!("{name}: --pidfile: {err}");
+                return ExitStatus::Usage;
+            }
+            None => std::path::PathBuf::from(format!("{name}.pid")),
+        };
+        let background = Daemon {
+            output: config.psvc.log_dir.join(format!("{name}.out")),
+            pidfile: std::path::absolute(&pidfile).unwrap_or(pidfile),
+            wait: config.psvc.shutdown_timeout + std::time::Duration::from_secs(5),
+            name,
+        };
+        match invocation.mode {
+            Mode::Run => {}
+            Mode::Status => return daemon::status(&background),
+            Mode::Stop => return daemon::stop(&background),
+            Mode::Start => return daemon::start(&background, &invocation.relaunch),
+            Mode::Restart => {
+                let stopped = daemon::stop(&background);
+                if stopped != ExitStatus::Success {
+                    return stopped;
+                }
+                return daemon::start(&background, &invocation.relaunch);
+            }
+        }
+        // `run --pidfile FILE` (what `start` launches) holds the pidfile.
+        let pidfile = match invocation
+            .pidfile
+            .is_some()
+            .then(|| PidFile::take(&background.pidfile))
+        {
+            Some(Ok(pidfile)) => Some(pidfile),
+            Some(Err(err)) => {
+                eprintln!("{}: {err}", self.name);
+                return ExitStatus::Failed;
+            }
+            None => None,
+        };
+        let ready_marker = pidfile.as_ref().and_then(PidFile::ready_marker);
         let logging = if self.logging {
             match logging::init(&config.psvc) {
                 Ok(guard) => {
@@ -168,7 +212,7 @@ impl ServiceSystem {
         let system = actix_rt::System::new();
         let log_filter = logging.as_ref().map(|g| g.filter());
         let name = self.name.clone();
-        let status = system.block_on(self.lifecycle(service, config, log_filter));
+        let status = system.block_on(self.lifecycle(service, config, log_filter, ready_marker));
         actix_rt::System::current().stop();
         if matches!(status, ExitStatus::Forced(_) | ExitStatus::DeadlineExceeded) {
             // Something did not stop in time: dropping the runtime would wait
@@ -176,6 +220,13 @@ impl ServiceSystem {
             std::mem::forget(system);
         } else {
             drop(system);
+        }
+        if let Some(pidfile) = pidfile {
+            if status == ExitStatus::Restart {
+                pidfile.keep();
+            } else {
+                drop(pidfile);
+            }
         }
         if status == ExitStatus::Restart && std::env::var("PSVC_RESTART").as_deref() != Ok("exit") {
             let err = exec_self();
@@ -188,7 +239,7 @@ impl ServiceSystem {
     /// set-up), with the configuration loaded here.
     pub async fn run_local<S: Service>(self, service: S) -> ExitStatus {
         match load_blocking(&self.loader).await {
-            Ok(config) => self.lifecycle(service, config, None).await,
+            Ok(config) => self.lifecycle(service, config, None, None).await,
             Err(err) => {
                 tracing::error!("{err}");
                 ExitStatus::Config
@@ -204,6 +255,7 @@ impl ServiceSystem {
         mut service: S,
         config: Config,
         log_filter: Option<LogFilter>,
+        ready_marker: Option<ReadyMarker>,
     ) -> ExitStatus {
         let Self {
             loader,
@@ -279,6 +331,14 @@ impl ServiceSystem {
                 Ok(task) => background.push(actix_rt::spawn(task)),
                 Err(err) => tracing::error!("{err}"),
             }
+        }
+        if let Some(marker) = ready_marker {
+            let ready = ctx.readiness();
+            background.push(actix_rt::spawn(async move {
+                if ready.wait().await {
+                    marker.mark();
+                }
+            }));
         }
         if let Some(watchdog) = systemd::watchdog() {
             background.push(actix_rt::spawn(watchdog));
