@@ -50,8 +50,7 @@ fn port(dir: &Path) -> u16 {
     let out = std::fs::read_to_string(dir.join("logs/task_server.out")).unwrap();
     let line = out
         .lines()
-        .filter(|l| l.starts_with("{\"port\""))
-        .last()
+        .rfind(|l| l.starts_with("{\"port\""))
         .expect("the instance printed its port");
     serde_json::from_str::<serde_json::Value>(line).unwrap()["port"]
         .as_u64()

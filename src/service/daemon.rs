@@ -50,10 +50,11 @@ fn read_state(path: &Path) -> std::io::Result<Running> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Running::No),
         Err(err) => return Err(err),
     };
-    match file.try_lock_shared() {
+    // (fs4's, not std's: std's needs Rust 1.89.)
+    match fs4::fs_std::FileExt::try_lock_shared(&file) {
         // Nobody holds it: stale (or not written yet).
-        Ok(()) => Ok(Running::No),
-        Err(std::fs::TryLockError::WouldBlock) => {
+        Ok(true) => Ok(Running::No),
+        Ok(false) => {
             let mut text = String::new();
             file.read_to_string(&mut text)?;
             let mut lines = text.lines();
@@ -64,7 +65,7 @@ fn read_state(path: &Path) -> std::io::Result<Running> {
             let ready = lines.any(|l| l.trim() == "ready");
             Ok(Running::Yes { pid, ready })
         }
-        Err(std::fs::TryLockError::Error(err)) => Err(err),
+        Err(err) => Err(err),
     }
 }
 
@@ -243,12 +244,8 @@ impl PidFile {
             .write(true)
             .open(path)
             .map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(PidFileError::Held(path.to_owned()));
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        if !fs4::fs_std::FileExt::try_lock_exclusive(&file).map_err(io)? {
+            return Err(PidFileError::Held(path.to_owned()));
         }
         file.set_len(0).map_err(io)?;
         writeln!(file, "{}", std::process::id()).map_err(io)?;
