@@ -30,6 +30,9 @@ use psvc::supervisor::Backoff;
 /// Default [`Forward::timeout`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long [`Forward::drained`] waits for the worker to answer again.
+pub const REACHABLE_WAIT: Duration = Duration::from_secs(10);
+
 /// A route prefix forwarded to a worker service; see the [module docs](self).
 #[derive(Debug, Clone)]
 pub struct Forward {
@@ -37,6 +40,9 @@ pub struct Forward {
     client: Client,
     strip: bool,
     timeout: Duration,
+    /// Requests hold it shared while in flight; [`Forward::drained`]
+    /// holds it alone (fair: once it waits, new requests queue behind it).
+    gate: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl Forward {
@@ -59,7 +65,35 @@ impl Forward {
             client: Client::start(options),
             strip: false,
             timeout: DEFAULT_TIMEOUT,
+            gate: Arc::default(),
         }
+    }
+
+    /// The worker's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs `work` (a restart of the worker) once the requests in flight
+    /// have been answered, holding new ones; then waits until the worker
+    /// answers again (at most [`REACHABLE_WAIT`]) and lets them through.
+    /// So a graceful reload fails no request: those in flight finish on
+    /// the old process, those that arrive meanwhile wait (each within its
+    /// [`Forward::timeout`]) and go to the new one.
+    pub async fn drained<T>(&self, work: impl std::future::Future<Output = T>) -> T {
+        let _alone = self.gate.write().await;
+        let result = work.await;
+        let deadline = tokio::time::Instant::now() + REACHABLE_WAIT;
+        // The old connection may still look up for a moment: wait for a
+        // round trip, which only a live worker answers.
+        while tokio::time::Instant::now() < deadline {
+            let ping = tokio::time::timeout(Duration::from_secs(1), self.client.ping()).await;
+            if matches!(ping, Ok(Ok(_))) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        result
     }
 
     /// Sends `/prefix/rest` to the worker as `/rest` (default: the URL as it
@@ -101,6 +135,15 @@ impl Forward {
     }
 
     async fn forward(&self, req: Request, prefix: &str) -> CommandResult {
+        let Ok(_in_flight) = tokio::time::timeout(self.timeout, self.gate.read()).await else {
+            return Err(CommandError::status(
+                Status::NO_RESPONDING,
+                format!(
+                    "worker {} is reloading and did not come back within {:?}",
+                    self.name, self.timeout
+                ),
+            ));
+        };
         let url = match req.url.strip_prefix(prefix) {
             Some(rest) if self.strip => {
                 if rest.is_empty() {
@@ -142,5 +185,66 @@ impl Forward {
             ) => Err(down(e.to_string())),
             Err(e) => Err(CommandError::Failed(format!("worker {}: {e}", self.name))),
         }
+    }
+}
+
+/// Workers by name, forwarded under `/NAME/`, that can change while the
+/// front door serves: the table a [`WorkerPool`](crate::worker::WorkerPool)
+/// keeps in step with the `[worker.NAME] forward = ADDR` entries. Cheap to
+/// clone (shared).
+#[derive(Debug, Clone, Default)]
+pub struct ForwardTable {
+    workers: Arc<parking_lot::RwLock<std::collections::BTreeMap<String, Forward>>>,
+}
+
+impl ForwardTable {
+    /// An empty table.
+    pub fn new() -> ForwardTable {
+        ForwardTable::default()
+    }
+
+    /// Forwards `/NAME/…` to `forward` (replacing any earlier one).
+    pub fn insert(&self, forward: Forward) {
+        self.workers
+            .write()
+            .insert(forward.name().to_owned(), forward.strip_prefix(true));
+    }
+
+    /// Stops forwarding `/NAME/…`; requests get status 3 again.
+    pub fn remove(&self, name: &str) -> Option<Forward> {
+        self.workers.write().remove(name)
+    }
+
+    /// The worker forwarded under `/NAME/`.
+    pub fn get(&self, name: &str) -> Option<Forward> {
+        self.workers.read().get(name).cloned()
+    }
+
+    /// The names forwarded, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.workers.read().keys().cloned().collect()
+    }
+
+    /// Serves `/NAME/rest` by forwarding `/rest` to the worker `NAME`, on
+    /// the default route (`/`), so the Commander's own routes (`/sys/…`)
+    /// come first. A name not in the table gets status 3.
+    pub fn routes(&self, commander: Commander) -> Commander {
+        let table = self.clone();
+        commander
+            .route("/", move |req: Request| {
+                let name = req.url[1..].split('/').next().unwrap_or_default();
+                let worker = table.get(name);
+                let prefix = format!("/{name}");
+                async move {
+                    match worker {
+                        Some(worker) => worker.forward(req, &prefix).await,
+                        None => Err(CommandError::NotFound(req.url)),
+                    }
+                }
+            })
+            .describe(
+                "/",
+                "/NAME/…: forwarded to the worker NAME (see /sys/children)",
+            )
     }
 }

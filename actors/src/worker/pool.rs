@@ -8,7 +8,17 @@
 //! cwd = /opt/modules
 //! restart = permanent                      ; permanent | transient | temporary
 //! stop_timeout = 5s
+//! forward = 127.0.0.1:4001                 ; serve /camera/… from the worker at this address
+//! watch = /opt/modules/camera.py           ; files whose change reloads it (default: program)
+//! reload_on_change = true
 //! ```
+//!
+//! With [`WorkerPool::forwarding`], a worker with `forward = ADDR` is
+//! served under `/NAME/` by the front door's [`ForwardTable`]. When a
+//! watched file changes (the program by default: a new build, an edited
+//! script), the worker is reloaded gracefully: requests in flight finish
+//! on the old process, new ones wait, the worker restarts, and they go to
+//! the new one ([`Forward::drained`]).
 //!
 //! At each [`ApplyConfig`] (and each [`ConfigReloaded`], which SIGHUP
 //! delivers) the `[worker.*]` entries are compared with the running
@@ -27,6 +37,11 @@ use psvc::supervisor::{Restart, SupervisorRef};
 use serde::{Deserialize, Serialize};
 
 use super::{ProcessWorker, WorkerCommand};
+use crate::forward::{Forward, ForwardTable};
+use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
+use notify_debouncer_mini::{DebounceEventResult, Debouncer, new_debouncer};
+use parking_lot::Mutex;
+use std::sync::Arc;
 
 /// The configuration section holding the entries (`[worker.NAME]`).
 pub const SECTION: &str = "worker";
@@ -44,6 +59,12 @@ struct Entry {
     restart: Option<String>,
     #[serde(default, with = "humantime_serde")]
     stop_timeout: Option<Duration>,
+    #[serde(default)]
+    forward: Option<String>,
+    #[serde(default)]
+    watch: Option<String>,
+    #[serde(default)]
+    reload_on_change: Option<bool>,
 }
 
 /// A worker as the pool runs it.
@@ -51,6 +72,10 @@ struct Entry {
 struct Declared {
     command: WorkerCommand,
     restart: Restart,
+    /// Where the worker serves, for the front door.
+    forward: Option<String>,
+    /// Files whose change reloads the worker (absolute).
+    watch: Vec<PathBuf>,
 }
 
 fn declared(value: serde_json::Value) -> Result<Declared, String> {
@@ -66,13 +91,41 @@ fn declared(value: serde_json::Value) -> Result<Declared, String> {
             ));
         }
     };
+    let mut watch = match &entry.watch {
+        Some(list) => shell_words::split(list)
+            .map_err(|e| format!("watch: {e}"))?
+            .into_iter()
+            .map(PathBuf::from)
+            .collect(),
+        // A program named by path (not looked up in PATH).
+        None if entry.program.components().count() > 1 => vec![entry.program.clone()],
+        None => Vec::new(),
+    };
+    if entry.reload_on_change == Some(false) {
+        watch.clear();
+    }
+    let base = entry.cwd.clone().unwrap_or_default();
+    let watch = watch
+        .into_iter()
+        .map(|p| std::path::absolute(base.join(p)).map_err(|e| format!("watch: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(addr) = &entry.forward
+        && addr.parse::<std::net::SocketAddr>().is_err()
+    {
+        return Err(format!("forward: {addr:?} is not an IP:PORT address"));
+    }
     let mut command = WorkerCommand::new(entry.program);
     command.args = args;
     command.cwd = entry.cwd;
     if let Some(t) = entry.stop_timeout {
         command.stop_timeout = t;
     }
-    Ok(Declared { command, restart })
+    Ok(Declared {
+        command,
+        restart,
+        forward: entry.forward,
+        watch,
+    })
 }
 
 /// What an apply changed.
@@ -95,6 +148,12 @@ pub struct Applied {
 pub struct WorkerPool {
     supervisor: SupervisorRef,
     running: BTreeMap<String, Declared>,
+    forwards: Option<ForwardTable>,
+    /// Watched file → the workers it reloads (shared with the watcher).
+    watched: Arc<Mutex<BTreeMap<PathBuf, Vec<String>>>>,
+    watcher: Option<Debouncer<RecommendedWatcher>>,
+    /// Directories the watcher watches.
+    watched_dirs: std::collections::BTreeSet<PathBuf>,
 }
 
 impl std::fmt::Debug for WorkerPool {
@@ -112,12 +171,141 @@ impl WorkerPool {
         WorkerPool {
             supervisor,
             running: BTreeMap::new(),
+            forwards: None,
+            watched: Arc::default(),
+            watcher: None,
+            watched_dirs: std::collections::BTreeSet::new(),
+        }
+    }
+
+    /// Keeps `table` in step with the `forward = ADDR` entries: the front
+    /// door serves each such worker under `/NAME/`.
+    pub fn forwarding(mut self, table: ForwardTable) -> WorkerPool {
+        self.forwards = Some(table);
+        self
+    }
+
+    /// After an apply: the forwarding table and the watched files follow
+    /// the running workers.
+    fn follow(&mut self, before: &BTreeMap<String, Declared>, ctx: &mut Context<Self>) {
+        if let Some(table) = &self.forwards {
+            for name in before.keys().filter(|n| !self.running.contains_key(*n)) {
+                table.remove(name);
+            }
+            for (name, declared) in &self.running {
+                let old = before.get(name).and_then(|d| d.forward.as_ref());
+                match &declared.forward {
+                    Some(addr) if Some(addr) != old || table.get(name).is_none() => {
+                        table.insert(Forward::new(name.clone(), addr.clone()));
+                    }
+                    None => {
+                        table.remove(name);
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        let mut watched: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+        for (name, declared) in &self.running {
+            for file in &declared.watch {
+                watched.entry(file.clone()).or_default().push(name.clone());
+            }
+        }
+        if !watched.is_empty() && self.watcher.is_none() {
+            self.watcher = self.start_watcher(ctx);
+        }
+        if let Some(watcher) = &mut self.watcher {
+            for dir in watched.keys().filter_map(|f| f.parent()) {
+                if self.watched_dirs.insert(dir.to_owned())
+                    && let Err(e) = watcher.watcher().watch(dir, RecursiveMode::NonRecursive)
+                {
+                    tracing::warn!(dir = %dir.display(), "not watched for reloads: {e}");
+                    self.watched_dirs.remove(dir);
+                }
+            }
+        }
+        *self.watched.lock() = watched;
+    }
+
+    /// Watches for changes of the watched files, debounced 200 ms.
+    fn start_watcher(&self, ctx: &mut Context<Self>) -> Option<Debouncer<RecommendedWatcher>> {
+        let pool = ctx.address();
+        let watched = self.watched.clone();
+        let watcher = new_debouncer(
+            Duration::from_millis(200),
+            move |events: DebounceEventResult| {
+                let Ok(events) = events else { return };
+                let names: std::collections::BTreeSet<String> = {
+                    let watched = watched.lock();
+                    events
+                        .iter()
+                        .filter_map(|e| watched.get(&e.path))
+                        .flatten()
+                        .cloned()
+                        .collect()
+                };
+                for name in names {
+                    // A full mailbox already holds work for the pool; the next
+                    // change is seen again.
+                    if let Err(e) = pool.try_send(ProgramChanged(name)) {
+                        tracing::warn!("reload on change not queued: {e}");
+                    }
+                }
+            },
+        );
+        match watcher {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!("program files not watched: {e}");
+                None
+            }
         }
     }
 }
 
 impl Actor for WorkerPool {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(64);
+    }
+}
+
+/// A watched file of the worker changed: reload it gracefully.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct ProgramChanged(pub String);
+
+impl Handler<ProgramChanged> for WorkerPool {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(
+        &mut self,
+        ProgramChanged(name): ProgramChanged,
+        _: &mut Context<Self>,
+    ) -> Self::Result {
+        let running = self.running.contains_key(&name);
+        let forward = self.forwards.as_ref().and_then(|t| t.get(&name));
+        let supervisor = self.supervisor.clone();
+        AtomicResponse::new(Box::pin(
+            async move {
+                if !running {
+                    return;
+                }
+                tracing::info!(worker = %name, "a watched file changed: reloading the worker");
+                let restart = supervisor.restart_child(&name);
+                let result = match forward {
+                    Some(forward) => forward.drained(restart).await,
+                    None => restart.await,
+                };
+                match result {
+                    Ok(()) => tracing::info!(worker = %name, "worker reloaded"),
+                    Err(e) => tracing::warn!(worker = %name, error = %e, "worker not reloaded"),
+                }
+            }
+            .into_actor(self),
+        ))
+    }
 }
 
 /// Brings the workers in step with `config`'s `[worker.*]` entries.
@@ -213,8 +401,9 @@ impl Handler<ApplyConfig> for WorkerPool {
                 (applied, now)
             }
             .into_actor(self)
-            .map(|(applied, now), act: &mut Self, _| {
-                act.running = now;
+            .map(|(applied, now), act: &mut Self, ctx| {
+                let before = std::mem::replace(&mut act.running, now);
+                act.follow(&before, ctx);
                 applied
             }),
         ))
