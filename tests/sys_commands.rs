@@ -42,6 +42,10 @@ struct Svc {
 impl Service for Svc {
     async fn run(&mut self, ctx: &mut ServiceContext) -> Result<(), BoxError> {
         ctx.spawn(ChildSpec::new("counter", || Counter)).await?;
+        let group = ctx.spawn_supervisor(SupervisorSpec::new("group")).await?;
+        group
+            .start_child(ChildSpec::new("inner", || Counter))
+            .await?;
         let commands = ctx
             .commander()
             .route("/hello", |_| async { Ok(psvc::commander::Response::ok()) })
@@ -160,6 +164,14 @@ async fn system_commands_serve_the_tree_the_figures_and_reloads_behind_the_passw
                 assert_eq!(counter["state"], "running");
                 assert_eq!(counter["restarts"], 0);
                 assert!(counter["uptime_ms"].is_u64());
+                // The tree: a nested supervisor shows its own children.
+                let group = &children[1];
+                assert_eq!(
+                    (&group["id"], &group["kind"]),
+                    (&"group".into(), &"supervisor".into())
+                );
+                assert_eq!(group["children"][0]["id"], "inner");
+                assert_eq!(group["children"][0]["state"], "running");
 
                 let (status, _) = call(
                     &client,
@@ -207,7 +219,7 @@ async fn system_commands_serve_the_tree_the_figures_and_reloads_behind_the_passw
                 assert_eq!(stats["calls"], 10, "{stats}");
                 assert_eq!(stats["errors"], 3, "{stats}");
                 assert_eq!(stats["restarts"], 1);
-                assert_eq!(stats["children"], 1);
+                assert_eq!(stats["children"], 2, "the root's children");
                 client.close();
             })
         }),
@@ -344,7 +356,7 @@ async fn the_prometheus_endpoint_serves_the_same_figures() {
                 assert_eq!(metric(&last, "psvc_calls_total"), Some(6.0), "{last}");
                 assert_eq!(metric(&last, "psvc_errors_total"), Some(1.0), "{last}");
                 assert_eq!(metric(&last, "psvc_connections"), Some(1.0), "{last}");
-                assert_eq!(metric(&last, "psvc_children"), Some(1.0), "{last}");
+                assert_eq!(metric(&last, "psvc_children"), Some(2.0), "{last}");
                 assert!(last.contains("service=\"sys\""), "{last}");
                 assert!(last.contains("version=\"1.4.2\""), "{last}");
                 client.close();

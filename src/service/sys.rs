@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `/sys/ping` | `{"pong": true, "peer": "IP:PORT"}`: the caller's address |
 //! | `/sys/help` | `[{"route", "description"}]`: every route of the service |
-//! | `/sys/children` | `[ChildEntry]`: the root supervisor's children |
+//! | `/sys/children` | `[ChildEntry]`: the supervision tree (nested supervisors' children within) |
 //! | `/sys/restart` | param `{"id"}`: restarts that child |
 //! | `/sys/reload` | reloads the configuration; replies once it is applied (or refused) |
 //! | `/sys/stats` | [`SysStats`]: connections, calls, errors, restarts, dropped, uptime, version |
@@ -139,6 +139,9 @@ pub struct ChildEntry {
     pub uptime_ms: Option<u64>,
     /// Added at run time.
     pub dynamic: bool,
+    /// A nested supervisor's own children (empty for a worker).
+    #[serde(default)]
+    pub children: Vec<ChildEntry>,
 }
 
 impl From<&ChildInfo> for ChildEntry {
@@ -165,6 +168,7 @@ impl From<&ChildInfo> for ChildEntry {
             restarts: info.restarts,
             uptime_ms: info.started_at.map(|t| millis(t.elapsed())),
             dynamic: info.dynamic,
+            children: Vec::new(),
         }
     }
 }
@@ -254,7 +258,7 @@ impl Sys {
         let commander = route(
             commander,
             "/sys/children",
-            "the root supervisor's children: id, kind, state, restart, restarts, uptime_ms",
+            "the supervision tree: id, kind, state, restart, restarts, uptime_ms, children",
             |sys, _| Box::pin(async move { children(&sys).await }),
         );
         let commander = route(
@@ -353,13 +357,36 @@ fn help(req: &Request) -> crate::commander::CommandResult {
     json(&routes)
 }
 
+/// How deep `/sys/children` walks nested supervisors.
+const TREE_DEPTH: usize = 8;
+
+/// The children of `supervisor`, nested supervisors walked `depth` deep.
+fn tree(
+    supervisor: SupervisorRef,
+    depth: usize,
+) -> futures::future::LocalBoxFuture<'static, Result<Vec<ChildEntry>, crate::supervisor::Error>> {
+    Box::pin(async move {
+        let mut entries = Vec::new();
+        for info in supervisor.which_children().await? {
+            let mut entry = ChildEntry::from(&info);
+            if info.kind == ChildKind::Supervisor
+                && info.state == ChildState::Running
+                && depth > 0
+                && let Ok(Some(nested)) = supervisor.nested(&info.id).await
+            {
+                // A nested supervisor stopping meanwhile shows no children.
+                entry.children = tree(nested, depth - 1).await.unwrap_or_default();
+            }
+            entries.push(entry);
+        }
+        Ok(entries)
+    })
+}
+
 async fn children(sys: &Sys) -> crate::commander::CommandResult {
-    let children = sys
-        .root
-        .which_children()
+    let entries = tree(sys.root.clone(), TREE_DEPTH)
         .await
         .map_err(|e| CommandError::Failed(e.to_string()))?;
-    let entries: Vec<ChildEntry> = children.iter().map(ChildEntry::from).collect();
     json(&entries)
 }
 

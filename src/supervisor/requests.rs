@@ -160,6 +160,21 @@ impl Handler<DeleteChild> for Supervisor {
     }
 }
 
+/// The handle of a nested supervisor by id (see
+/// [`SupervisorRef::nested`](super::SupervisorRef::nested)).
+#[derive(Message)]
+#[rtype(result = "Option<super::child::ChildRef<Supervisor>>")]
+pub struct NestedSupervisor(pub String);
+
+impl Handler<NestedSupervisor> for Supervisor {
+    type Result = Option<super::child::ChildRef<Supervisor>>;
+
+    fn handle(&mut self, msg: NestedSupervisor, _: &mut Context<Self>) -> Self::Result {
+        let key = self.children.key_of(&msg.0)?;
+        self.children.get(key)?.spec.nested()
+    }
+}
+
 impl Handler<WhichChildren> for Supervisor {
     type Result = MessageResult<WhichChildren>;
 

@@ -255,6 +255,8 @@ pub(crate) trait ErasedSpec: Send + Sync {
     fn kind(&self) -> ChildKind;
     /// Creates an instance and spawns it on the current arbiter.
     fn start(&self, reporter: Option<Reporter>) -> Result<Rc<ChildCell>, ExitReason>;
+    /// The handle of this child if it is a nested supervisor.
+    fn nested(&self) -> Option<ChildRef<super::Supervisor>>;
 }
 
 impl<A: Actor<Context = Context<A>>> ErasedSpec for ChildSpec<A> {
@@ -269,6 +271,12 @@ impl<A: Actor<Context = Context<A>>> ErasedSpec for ChildSpec<A> {
     }
     fn kind(&self) -> ChildKind {
         self.kind
+    }
+    fn nested(&self) -> Option<ChildRef<super::Supervisor>> {
+        let handle: &dyn std::any::Any = &self.handle;
+        handle
+            .downcast_ref::<ChildRef<super::Supervisor>>()
+            .cloned()
     }
     fn start(&self, reporter: Option<Reporter>) -> Result<Rc<ChildCell>, ExitReason> {
         // A panicking factory is a failed start, not a crash of the supervisor.

@@ -8,7 +8,9 @@ use actix::{Actor, Context};
 use super::Supervisor;
 use super::child::ChildRef;
 use super::error::Error;
-use super::requests::{DeleteChild, KillChild, RestartChild, StartChild, StopChild, WhichChildren};
+use super::requests::{
+    DeleteChild, KillChild, NestedSupervisor, RestartChild, StartChild, StopChild, WhichChildren,
+};
 use super::spec::{ChildInfo, ChildSpec};
 
 /// A stable handle to a supervisor (valid across its restarts).
@@ -69,5 +71,12 @@ impl SupervisorRef {
     /// The children in start order.
     pub async fn which_children(&self) -> Result<Vec<ChildInfo>, Error> {
         Ok(self.0.ask(WhichChildren).await?)
+    }
+
+    /// The nested supervisor started as the child `id`, to walk the tree
+    /// (`None` if there is no such child or it is not a supervisor).
+    pub async fn nested(&self, id: &str) -> Result<Option<SupervisorRef>, Error> {
+        let child = self.0.ask(NestedSupervisor(id.to_owned())).await?;
+        Ok(child.map(SupervisorRef))
     }
 }

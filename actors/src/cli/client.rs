@@ -449,20 +449,7 @@ async fn sys(args: SysArgs, common: &Common) -> Result<(), Failure> {
                 "{:<24} {:<10} {:<10} {:>8} {:>12}",
                 "ID", "KIND", "STATE", "RESTARTS", "UPTIME"
             );
-            for c in value.as_array().into_iter().flatten() {
-                let uptime = c["uptime_ms"].as_u64().map_or_else(
-                    || "-".to_owned(),
-                    |ms| format!("{:.1}s", ms as f64 / 1000.0),
-                );
-                println!(
-                    "{:<24} {:<10} {:<10} {:>8} {:>12}",
-                    c["id"].as_str().unwrap_or("?"),
-                    c["kind"].as_str().unwrap_or("?"),
-                    c["state"].as_str().unwrap_or("?"),
-                    c["restarts"].as_u64().unwrap_or(0),
-                    uptime
-                );
-            }
+            print_tree(&value, 0);
         }
         _ => println!(
             "{}",
@@ -470,6 +457,27 @@ async fn sys(args: SysArgs, common: &Common) -> Result<(), Failure> {
         ),
     }
     Ok(())
+}
+
+/// `/sys/children` as a table, nested supervisors' children indented
+/// under them.
+fn print_tree(children: &serde_json::Value, depth: usize) {
+    for c in children.as_array().into_iter().flatten() {
+        let uptime = c["uptime_ms"].as_u64().map_or_else(
+            || "-".to_owned(),
+            |ms| format!("{:.1}s", ms as f64 / 1000.0),
+        );
+        let id = format!("{}{}", "  ".repeat(depth), c["id"].as_str().unwrap_or("?"));
+        println!(
+            "{:<24} {:<10} {:<10} {:>8} {:>12}",
+            id,
+            c["kind"].as_str().unwrap_or("?"),
+            c["state"].as_str().unwrap_or("?"),
+            c["restarts"].as_u64().unwrap_or(0),
+            uptime
+        );
+        print_tree(&c["children"], depth + 1);
+    }
 }
 
 /// Most messages waiting to be printed by `sub`; past it they are dropped
