@@ -9,7 +9,6 @@
 mod common;
 
 use std::cell::Cell;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
@@ -119,14 +118,10 @@ async fn modules_behind_one_front_door_survive_kills_edits_and_reloads() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _door = Door(child);
-    let port = serde_json::from_str::<serde_json::Value>(&line).unwrap()["port"]
+    let port = common::first_json_line(&mut child)["port"]
         .as_u64()
         .unwrap();
+    let _door = Door(child);
     let connect =
         || Client::connect(ClientOptions::new(format!("127.0.0.1:{port}")).request_timeout(LIMIT));
     let client = connect().await.unwrap();

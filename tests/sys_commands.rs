@@ -6,11 +6,13 @@
 //! scraped over HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use actix::prelude::*;
-use psvc::client::{Client, ClientOptions, Rpc};
+use common::{call, connect};
 use psvc::config::ConfigLoader;
 use psvc::frame::Status;
 use psvc::prelude::*;
@@ -96,26 +98,6 @@ async fn run(psvc_extra: &str, check: Check) {
         })
         .await;
     assert_eq!(status, ExitStatus::Success);
-}
-
-async fn connect(port: u16, password: &str) -> Result<Client, psvc::client::ConnectError> {
-    Client::connect(
-        ClientOptions::new(format!("127.0.0.1:{port}"))
-            .password(password)
-            .request_timeout(Duration::from_secs(20)),
-    )
-    .await
-}
-
-async fn call(client: &Client, url: &str, args: serde_json::Value) -> (Status, serde_json::Value) {
-    let reply = client
-        .rpc(Rpc::set(url).json(&args).unwrap())
-        .await
-        .unwrap();
-    (
-        reply.status,
-        serde_json::from_slice(&reply.param).unwrap_or_default(),
-    )
 }
 
 #[actix_rt::test]

@@ -7,32 +7,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use psvc::client::{Client, ClientOptions, Rpc};
+use common::{call, connect};
 use psvc::frame::Status;
-
-async fn connect(port: u16, token: &str) -> Result<Client, psvc::client::ConnectError> {
-    Client::connect(
-        ClientOptions::new(format!("127.0.0.1:{port}"))
-            .password(token)
-            .request_timeout(Duration::from_secs(10)),
-    )
-    .await
-}
-
-async fn call(client: &Client, url: &str, args: serde_json::Value) -> (Status, serde_json::Value) {
-    let reply = client
-        .rpc(Rpc::set(url).json(&args).unwrap())
-        .await
-        .unwrap();
-    (
-        reply.status,
-        serde_json::from_slice(&reply.param).unwrap_or_default(),
-    )
-}
 
 #[actix_rt::test]
 async fn the_bgpy_scenario_with_a_token_and_the_server_exiting_at_the_end() {
@@ -45,11 +24,7 @@ async fn the_bgpy_scenario_with_a_token_and_the_server_exiting_at_the_end() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port: u16 = serde_json::from_str::<serde_json::Value>(&line).unwrap()["port"]
+    let port = common::first_json_line(&mut child)["port"]
         .as_u64()
         .unwrap() as u16;
 

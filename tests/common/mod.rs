@@ -251,3 +251,44 @@ pub fn start_probes(
 pub mod net;
 pub mod peers;
 pub mod pki;
+
+/// Connects to a psvc server on 127.0.0.1:`port` with `password`
+/// (requests time out after 20 s).
+pub async fn connect(
+    port: u16,
+    password: &str,
+) -> Result<psvc::client::Client, psvc::client::ConnectError> {
+    psvc::client::Client::connect(
+        psvc::client::ClientOptions::new(format!("127.0.0.1:{port}"))
+            .password(password)
+            .request_timeout(Duration::from_secs(20)),
+    )
+    .await
+}
+
+/// An RPC SET of `args` as JSON: the reply's status and its param as JSON.
+pub async fn call(
+    client: &psvc::client::Client,
+    url: &str,
+    args: serde_json::Value,
+) -> (psvc::frame::Status, serde_json::Value) {
+    let reply = client
+        .rpc(psvc::client::Rpc::set(url).json(&args).unwrap())
+        .await
+        .unwrap();
+    (
+        reply.status,
+        serde_json::from_slice(&reply.param).unwrap_or_default(),
+    )
+}
+
+/// The first line a child process prints, as JSON (examples print
+/// `{"port": N, ...}` once they listen).
+pub fn first_json_line(child: &mut std::process::Child) -> serde_json::Value {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    serde_json::from_str(&line).unwrap()
+}
