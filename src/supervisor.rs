@@ -301,10 +301,11 @@ impl Supervisor {
                     self.escalate(key, reason, cause, ctx);
                     return;
                 }
-                let stable_after = self.backoff.stable_after();
                 let Some(slot) = self.children.get_mut(key) else {
                     return;
                 };
+                let backoff = slot.spec.backoff().unwrap_or(self.backoff);
+                let stable_after = backoff.stable_after();
                 if alive
                     || slot
                         .started_at
@@ -314,7 +315,7 @@ impl Supervisor {
                 }
                 let consecutive = slot.consecutive;
                 slot.consecutive = consecutive.saturating_add(1);
-                let delay = delay.unwrap_or_else(|| self.backoff.delay(consecutive, &mut self.rng));
+                let delay = delay.unwrap_or_else(|| backoff.delay(consecutive, &mut self.rng));
                 let keys = self.resolve(&scope, key);
                 self.restart_keys(keys, delay, ctx);
             }

@@ -211,3 +211,42 @@ fn backoff_keeps_growing_while_restarts_fail() {
         root.kill();
     });
 }
+
+#[test]
+fn a_child_with_its_own_backoff_follows_it_and_its_siblings_the_supervisors() {
+    run_paused(async {
+        let own = Arc::new(Mutex::new(Vec::new()));
+        let shared = Arc::new(Mutex::new(Vec::new()));
+        let (o, s) = (own.clone(), shared.clone());
+        let slow = ChildSpec::new("slow", move || Timed(o.clone())).backoff(Backoff::exponential(
+            Duration::from_millis(100),
+            Duration::from_millis(400),
+        ));
+        let plain = ChildSpec::new("plain", move || Timed(s.clone()));
+        let (slow_h, plain_h) = (slow.handle(), plain.handle());
+        let root = SupervisorSpec::new("root")
+            .intensity(100, Duration::from_secs(60))
+            .backoff(Backoff::exponential(
+                Duration::from_millis(10),
+                Duration::from_millis(40),
+            ))
+            .child(slow)
+            .child(plain)
+            .start_root();
+        until(|| own.lock().unwrap().len() == 1 && shared.lock().unwrap().len() == 1).await;
+        let got = delays(&slow_h, &own, 4).await;
+        let want = [100, 200, 400, 400].map(Duration::from_millis);
+        for (g, w) in got.iter().zip(want) {
+            assert!(within(*g, w), "own backoff: got {got:?}, want {want:?}");
+        }
+        let got = delays(&plain_h, &shared, 4).await;
+        let want = [10, 20, 40, 40].map(Duration::from_millis);
+        for (g, w) in got.iter().zip(want) {
+            assert!(
+                within(*g, w),
+                "supervisor's backoff: got {got:?}, want {want:?}"
+            );
+        }
+        root.shutdown().await;
+    });
+}

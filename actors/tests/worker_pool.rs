@@ -149,3 +149,31 @@ async fn edits_of_worker_entries_start_stop_and_restart_exactly_what_changed() {
     expect_sleeping("4242003", 0).await;
     assert!(running(&workers).await.is_empty());
 }
+
+#[actix_rt::test]
+async fn an_entry_sets_the_environment_and_a_bad_pair_is_rejected_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = tmp.path().join("psvc.conf");
+    let root = SupervisorSpec::new("root").start_root();
+    let workers = root
+        .handle()
+        .start_child(SupervisorSpec::new("workers").into_child())
+        .await
+        .unwrap();
+    let workers = SupervisorRef::from_child(workers);
+    let pool = WorkerPool::new(workers.clone()).start();
+    let out = tmp.path().join("env.txt");
+    let text = format!(
+        "[worker.e]\nprogram = sh\nargs = -c 'echo \"$WHO|$MODE\" > {}; exec sleep 4242011'\nenv = WHO=there MODE=\"day shift\"\nbackoff_min = 50ms\nbackoff_max = 1s\n\n[worker.bad]\nprogram = sleep\nargs = 4242012\nenv = NOEQUALS\n",
+        out.display()
+    );
+    let applied = pool.send(ApplyConfig(load(&conf, &text))).await.unwrap();
+    assert_eq!(applied.started, ["e"], "{applied:?}");
+    assert_eq!(applied.rejected.len(), 1);
+    assert_eq!(applied.rejected[0].0, "bad");
+    assert!(applied.rejected[0].1.contains("NOEQUALS"), "{applied:?}");
+    expect_sleeping("4242011", 1).await;
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "there|day shift\n");
+    root.shutdown().await;
+    assert!(sleeping("4242011").is_empty());
+}

@@ -136,6 +136,8 @@ pub struct ChildSpec<A: Actor<Context = Context<A>>> {
     mailbox: Mailbox,
     handle: ChildRef<A>,
     prepare: Option<child::Prepare<A>>,
+    /// This child's own restart delays, instead of its supervisor's.
+    backoff: Option<super::Backoff>,
 }
 
 impl<A: Actor<Context = Context<A>>> Clone for ChildSpec<A> {
@@ -149,6 +151,7 @@ impl<A: Actor<Context = Context<A>>> Clone for ChildSpec<A> {
             mailbox: self.mailbox,
             handle: self.handle.clone(),
             prepare: self.prepare,
+            backoff: self.backoff,
         }
     }
 }
@@ -198,7 +201,16 @@ impl<A: Actor<Context = Context<A>>> ChildSpec<A> {
             kind: ChildKind::Worker,
             mailbox,
             prepare: None,
+            backoff: None,
         }
+    }
+
+    /// Gives this child restart delays of its own (its failures and the
+    /// restarts they cause wait by this backoff instead of the
+    /// supervisor's; the supervisor's intensity still counts them).
+    pub fn backoff(mut self, backoff: super::Backoff) -> Self {
+        self.backoff = Some(backoff);
+        self
     }
 
     /// Sets the restart type.
@@ -257,6 +269,8 @@ pub(crate) trait ErasedSpec: Send + Sync {
     fn start(&self, reporter: Option<Reporter>) -> Result<Rc<ChildCell>, ExitReason>;
     /// The handle of this child if it is a nested supervisor.
     fn nested(&self) -> Option<ChildRef<super::Supervisor>>;
+    /// Its own backoff, if it has one.
+    fn backoff(&self) -> Option<super::Backoff>;
 }
 
 impl<A: Actor<Context = Context<A>>> ErasedSpec for ChildSpec<A> {
@@ -271,6 +285,9 @@ impl<A: Actor<Context = Context<A>>> ErasedSpec for ChildSpec<A> {
     }
     fn kind(&self) -> ChildKind {
         self.kind
+    }
+    fn backoff(&self) -> Option<super::Backoff> {
+        self.backoff
     }
     fn nested(&self) -> Option<ChildRef<super::Supervisor>> {
         let handle: &dyn std::any::Any = &self.handle;

@@ -8,6 +8,9 @@
 //! cwd = /opt/modules
 //! restart = permanent                      ; permanent | transient | temporary
 //! stop_timeout = 5s
+//! env = RUST_LOG=info MODE="day shift"     ; KEY=VALUE pairs, split as a shell would
+//! backoff_min = 100ms                      ; this worker's restart delays (default: its supervisor's)
+//! backoff_max = 10s
 //! forward = 127.0.0.1:4001                 ; serve /camera/… from the worker at this address
 //! watch = /opt/modules/camera.py           ; files whose change reloads it (default: program)
 //! reload_on_change = true
@@ -33,7 +36,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use psvc::service::ConfigReloaded;
-use psvc::supervisor::{Restart, SupervisorRef};
+use psvc::supervisor::{Backoff, Restart, SupervisorRef};
 use serde::{Deserialize, Serialize};
 
 use super::{ProcessWorker, WorkerCommand};
@@ -60,6 +63,12 @@ struct Entry {
     #[serde(default, with = "humantime_serde")]
     stop_timeout: Option<Duration>,
     #[serde(default)]
+    env: String,
+    #[serde(default, with = "humantime_serde")]
+    backoff_min: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    backoff_max: Option<Duration>,
+    #[serde(default)]
     forward: Option<String>,
     #[serde(default)]
     watch: Option<String>,
@@ -68,10 +77,11 @@ struct Entry {
 }
 
 /// A worker as the pool runs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 struct Declared {
     command: WorkerCommand,
     restart: Restart,
+    backoff: Option<Backoff>,
     /// Where the worker serves, for the front door.
     forward: Option<String>,
     /// Files whose change reloads the worker (absolute).
@@ -115,6 +125,22 @@ fn declared(value: serde_json::Value) -> Result<Declared, String> {
         return Err(format!("forward: {addr:?} is not an IP:PORT address"));
     }
     let mut command = WorkerCommand::new(entry.program);
+    for pair in shell_words::split(&entry.env).map_err(|e| format!("env: {e}"))? {
+        match pair.split_once('=') {
+            Some((key, value)) if !key.is_empty() => command = command.env(key, value),
+            _ => return Err(format!("env: {pair:?} is not KEY=VALUE")),
+        }
+    }
+    let backoff = match (entry.backoff_min, entry.backoff_max) {
+        (None, None) => None,
+        (min, max) => {
+            let min = min.unwrap_or(Duration::from_millis(100));
+            Some(Backoff::exponential(
+                min,
+                max.unwrap_or(min.max(Duration::from_secs(10))),
+            ))
+        }
+    };
     command.args = args;
     command.cwd = entry.cwd;
     if let Some(t) = entry.stop_timeout {
@@ -123,6 +149,7 @@ fn declared(value: serde_json::Value) -> Result<Declared, String> {
     Ok(Declared {
         command,
         restart,
+        backoff,
         forward: entry.forward,
         watch,
     })
@@ -374,8 +401,12 @@ impl Handler<ApplyConfig> for WorkerPool {
                         }
                         None => false,
                     };
-                    let spec = ProcessWorker::child_spec(name.clone(), declared.command.clone())
-                        .restart(declared.restart);
+                    let mut spec =
+                        ProcessWorker::child_spec(name.clone(), declared.command.clone())
+                            .restart(declared.restart);
+                    if let Some(backoff) = declared.backoff {
+                        spec = spec.backoff(backoff);
+                    }
                     match supervisor.start_child(spec).await {
                         Ok(_) => {
                             now.insert(name.clone(), declared.clone());
