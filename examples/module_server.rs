@@ -17,8 +17,9 @@
 //!
 //! Without `-c FILE` (or `$PSVC_CONFIG`), it writes a config with two
 //! modules on free loopback ports into a temporary directory and follows
-//! that one. Each module is this same program run as
-//! `module_server module NAME PORT`: a small psvc service answering
+//! that one (alpha on a loopback port, beta on a Unix-domain socket). Each
+//! module is this same program run as `module_server module NAME
+//! PORT|unix:/PATH`: a small psvc service answering
 //! `/hello` and `/slow` (`{"ms": N}`, replies after N ms). Any psvc or
 //! VSOA service can be a module: `[worker.NAME]` with its `program`,
 //! `args` and the `forward` address it serves on.
@@ -80,10 +81,11 @@ impl Service for FrontDoor {
     }
 }
 
-/// A module: answers `/hello` and `/slow` on its port.
+/// A module: answers `/hello` and `/slow` at its address.
 struct Module {
     name: String,
-    port: u16,
+    /// `127.0.0.1:PORT`, or `unix:/path`.
+    addr: String,
     server: Option<ServerHandle>,
 }
 
@@ -113,9 +115,9 @@ impl Service for Module {
         // Loopback only: the front door is its one client.
         let server = Server::new(Auth::anonymous())
             .commands(commands.commands())
-            .start(format!("127.0.0.1:{}", self.port))
+            .start(&self.addr)
             .await?;
-        println!("module {} serving on {}", self.name, server.local_addr());
+        println!("module {} serving on {}", self.name, self.addr);
         self.server = Some(server);
         Ok(())
     }
@@ -143,12 +145,16 @@ fn default_config() -> std::io::Result<std::path::PathBuf> {
     let mut text = String::from(
         "[PSVC]\nwatch_config = true\nlog_file = false\n\n[app]\nlisten = 127.0.0.1:0\n",
     );
-    for name in ["alpha", "beta"] {
-        let port = free_port()?;
+    let alpha = free_port()?;
+    let beta = format!("unix:{}", dir.join("beta.sock").display());
+    for (name, arg, forward) in [
+        ("alpha", alpha.to_string(), format!("127.0.0.1:{alpha}")),
+        ("beta", beta.clone(), beta),
+    ] {
         let watch = dir.join(format!("{name}.code"));
         std::fs::write(&watch, "1\n")?;
         text.push_str(&format!(
-            "\n[worker.{name}]\nprogram = {}\nargs = module {name} {port}\nforward = 127.0.0.1:{port}\nwatch = {}\nstop_timeout = 5s\n",
+            "\n[worker.{name}]\nprogram = {}\nargs = module {name} {arg}\nforward = {forward}\nwatch = {}\nstop_timeout = 5s\n",
             exe.display(),
             watch.display()
         ));
@@ -161,9 +167,13 @@ fn default_config() -> std::io::Result<std::path::PathBuf> {
 fn main() -> ExitStatus {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("module") {
-        let (Some(name), Some(port)) = (args.get(2), args.get(3).and_then(|p| p.parse().ok()))
-        else {
-            eprintln!("usage: module_server module NAME PORT");
+        // A port on 127.0.0.1, or a Unix-domain socket.
+        let addr = args.get(3).and_then(|a| match a.parse::<u16>() {
+            Ok(port) => Some(format!("127.0.0.1:{port}")),
+            Err(_) => a.starts_with("unix:/").then(|| a.clone()),
+        });
+        let (Some(name), Some(addr)) = (args.get(2), addr) else {
+            eprintln!("usage: module_server module NAME PORT|unix:/PATH");
             return ExitStatus::Usage;
         };
         let loader = psvc::config::ConfigLoader::new(format!("module-{name}"))
@@ -173,7 +183,7 @@ fn main() -> ExitStatus {
             .config(loader)
             .run(Module {
                 name: name.clone(),
-                port,
+                addr,
                 server: None,
             });
     }

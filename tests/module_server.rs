@@ -1,5 +1,5 @@
 //! The `module_server` example as a user runs it: two modules behind one
-//! front door; `kill -9` of one and it serves again; config edits (a
+//! front door (one on a loopback port, one on a Unix-domain socket); `kill -9` of one and it serves again; config edits (a
 //! module added, one removed) applied while a client sends requests
 //! continuously, none failing; a change of a module's code reloads it with
 //! no failed request, in flight or arriving meanwhile; and the system
@@ -28,13 +28,22 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn module(dir: &Path, name: &str, port: u16) -> String {
+/// A module entry: on a loopback port, or on a Unix-domain socket in `dir`
+/// when `port` is `None`.
+fn module(dir: &Path, name: &str, port: Option<u16>) -> String {
     let watch = dir.join(format!("{name}.code"));
     if !watch.exists() {
         std::fs::write(&watch, "1\n").unwrap();
     }
+    let (arg, forward) = match port {
+        Some(port) => (port.to_string(), format!("127.0.0.1:{port}")),
+        None => {
+            let unix = format!("unix:{}", dir.join(format!("{name}.sock")).display());
+            (unix.clone(), unix)
+        }
+    };
     format!(
-        "\n[worker.{name}]\nprogram = {}\nargs = module {name} {port}\nforward = 127.0.0.1:{port}\nwatch = {}\nstop_timeout = 5s\n",
+        "\n[worker.{name}]\nprogram = {}\nargs = module {name} {arg}\nforward = {forward}\nwatch = {}\nstop_timeout = 5s\n",
         common::example("module_server").display(),
         watch.display()
     )
@@ -107,9 +116,10 @@ async fn modules_behind_one_front_door_survive_kills_edits_and_reloads() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("psvc.conf");
     let (alpha, beta, gamma) = (
-        module(dir.path(), "alpha", free_port()),
-        module(dir.path(), "beta", free_port()),
-        module(dir.path(), "gamma", free_port()),
+        module(dir.path(), "alpha", Some(free_port())),
+        // beta serves on a Unix-domain socket.
+        module(dir.path(), "beta", None),
+        module(dir.path(), "gamma", Some(free_port())),
     );
     write_config(&conf, &[alpha.clone(), beta.clone()]);
     let mut child = Command::new(common::example("module_server"))

@@ -46,7 +46,8 @@ pub struct Forward {
 }
 
 impl Forward {
-    /// Forwards to the service at `addr` (a loopback `host:port`),
+    /// Forwards to the service at `addr` (a loopback `host:port`, or
+    /// `unix:/path` for a Unix-domain socket),
     /// reconnecting while it is down (after 10 ms, doubling up to 1 s).
     pub fn new(name: impl Into<String>, addr: impl Into<String>) -> Forward {
         let options = ClientOptions::new(addr)

@@ -99,6 +99,18 @@ async fn quick_socket(server: std::net::SocketAddr) -> io::Result<tokio::net::Ud
 }
 
 async fn establish_inner(options: &ClientOptions) -> Result<Established, ConnectError> {
+    if let Some(path) = options.addr.strip_prefix("unix:") {
+        if options.tls.is_some() {
+            return Err(ConnectError::Tls(
+                "TLS is not spoken on a Unix-domain socket".into(),
+            ));
+        }
+        let stream = tokio::net::UnixStream::connect(path)
+            .await
+            .map_err(|e| connect_error(&e, &options.addr))?;
+        let server = crate::net::io::UNIX_ADDR;
+        return handshake(options, Transport::Unix(stream), server, None).await;
+    }
     let resolved = super::resolve::resolve(&options.addr, options.position).await?;
     let addr = resolved.as_str();
     let tcp = match TcpStream::connect(addr).await {
@@ -131,10 +143,6 @@ async fn establish_inner(options: &ClientOptions) -> Result<Established, Connect
         },
         false => None,
     };
-    let quick_port = quick
-        .as_ref()
-        .and_then(|s| s.local_addr().ok())
-        .map(|a| a.port());
     let transport = match &options.tls {
         None => Transport::Plain(tcp),
         Some(tls) => {
@@ -146,6 +154,20 @@ async fn establish_inner(options: &ClientOptions) -> Result<Established, Connect
             Transport::TlsClient(Box::new(stream))
         }
     };
+    handshake(options, transport, server, quick).await
+}
+
+/// SERVINFO over `transport`: the password, the quick port; the reply.
+async fn handshake(
+    options: &ClientOptions,
+    transport: Transport,
+    server: std::net::SocketAddr,
+    quick: Option<tokio::net::UdpSocket>,
+) -> Result<Established, ConnectError> {
+    let quick_port = quick
+        .as_ref()
+        .and_then(|s| s.local_addr().ok())
+        .map(|a| a.port());
     let io = SharedIo::new(transport);
     let mut out = bytes::BytesMut::new();
     frame::encode(

@@ -316,7 +316,9 @@ impl Tunnel {
     }
 
     fn connected(&self, io: Transport, peer: SocketAddr, refused: u32) -> TunnelStream {
-        let _ = io.tcp().set_nodelay(true);
+        if let Some(tcp) = io.tcp() {
+            let _ = tcp.set_nodelay(true);
+        }
         if refused > 0 {
             tracing::info!(%peer, port = self.port, refused, "stream connected after refusals");
         } else {

@@ -1,4 +1,4 @@
-//! One connection's transport (plain TCP or TLS) shared by its read and write
+//! One connection's transport (plain TCP, TLS, or a Unix-domain socket) shared by its read and write
 //! halves inside one actor.
 //!
 //! An actor polls its read stream and its write sink from the same task, one
@@ -17,20 +17,33 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-/// A plain or TLS TCP stream.
+/// The address a Unix-domain server and its peers are given: this
+/// machine, no port.
+pub(crate) const UNIX_ADDR: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
+/// A plain or TLS TCP stream, or a Unix-domain stream.
 pub(crate) enum Transport {
     Plain(TcpStream),
     TlsServer(Box<tokio_rustls::server::TlsStream<TcpStream>>),
     TlsClient(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    Unix(tokio::net::UnixStream),
 }
 
 impl Transport {
-    pub(crate) fn tcp(&self) -> &TcpStream {
+    /// The TCP socket under it (none for a Unix-domain stream).
+    pub(crate) fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            Transport::Plain(s) => s,
-            Transport::TlsServer(s) => s.get_ref().0,
-            Transport::TlsClient(s) => s.get_ref().0,
+            Transport::Plain(s) => Some(s),
+            Transport::TlsServer(s) => Some(s.get_ref().0),
+            Transport::TlsClient(s) => Some(s.get_ref().0),
+            Transport::Unix(_) => None,
         }
+    }
+
+    /// Whether it is TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        matches!(self, Transport::TlsServer(_) | Transport::TlsClient(_))
     }
 
     /// Whether the peer presented a client certificate that rustls
@@ -46,7 +59,7 @@ impl Transport {
                 .1
                 .peer_certificates()
                 .is_some_and(|chain| !chain.is_empty()),
-            Transport::Plain(_) | Transport::TlsClient(_) => false,
+            Transport::Plain(_) | Transport::TlsClient(_) | Transport::Unix(_) => false,
         }
     }
 }
@@ -57,6 +70,7 @@ macro_rules! delegate {
             Transport::Plain($s) => $e,
             Transport::TlsServer($s) => $e,
             Transport::TlsClient($s) => $e,
+            Transport::Unix($s) => $e,
         }
     };
 }
@@ -99,10 +113,14 @@ impl SharedIo {
         })
     }
 
-    /// Runs `f` on the TCP socket (for socket options).
+    /// Runs `f` on the TCP socket (for socket options); an error for a
+    /// Unix-domain stream.
     pub(crate) fn with_tcp<T>(&self, f: impl FnOnce(&TcpStream) -> T) -> io::Result<T> {
         let stream = self.stream.try_borrow().map_err(busy)?;
-        Ok(f(stream.tcp()))
+        let tcp = stream
+            .tcp()
+            .ok_or_else(|| io::Error::other("not a TCP connection"))?;
+        Ok(f(tcp))
     }
 }
 

@@ -168,7 +168,7 @@ impl TunnelStream {
 
     /// Whether the stream is TLS.
     pub fn is_tls(&self) -> bool {
-        !matches!(self.io, Transport::Plain(_))
+        self.io.is_tls()
     }
 
     /// The other end's address.
@@ -176,7 +176,7 @@ impl TunnelStream {
     /// # Errors
     /// The socket is no longer connected.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.io.tcp().peer_addr()
+        self.tcp()?.peer_addr()
     }
 
     /// This end's address.
@@ -184,7 +184,13 @@ impl TunnelStream {
     /// # Errors
     /// The socket has no address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.io.tcp().local_addr()
+        self.tcp()?.local_addr()
+    }
+
+    fn tcp(&self) -> io::Result<&tokio::net::TcpStream> {
+        self.io
+            .tcp()
+            .ok_or_else(|| io::Error::other("not a TCP stream"))
     }
 
     /// Read and write halves usable from two tasks (over a lock, as

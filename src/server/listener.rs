@@ -20,11 +20,26 @@ use super::handle::{SessionRef, SessionTable};
 use super::session::Session;
 use super::shared::Shared;
 use super::stats::{ServerCounters, ServerStats};
-use crate::net::io::{Transport, tune};
+use crate::net::io::{Transport, UNIX_ADDR, tune};
+
+/// A bound listening socket, before the actor starts accepting on it.
+enum Bound {
+    Tcp(std::net::TcpListener),
+    /// A Unix-domain socket, and its path (removed when the listener stops).
+    Unix(std::os::unix::net::UnixListener, std::path::PathBuf),
+}
+
+/// What the accept loop accepts from.
+enum Acceptor {
+    Tcp(TcpListener),
+    Unix(tokio::net::UnixListener),
+}
 
 /// The listening socket as an actor; starts a [`Session`] per connection.
 pub struct Listener {
-    std: Option<std::net::TcpListener>,
+    std: Option<Bound>,
+    /// The Unix-domain socket's path, to remove when the listener stops.
+    unix: Option<std::path::PathBuf>,
     udp: Option<std::net::UdpSocket>,
     local: SocketAddr,
     shared: Rc<Shared>,
@@ -61,6 +76,23 @@ impl Listener {
             addr: addr.to_owned(),
             source,
         };
+        if let Some(path) = addr.strip_prefix("unix:") {
+            if server.tls.is_some() {
+                return Err(bind_err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "TLS is not served on a Unix-domain socket (its file permissions guard it)",
+                )));
+            }
+            let path = std::path::PathBuf::from(path);
+            let std = bind_unix(&path).map_err(bind_err)?;
+            return Ok(Self::new(
+                server,
+                Bound::Unix(std, path),
+                None,
+                UNIX_ADDR,
+                table,
+            ));
+        }
         let sockaddr = addr
             .parse::<SocketAddr>()
             .map_err(|e| bind_err(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
@@ -76,10 +108,10 @@ impl Listener {
         for _ in 0..attempts {
             let (std, local) = bind_tcp(sockaddr).map_err(bind_err)?;
             if !want_udp {
-                return Ok(Self::new(server, std, None, local, table));
+                return Ok(Self::new(server, Bound::Tcp(std), None, local, table));
             }
             match bind_udp(local) {
-                Ok(udp) => return Ok(Self::new(server, std, Some(udp), local, table)),
+                Ok(udp) => return Ok(Self::new(server, Bound::Tcp(std), Some(udp), local, table)),
                 Err(e) => last = Some(e),
             }
         }
@@ -90,12 +122,16 @@ impl Listener {
 
     fn new(
         server: Server,
-        std: std::net::TcpListener,
+        std: Bound,
         udp: Option<std::net::UdpSocket>,
         local: SocketAddr,
         table: Arc<SessionTable>,
     ) -> Self {
         Self {
+            unix: match &std {
+                Bound::Unix(_, path) => Some(path.clone()),
+                Bound::Tcp(_) => None,
+            },
             std: Some(std),
             udp,
             local,
@@ -123,7 +159,11 @@ impl Actor for Listener {
         let Some(std) = self.std.take() else {
             return ctx.stop();
         };
-        let listener = match TcpListener::from_std(std) {
+        let listener = match std {
+            Bound::Tcp(std) => TcpListener::from_std(std).map(Acceptor::Tcp),
+            Bound::Unix(std, _) => tokio::net::UnixListener::from_std(std).map(Acceptor::Unix),
+        };
+        let listener = match listener {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(addr = %self.local, error = %e, "listener could not start");
@@ -142,7 +182,8 @@ impl Actor for Listener {
                 }
             }
         }
-        tracing::info!(addr = %self.local, auth = self.shared.server.auth.kind(),
+        let unix = self.unix.as_ref().map(|p| p.display().to_string());
+        tracing::info!(addr = %self.local, ?unix, auth = self.shared.server.auth.kind(),
             tls = self.shared.server.tls.is_some(), quick = self.shared.quick.get().is_some(),
             "listening");
         ctx.spawn(accept_loop(listener, self.shared.clone()).into_actor(self));
@@ -154,6 +195,11 @@ impl Actor for Listener {
         self.shared.stopped.set(true);
         for s in self.shared.sessions() {
             s.close();
+        }
+        if let Some(path) = &self.unix
+            && let Err(e) = std::fs::remove_file(path)
+        {
+            tracing::debug!(path = %path.display(), error = %e, "socket file not removed");
         }
         tracing::info!(addr = %self.local, "listener stopped");
     }
@@ -172,6 +218,35 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<(std::net::TcpListener, SocketAddr)>
     let std: std::net::TcpListener = socket.into();
     let local = std.local_addr()?;
     Ok((std, local))
+}
+
+/// Binds a Unix-domain socket at `path`. A socket file nobody listens on
+/// (left by a crash) is replaced; a live one is an error, as is any other
+/// kind of file.
+fn bind_unix(path: &std::path::Path) -> io::Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "a server already listens on this socket",
+                ));
+            }
+            std::fs::remove_file(path)?;
+        }
+        Ok(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "the path exists and is not a socket",
+            ));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = std::os::unix::net::UnixListener::bind(path)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
 }
 
 fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
@@ -252,7 +327,22 @@ fn per_connection(e: &io::Error) -> bool {
     )
 }
 
-async fn accept_loop(listener: TcpListener, shared: Rc<Shared>) {
+impl Acceptor {
+    async fn accept(&self) -> io::Result<(Transport, SocketAddr)> {
+        match self {
+            Acceptor::Tcp(l) => {
+                let (stream, peer) = l.accept().await?;
+                Ok((Transport::Plain(stream), peer))
+            }
+            Acceptor::Unix(l) => {
+                let (stream, _) = l.accept().await?;
+                Ok((Transport::Unix(stream), UNIX_ADDR))
+            }
+        }
+    }
+}
+
+async fn accept_loop(listener: Acceptor, shared: Rc<Shared>) {
     let options = &shared.server.options;
     let permits = Arc::new(Semaphore::new(options.max_connections.max(1)));
     let mut pause = Duration::from_millis(5);
@@ -279,12 +369,7 @@ async fn accept_loop(listener: TcpListener, shared: Rc<Shared>) {
     }
 }
 
-fn open(
-    shared: &Rc<Shared>,
-    stream: tokio::net::TcpStream,
-    peer: SocketAddr,
-    permit: OwnedSemaphorePermit,
-) {
+fn open(shared: &Rc<Shared>, stream: Transport, peer: SocketAddr, permit: OwnedSemaphorePermit) {
     let Some(slot) = shared.begin_handshake(peer.ip()) else {
         let stats = &shared.server.stats;
         stats.dropped(
@@ -294,6 +379,11 @@ fn open(
         return;
     };
     let options = &shared.server.options;
+    let stream = match stream {
+        Transport::Plain(stream) => stream,
+        // No TLS on a Unix-domain socket (refused at bind).
+        other => return Session::spawn(shared.clone(), other, peer, permit, slot),
+    };
     tune(&stream, options.nodelay, options.tcp_keepalive);
     match &shared.server.tls {
         None => Session::spawn(shared.clone(), Transport::Plain(stream), peer, permit, slot),
@@ -357,7 +447,8 @@ impl ServerHandle {
         self.stats.snapshot()
     }
 
-    /// The bound address (the real port when bound to port 0).
+    /// The bound address (the real port when bound to port 0);
+    /// `127.0.0.1:0` for a Unix-domain socket.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
     }
@@ -407,7 +498,10 @@ impl Handler<StopListener> for Listener {
 }
 
 impl Server {
-    /// Binds `addr` and starts the listener on the current arbiter.
+    /// Binds `addr` and starts the listener on the current arbiter:
+    /// `IP:PORT`, or `unix:/path` for a Unix-domain socket (no TLS, no
+    /// quick channel; peers read as `127.0.0.1:0`; a stale socket file is
+    /// replaced, and the file is removed when the listener stops).
     ///
     /// # Errors
     /// [`ServerError::Bind`] if the address cannot be bound.

@@ -134,12 +134,15 @@ impl Session {
         permit: OwnedSemaphorePermit,
         handshake: HandshakeSlot,
     ) {
-        let tls = !matches!(stream, Transport::Plain(_));
-        let local_ip = stream
-            .tcp()
-            .local_addr()
-            .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |a| a.ip());
-        let quick = if tls {
+        let tls = stream.is_tls();
+        // A Unix-domain peer is on this machine: its streams bind loopback.
+        let local_ip = match stream.tcp() {
+            Some(tcp) => tcp
+                .local_addr()
+                .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |a| a.ip()),
+            None => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        };
+        let quick = if tls || stream.tcp().is_none() {
             None
         } else {
             shared.quick.get().cloned()
@@ -823,7 +826,9 @@ impl Session {
     }
 
     fn apply_priority(&mut self, priority: u8) {
-        if let Err(e) = set_priority_tos(self.conn.get_ref().tcp(), priority) {
+        if let Some(tcp) = self.conn.get_ref().tcp()
+            && let Err(e) = set_priority_tos(tcp, priority)
+        {
             tracing::debug!(error = %e, "IP_TOS not set");
         }
     }

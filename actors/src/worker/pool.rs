@@ -11,7 +11,7 @@
 //! env = RUST_LOG=info MODE="day shift"     ; KEY=VALUE pairs, split as a shell would
 //! backoff_min = 100ms                      ; this worker's restart delays (default: its supervisor's)
 //! backoff_max = 10s
-//! forward = 127.0.0.1:4001                 ; serve /camera/… from the worker at this address
+//! forward = 127.0.0.1:4001                 ; serve /camera/… from the worker here (or unix:/run/camera.sock)
 //! watch = /opt/modules/camera.py           ; files whose change reloads it (default: program)
 //! reload_on_change = true
 //! ```
@@ -121,8 +121,13 @@ fn declared(value: serde_json::Value) -> Result<Declared, String> {
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(addr) = &entry.forward
         && addr.parse::<std::net::SocketAddr>().is_err()
+        && !addr
+            .strip_prefix("unix:")
+            .is_some_and(|p| p.starts_with('/'))
     {
-        return Err(format!("forward: {addr:?} is not an IP:PORT address"));
+        return Err(format!(
+            "forward: {addr:?} is neither IP:PORT nor unix:/absolute/path"
+        ));
     }
     let mut command = WorkerCommand::new(entry.program);
     for pair in shell_words::split(&entry.env).map_err(|e| format!("env: {e}"))? {
