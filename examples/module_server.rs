@@ -74,9 +74,7 @@ impl Service for FrontDoor {
     }
 
     async fn destroy(&mut self, _: &mut ServiceContext) -> Result<(), BoxError> {
-        if let Some(server) = self.server.take() {
-            server.stop();
-        }
+        stop(&mut self.server);
         Ok(())
     }
 }
@@ -123,10 +121,15 @@ impl Service for Module {
     }
 
     async fn destroy(&mut self, _: &mut ServiceContext) -> Result<(), BoxError> {
-        if let Some(server) = self.server.take() {
-            server.stop();
-        }
+        stop(&mut self.server);
         Ok(())
+    }
+}
+
+/// Stops the server, if one was started.
+fn stop(server: &mut Option<ServerHandle>) {
+    if let Some(server) = server.take() {
+        server.stop();
     }
 }
 

@@ -69,14 +69,7 @@ impl Drop for Door {
 }
 
 async fn hello(client: &Client, name: &str) -> (Status, serde_json::Value) {
-    let reply = client
-        .rpc(Rpc::get(&format!("/{name}/hello")))
-        .await
-        .unwrap();
-    (
-        reply.status,
-        serde_json::from_slice(&reply.param).unwrap_or_default(),
-    )
+    common::call(client, &format!("/{name}/hello"), serde_json::Value::Null).await
 }
 
 /// Calls `/NAME/hello` until it answers from a process other than `not`

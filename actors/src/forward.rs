@@ -136,7 +136,12 @@ impl Forward {
     }
 
     async fn forward(&self, req: Request, prefix: &str) -> CommandResult {
-        let Ok(_in_flight) = tokio::time::timeout(self.timeout, self.gate.read()).await else {
+        // Uncontended (no reload under way): no timer on the hot path.
+        let in_flight = match self.gate.try_read() {
+            Ok(guard) => Ok(guard),
+            Err(_) => tokio::time::timeout(self.timeout, self.gate.read()).await,
+        };
+        let Ok(_in_flight) = in_flight else {
             return Err(CommandError::status(
                 Status::NO_RESPONDING,
                 format!(

@@ -67,10 +67,12 @@ async fn expect_sleeping(arg: &str, n: usize) -> Vec<u32> {
     }
 }
 
-#[actix_rt::test]
-async fn edits_of_worker_entries_start_stop_and_restart_exactly_what_changed() {
-    let tmp = tempfile::tempdir().unwrap();
-    let conf = tmp.path().join("psvc.conf");
+/// A root, a `workers` supervisor under it, and a pool over that.
+async fn pool() -> (
+    psvc::supervisor::RootSupervisor,
+    SupervisorRef,
+    actix::Addr<WorkerPool>,
+) {
     let root = SupervisorSpec::new("root").start_root();
     let workers = root
         .handle()
@@ -79,6 +81,14 @@ async fn edits_of_worker_entries_start_stop_and_restart_exactly_what_changed() {
         .unwrap();
     let workers = SupervisorRef::from_child(workers);
     let pool = WorkerPool::new(workers.clone()).start();
+    (root, workers, pool)
+}
+
+#[actix_rt::test]
+async fn edits_of_worker_entries_start_stop_and_restart_exactly_what_changed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = tmp.path().join("psvc.conf");
+    let (_root, workers, pool) = pool().await;
 
     let first = load(
         &conf,
@@ -154,14 +164,7 @@ async fn edits_of_worker_entries_start_stop_and_restart_exactly_what_changed() {
 async fn an_entry_sets_the_environment_and_a_bad_pair_is_rejected_by_name() {
     let tmp = tempfile::tempdir().unwrap();
     let conf = tmp.path().join("psvc.conf");
-    let root = SupervisorSpec::new("root").start_root();
-    let workers = root
-        .handle()
-        .start_child(SupervisorSpec::new("workers").into_child())
-        .await
-        .unwrap();
-    let workers = SupervisorRef::from_child(workers);
-    let pool = WorkerPool::new(workers.clone()).start();
+    let (root, _workers, pool) = pool().await;
     let out = tmp.path().join("env.txt");
     let text = format!(
         "[worker.e]\nprogram = sh\nargs = -c 'echo \"$WHO|$MODE\" > {}; exec sleep 4242011'\nenv = WHO=there MODE=\"day shift\"\nbackoff_min = 50ms\nbackoff_max = 1s\n\n[worker.bad]\nprogram = sleep\nargs = 4242012\nenv = NOEQUALS\n",
